@@ -1,0 +1,255 @@
+"""ADAE on MNIST: parse flags, then data -> model -> solver (train, evaluate, write results)."""
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")      # keep TensorFlow's start-up chatter out of the log
+os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")      # same seed, same data -> same scores
+
+EXIT_USAGE, EXIT_FAILED = 2, 1
+
+
+class UsageError(Exception):
+    """A user mistake: printed as one line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+def digit_or_all(text):
+    if text == "all":
+        return "all"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a digit 0-9 or 'all', got {text!r}") from None
+    if not 0 <= value <= 9:
+        raise argparse.ArgumentTypeError(f"digit must be 0-9, got {value}")
+    return value
+
+
+def bounded(kind, low=None, high=None, low_open=False):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {text!r}") from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if low is not None and (value < low or (low_open and value == low)):
+            raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {low}, got {value}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be <= {high}, got {value}")
+        return value
+    return parse
+
+
+def build_parser():
+    p = Parser(description="Anomaly Detection with Adversarial Dual Autoencoders (ADAE) on MNIST.")
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default="auto", help="auto (Keras cache/download, else embedded), embedded, "
+                   "or a path: mnist.npz or a folder of the four MNIST IDX files")
+    g.add_argument("--datnorm", action=argparse.BooleanOptionalAction, default=True,
+                   help="scale 8-bit pixels to [0, 1] (divide by 255); --no-datnorm uses data already in [0, 1]")
+    g.add_argument("--normal", type=digit_or_all, help="digit K is normal, the other nine anomalous "
+                   "(default protocol, K=1); 'all' runs K=0..9")
+    g.add_argument("--anomaly", type=digit_or_all, help="digit K is anomalous, the other nine normal "
+                   "(the paper's protocol); 'all' runs K=0..9")
+    g = p.add_argument_group("model")
+    g.add_argument("--ksize", type=bounded(int, 1, 9), default=3, help="convolution kernel size")
+    g.add_argument("--objective", choices=["equilibrium", "paper", "autoencoder"], default="equilibrium",
+                   help="equilibrium: the paper's losses with BEGAN's k_t on D's fake term (default); "
+                   "paper: the literal losses (k=1); autoencoder: G alone")
+    g.add_argument("--gamma", type=bounded(float, 0, low_open=True), default=0.5,
+                   help="equilibrium target ratio of D's fake to real error")
+    g.add_argument("--lambda-k", type=bounded(float, 0), default=1e-3, help="learning rate of k_t")
+    g.add_argument("--code-channels", type=bounded(int, 0, 64), default=0,
+                   help="channels of an extra 7x7 code layer (0: the reference's 7x7x64 code)")
+    g.add_argument("--bn-momentum", type=bounded(float, 0, 0.9999), default=0.9,
+                   help="momentum of batch-norm moving averages")
+    g = p.add_argument_group("optimizer")
+    g.add_argument("--batch", type=bounded(int, 1), default=32, help="mini-batch size")
+    g.add_argument("--epoch", type=bounded(int, 0), default=100, help="training epochs")
+    g.add_argument("--lr", type=bounded(float, 0, 1, low_open=True), default=1e-4, help="Adam learning rate")
+    g.add_argument("--beta1", type=bounded(float, 0, 0.9999), default=0.9, help="Adam beta1 (paper: 0.5)")
+    g.add_argument("--seed", type=bounded(int, 0), default=0, help="seed of weights and batch order")
+    g.add_argument("--seeds", type=bounded(int, 1, 100), default=1, help="repeat each experiment with seeds "
+                   "seed..seed+N-1")
+    g = p.add_argument_group("evaluation")
+    g.add_argument("--baselines", action="store_true", help="also fit PCA, kNN, OC-SVM, Isolation Forest and "
+                   "a conv autoencoder on the same images")
+    g = p.add_argument_group("output")
+    g.add_argument("--logdir", default="Checkpoint", help="root of TensorBoard logs and checkpoints")
+    g.add_argument("--results", default="results", help="root of result folders")
+    g.add_argument("--name", help="run name (default: <data>_<protocol><digit>); never overwritten")
+    g.add_argument("--summary-every", type=bounded(int, 1), default=20, help="write scalar summaries every K steps")
+    g.add_argument("--keep-checkpoints", type=bounded(int, 1), default=3, help="checkpoints kept per run")
+    g = p.add_argument_group("system")
+    g.add_argument("--threads", type=bounded(int, 0, 256), default=0, help="intra-op threads (0: one per core)")
+    g.add_argument("--xla", action="store_true", help="XLA JIT compilation of the session graph")
+    g.add_argument("--bf16", action="store_true", help="oneDNN automatic bfloat16 mixed precision")
+    return p
+
+
+def parse_args(argv):
+    """Parse and check flags; raise UsageError with one line on a bad value."""
+    args = build_parser().parse_args(argv)
+    if args.normal is not None and args.anomaly is not None:
+        raise UsageError("choose one protocol: --normal K or --anomaly K, not both")
+    if args.normal is None and args.anomaly is None:
+        args.normal = 1
+    args.protocol = "normal" if args.normal is not None else "anomaly"
+    args.digits = list(range(10)) if getattr(args, args.protocol) == "all" else [getattr(args, args.protocol)]
+    if args.name is not None and (not args.name or os.sep in args.name or args.name.startswith(".")):
+        raise UsageError(f"--name must be a plain folder name, got {args.name!r}")
+    if args.data not in ("auto", "embedded") and not os.path.exists(args.data):
+        raise UsageError(f"--data {args.data} does not exist")
+    for flag, root in (("--results", args.results), ("--logdir", args.logdir)):
+        check_writable(flag, root)
+    return args
+
+
+def check_writable(flag, root):
+    """Refuse a root that cannot be created or written, without creating anything."""
+    path = os.path.abspath(root)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path) or not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {root} is not writable")
+
+
+def unique_name(name, roots):
+    """name, name_2, name_3, ...: the first that exists under none of the roots."""
+    candidate, n = name, 1
+    while any(os.path.exists(os.path.join(r, candidate)) for r in roots):
+        n += 1
+        candidate = f"{name}_{n}"
+    return candidate
+
+
+def run_experiment(args, arrays, source, digit, seed, name, log=print):
+    """Train ADAE on one protocol and seed, evaluate it (and baselines) and write results/<name>."""
+    import numpy as np
+    import tensorflow as tf
+
+    from source import baselines, datamanager, metrics, solver
+    from source.neuralnet import ADAE
+
+    timings = {}
+    t = time.time()
+    kwargs = {args.protocol: digit}
+    data = datamanager.Dataset(*arrays, datnorm=args.datnorm, source=source, **kwargs)
+    timings["data"] = time.time() - t
+    results_dir = os.path.join(args.results, name)
+    ckpt_dir = os.path.join(args.logdir, name)
+    os.makedirs(results_dir)
+    os.makedirs(ckpt_dir)
+    config = {k: v for k, v in vars(args).items() if k not in ("digits",)}
+    config.update(digit=digit, seed=seed, name=name)
+    solver.write_json(config, os.path.join(ckpt_dir, "config.json"))
+
+    t = time.time()
+    model_kwargs = dict(ksize=args.ksize, lr=args.lr, beta1=args.beta1, gamma=args.gamma, lambda_k=args.lambda_k,
+                        bn_momentum=args.bn_momentum, code_channels=args.code_channels, seed=seed,
+                        keep_checkpoints=args.keep_checkpoints, threads=args.threads, xla=args.xla, bf16=args.bf16)
+    model = ADAE(objective=args.objective, **model_kwargs)
+    timings["graph_build"] = time.time() - t
+    log(f"[model] {args.objective} objective; parameters G {model.n_params_g:,}  D {model.n_params_d:,}")
+    log(f"[data] {data.protocol} {digit}: {data.counts()}")
+
+    t = time.time()
+    train_kwargs = dict(epochs=args.epoch, batch_size=args.batch, seed=seed, summary_every=args.summary_every)
+    history = solver.train(model, data, ckpt_dir, results_dir, log=log, **train_kwargs)
+    timings["training"] = time.time() - t
+    trained = sum(h["images_per_second"] * h["seconds"] for h in history)
+    timings["training_images_per_second"] = trained / max(1e-9, sum(h["seconds"] for h in history))
+    timings["per_epoch_extras"] = sum(h.get("extra_seconds", 0.0) for h in history)
+
+    result, eval_timings = solver.evaluate(model, data, results_dir, history, log=log)
+    timings.update(eval_timings)
+    model.close()
+
+    baseline_results = {}
+    if args.baselines:
+        t = time.time()
+        scores = baselines.classic_scores(data.x_train, data.x_test, seed)
+        ae = ADAE(objective="autoencoder", **model_kwargs)
+        solver.train(ae, data, os.path.join(ckpt_dir, "conv_ae"), os.path.join(results_dir, "conv_ae"),
+                     log=lambda line: None, **train_kwargs)
+        scores["ConvAE"] = ae.run_scores(data.x_test, names=("x_gx",))["x_gx"]
+        ae.close()
+        baseline_results = {m: metrics.ranking_metrics(data.anomalous_test, s) for m, s in scores.items()}
+        from source import plots
+        bars = {"ADAE": result["AUROC"], **{m: r["AUROC"] for m, r in baseline_results.items()}}
+        plots.bar_chart(bars, None, os.path.join(results_dir, "baselines.png"), f"{data.protocol} {digit}: test AUROC")
+        timings["baselines"] = time.time() - t
+
+    summary = {
+        "name": name, "metrics": result, "threshold": result["threshold"], "baselines": baseline_results,
+        "data": {"source": source, "protocol": data.protocol, "digit": digit, **data.counts()},
+        "config": config, "model": model.config, "seed": seed,
+        "parameters": {"G": model.n_params_g, "D": model.n_params_d},
+        "final_epoch": history[-1] if history else None, "timings": timings,
+        "versions": {"tensorflow": tf.__version__, "numpy": np.__version__, "python": platform.python_version()},
+    }
+    solver.write_json(summary, os.path.join(results_dir, "summary.json"))
+    if baseline_results:
+        log(f"[baselines] {'method':16s} AUROC   AUPRC")
+        for m, r in [("ADAE", result)] + list(baseline_results.items()):
+            log(f"[baselines] {m:16s} {r['AUROC']:.4f}  {r['AUPRC']:.4f}")
+    log(f"[test] AUROC {result['AUROC']:.4f}  AUPRC {result['AUPRC']:.4f}  "
+        f"F1 {result['F1']:.4f} (threshold {result['threshold']:.4f})")
+    log(f"[test] results: {results_dir}")
+    return summary
+
+
+def main(argv=None):
+    try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+        from source import datamanager
+        try:
+            arrays, source = datamanager.load_mnist(args.data)
+            for digit in args.digits:      # a protocol that leaves no training images fails before any run
+                datamanager.Dataset(*arrays, datnorm=args.datnorm, **{args.protocol: digit})
+        except datamanager.DataError as err:
+            raise UsageError(str(err)) from None
+    except UsageError as err:
+        print(f"run.py: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+    from source import solver, sweep
+    default = f"{source['name'] if source['name'] != 'keras' else 'mnist'}_{args.protocol}"
+    default += "all" if len(args.digits) > 1 else str(args.digits[0])
+    name = unique_name(args.name or default, [args.results, args.logdir])
+    sweeping = len(args.digits) > 1 or args.seeds > 1
+    try:
+        rows = []
+        for digit in args.digits:
+            for seed in range(args.seed, args.seed + args.seeds):
+                run_name = os.path.join(name, f"{args.protocol}{digit}_seed{seed}") if sweeping else name
+                summary = run_experiment(args, arrays, source, digit, seed, run_name)
+                methods = {"ADAE": summary["metrics"], **summary["baselines"]}
+                rows += [{"protocol": args.protocol, "digit": digit, "seed": seed, "method": m,
+                          "AUROC": r["AUROC"], "AUPRC": r["AUPRC"]} for m, r in methods.items()]
+        if sweeping:
+            tab = sweep.write(rows, os.path.join(args.results, name), args.protocol)
+            for method, per_class in tab.items():
+                print(f"[sweep] {method:16s} mean AUROC {sum(v[0] for v in per_class.values()) / len(per_class):.4f}")
+            print(f"[sweep] results: {os.path.join(args.results, name)}")
+    except solver.Interrupted as err:
+        print(f"run.py: interrupted; checkpoint {err.checkpoint}", file=sys.stderr)
+        return 128 + err.signum
+    except solver.TrainingError as err:
+        print(f"run.py: error: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

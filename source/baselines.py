@@ -1,0 +1,45 @@
+"""Classic anomaly detectors fitted on the same normal training images that ADAE sees."""
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.ensemble import IsolationForest
+from sklearn.neighbors import NearestNeighbors
+from sklearn.svm import OneClassSVM
+
+# Settings fixed in advance (no tuning on any split): common defaults for MNIST-sized pixels.
+PCA_VARIANCE = 0.90      # components that keep 90% of the training variance
+KNN_K = 5                # mean distance to the 5 nearest training images
+OCSVM_NU = 0.1
+
+
+def pca_error(x_train, x_test, seed=0):
+    """Reconstruction error of a PCA fitted on the normal training images."""
+    pca = PCA(n_components=PCA_VARIANCE, svd_solver="full", random_state=seed).fit(x_train)
+    recon = pca.inverse_transform(pca.transform(x_test))
+    return np.linalg.norm(x_test - recon, axis=1)
+
+
+def knn_distance(x_train, x_test, seed=0):
+    """Mean Euclidean distance to the k nearest normal training images."""
+    nn = NearestNeighbors(n_neighbors=min(KNN_K, len(x_train))).fit(x_train)
+    return nn.kneighbors(x_test)[0].mean(axis=1)
+
+
+def ocsvm(x_train, x_test, seed=0):
+    """Negative decision function of an RBF One-Class SVM."""
+    return -OneClassSVM(kernel="rbf", gamma="scale", nu=OCSVM_NU).fit(x_train).decision_function(x_test)
+
+
+def isolation_forest(x_train, x_test, seed=0):
+    """Negative score_samples of an Isolation Forest (higher = more anomalous)."""
+    forest = IsolationForest(n_estimators=200, random_state=seed).fit(x_train)
+    return -forest.score_samples(x_test)
+
+
+CLASSIC = {"PCA": pca_error, "kNN": knn_distance, "OC-SVM": ocsvm, "IsolationForest": isolation_forest}
+
+
+def classic_scores(x_train, x_test, seed=0, methods=CLASSIC):
+    """Fit every classic detector on x_train and score x_test; images are flattened."""
+    flat_train = x_train.reshape(len(x_train), -1).astype(np.float64)
+    flat_test = x_test.reshape(len(x_test), -1).astype(np.float64)
+    return {name: np.asarray(fn(flat_train, flat_test, seed), np.float64) for name, fn in methods.items()}

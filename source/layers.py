@@ -1,0 +1,75 @@
+"""TF1-style layer helpers on tf.compat.v1.get_variable (no Keras layers)."""
+import tensorflow as tf
+
+tf1 = tf.compat.v1
+
+
+def _init(seed):
+    # He-normal suits ReLU stacks; the op-level seed makes initial weights reproducible.
+    return tf1.variance_scaling_initializer(scale=2.0, mode="fan_in", distribution="truncated_normal", seed=seed)
+
+
+def conv2d(x, out_channels, ksize, stride=1, name="conv", seed=None):
+    """Same-padded 2-D convolution with bias."""
+    in_channels = x.shape[-1]
+    with tf1.variable_scope(name):
+        w = tf1.get_variable("weight", [ksize, ksize, in_channels, out_channels], initializer=_init(seed))
+        b = tf1.get_variable("bias", [out_channels], initializer=tf1.zeros_initializer())
+        return tf.nn.conv2d(x, w, strides=[1, stride, stride, 1], padding="SAME") + b
+
+
+def conv2d_transpose(x, out_channels, ksize, stride=2, name="deconv", seed=None):
+    """Same-padded transposed convolution that multiplies height and width by stride."""
+    in_channels = x.shape[-1]
+    with tf1.variable_scope(name):
+        w = tf1.get_variable("weight", [ksize, ksize, out_channels, in_channels], initializer=_init(seed))
+        b = tf1.get_variable("bias", [out_channels], initializer=tf1.zeros_initializer())
+        shape = tf.shape(x)
+        out_shape = tf.stack([shape[0], shape[1] * stride, shape[2] * stride, out_channels])
+        y = tf.nn.conv2d_transpose(x, w, out_shape, strides=[1, stride, stride, 1], padding="SAME")
+        y = tf.reshape(y, [-1, x.shape[1] * stride, x.shape[2] * stride, out_channels])
+        return y + b
+
+
+def batch_norm(x, training, update_stats=True, momentum=0.9, epsilon=1e-3, name="bn"):
+    """Fused batch norm: batch statistics when training (a Python bool), moving averages otherwise.
+
+    Moving-average updates go to UPDATE_OPS under the variable scope, so each optimizer
+    runs the updates of its own network. A call with update_stats=False shares the
+    variables but leaves the averages alone (D applied to G(x) must not mix fake
+    statistics into the averages D uses at test time on the same inputs).
+    """
+    channels = x.shape[-1]
+    with tf1.variable_scope(name, reuse=tf1.AUTO_REUSE):
+        gamma = tf1.get_variable("gamma", [channels], initializer=tf1.ones_initializer())
+        beta = tf1.get_variable("beta", [channels], initializer=tf1.zeros_initializer())
+        moving_mean = tf1.get_variable("moving_mean", [channels], initializer=tf1.zeros_initializer(),
+                                       trainable=False)
+        moving_var = tf1.get_variable("moving_variance", [channels], initializer=tf1.ones_initializer(),
+                                      trainable=False)
+
+    if training:
+        y, mean, var = tf1.nn.fused_batch_norm(x, gamma, beta, epsilon=epsilon, is_training=True)
+        if update_stats:
+            decay = 1.0 - momentum
+            tf1.add_to_collection(tf1.GraphKeys.UPDATE_OPS, tf1.assign_sub(moving_mean, decay * (moving_mean - mean)))
+            tf1.add_to_collection(tf1.GraphKeys.UPDATE_OPS, tf1.assign_sub(moving_var, decay * (moving_var - var)))
+        return y
+    y, _, _ = tf1.nn.fused_batch_norm(x, gamma, beta, mean=moving_mean, variance=moving_var,
+                                      epsilon=epsilon, is_training=False)
+    return y
+
+
+def max_pool(x, name="pool"):
+    """2x2 max pooling with stride 2."""
+    return tf.nn.max_pool2d(x, ksize=2, strides=2, padding="SAME", name=name)
+
+
+def relu(x):
+    """Rectified linear unit."""
+    return tf.nn.relu(x)
+
+
+def sigmoid(x):
+    """Logistic sigmoid for outputs in [0, 1]."""
+    return tf.nn.sigmoid(x)

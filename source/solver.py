@@ -1,0 +1,257 @@
+"""Training loop and evaluation: TensorBoard summaries, checkpoints, metrics, result files."""
+import csv
+import json
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from source import metrics, plots
+
+tf1 = tf.compat.v1
+N_RESTORE = 8        # validation images shown in the restoration grids
+N_GRID = 16          # examples per sample grid
+
+
+class TrainingError(RuntimeError):
+    """Training stopped on purpose (non-finite loss); the message names the step and checkpoint."""
+
+
+class Interrupted(RuntimeError):
+    """Training was interrupted by a signal after a checkpoint was written."""
+
+    def __init__(self, signum, checkpoint):
+        super().__init__(f"interrupted by signal {signum}; checkpoint {checkpoint}")
+        self.signum, self.checkpoint = signum, checkpoint
+
+
+class StopFlag:
+    """Turns SIGINT/SIGTERM into a flag the loop checks between iterations."""
+
+    def __init__(self):
+        self.signum = None
+        self._previous = {}
+
+    def __enter__(self):
+        for s in (signal.SIGINT, signal.SIGTERM):
+            self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+
+
+def write_json(obj, path):
+    """Write JSON atomically (temporary name, then rename)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, default=_jsonable)
+    os.replace(tmp, path)
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def write_csv(rows, header, path):
+    """Write rows under a header atomically."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _rng_state(rng):
+    name, keys, pos, has_gauss, cached = rng.get_state()
+    return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+
+
+def _set_rng_state(rng, state):
+    name, keys, pos, has_gauss, cached = state
+    rng.set_state((name, np.asarray(keys, np.uint32), pos, has_gauss, cached))
+
+
+def train(model, data, ckpt_dir, results_dir, epochs=100, batch_size=32, seed=0,
+          summary_every=20, resume=False, log=print):
+    """Train D then G on each batch for the given number of epochs; return the per-epoch history."""
+    sess = model.sess
+    ckpt_prefix = os.path.join(ckpt_dir, "model.ckpt")
+    state_path = os.path.join(ckpt_dir, "state.json")
+    restore_dir = os.path.join(results_dir, "restoration")
+    os.makedirs(restore_dir, exist_ok=True)
+    rng = np.random.RandomState(seed)
+    history, step, start_epoch, last_ckpt, skip, partial_sums = [], 0, 0, None, 0, None
+    if resume:
+        found, last_ckpt = model.load(ckpt_dir)
+        if not found:
+            raise TrainingError(f"no checkpoint to resume in {ckpt_dir}")
+        with open(state_path) as f:
+            state = json.load(f)
+        _set_rng_state(rng, state["rng"])       # the batch order of the epoch to continue
+        history, skip, partial_sums = state["history"], state["batches_done"], state["sums"]
+        step, start_epoch = (int(v) for v in sess.run([model.global_step, model.epoch]))
+        log(f"[train] resumed from {last_ckpt} at epoch {start_epoch + 1}, step {step}")
+    with model.graph.as_default():   # the v1 FileWriter refuses to open in eager mode
+        writer = tf1.summary.FileWriter(ckpt_dir, graph=None if resume else model.graph)
+    x_restore = data.x_valid[:N_RESTORE]
+    adversarial = model.objective != "autoencoder"
+    n_per_epoch = int(np.ceil(len(data.x_train) / batch_size))
+
+    with StopFlag() as stop:
+        for epoch in range(start_epoch, epochs):
+            # forward/backward/update: one D step, then one G step on the same batch
+            t_epoch = time.time()
+            rng_epoch_start = _rng_state(rng)
+            sums = partial_sums or dict(loss_g=0.0, loss_d=0.0, loss_g_rec=0.0, loss_d_real=0.0,
+                                        loss_d_fake=0.0, images=0)
+            bar = tf.keras.utils.Progbar(n_per_epoch) if sys.stdout.isatty() else None
+            for i, x in enumerate(data.batches(batch_size, rng)):
+                if i < skip:                     # batches this epoch already trained on before a resume
+                    continue
+                feed = {model.x: x}
+                if adversarial:
+                    loss_d, loss_d_real, loss_d_fake, _ = sess.run(
+                        [model.loss_d, model.loss_d_real, model.loss_d_fake, model.step_d], feed)
+                else:
+                    loss_d = loss_d_real = loss_d_fake = 0.0
+                fetch = [model.loss_g, model.loss_g_rec, model.step_g]
+                log_now = step % summary_every == 0
+                if log_now:
+                    fetch.append(model.summary_step)
+                out = sess.run(fetch, feed)
+                loss_g, loss_g_rec = out[0], out[1]
+                if log_now:
+                    writer.add_summary(out[3], step)
+                step += 1
+                if not np.isfinite([loss_g, loss_d]).all():
+                    writer.close()
+                    raise TrainingError(f"non-finite loss at step {step} (loss_g={loss_g}, loss_d={loss_d}); "
+                                        f"last good checkpoint: {last_ckpt or 'none'}")
+                for key, value in (("loss_g", loss_g), ("loss_d", loss_d), ("loss_g_rec", loss_g_rec),
+                                   ("loss_d_real", loss_d_real), ("loss_d_fake", loss_d_fake)):
+                    sums[key] += float(value) * len(x)
+                sums["images"] += len(x)
+                if bar:
+                    bar.update(i + 1, [("loss_g", loss_g), ("loss_d", loss_d)])
+                if stop.signum:
+                    last_ckpt = _save_checkpoint(model, ckpt_prefix, state_path, {
+                        "rng": rng_epoch_start, "batches_done": i + 1, "sums": sums, "history": history})
+                    writer.close()
+                    raise Interrupted(stop.signum, last_ckpt)
+            skip, partial_sums = 0, None
+            seconds = time.time() - t_epoch
+
+            # evaluate on validation normals, draw restorations, checkpoint (per-epoch extras)
+            t_extra = time.time()
+            valid = model.run_scores(data.x_valid, names=(model.score_name,))[model.score_name]
+            dev = model.run_scores(data.x_dev_anomalous, names=(model.score_name,))[model.score_name]
+            dev_auroc = dev_auroc_of(valid, dev)
+            g_x, d_g_x = model.restore_images(x_restore)
+            grid = plots.restoration_grid(x_restore, g_x, d_g_x)
+            plots.save_image(grid, os.path.join(restore_dir, f"epoch_{epoch + 1:04d}.png"))
+            k_t = float(sess.run(model.k))
+            writer.add_summary(sess.run(model.summary_epoch, {
+                model.valid_scores_in: valid, model.valid_auroc_in: dev_auroc,
+                model.restoration_in: (grid * 255).astype(np.uint8)[None, ..., None]}), step)
+            sess.run(model.next_epoch)
+            n_images = sums.pop("images")
+            record = {key: value / n_images for key, value in sums.items()}
+            record.update(epoch=epoch + 1, step=step, k_t=k_t, valid_score=float(valid.mean()),
+                          dev_auroc=dev_auroc,
+                          seconds=seconds, images_per_second=n_images / seconds)
+            history.append(record)
+            last_ckpt = _save_checkpoint(model, ckpt_prefix, state_path, {
+                "rng": _rng_state(rng), "batches_done": 0, "sums": None, "history": history})
+            record["extra_seconds"] = time.time() - t_extra
+            writer.flush()
+            log(f"[train] epoch {epoch + 1:4d}/{epochs}  iter {step:6d}  loss_g {record['loss_g']:.4f}  "
+                f"loss_d {record['loss_d']:.4f}  k_t {k_t:.3f}  valid {record['valid_score']:.3f}  "
+                f"dev AUROC {dev_auroc:.3f}  "
+                f"{seconds:5.1f}s  {record['images_per_second']:6.0f} img/s")
+    writer.close()
+    return history
+
+
+def dev_auroc_of(valid_normal_scores, dev_anomalous_scores):
+    """AUROC of validation normals against train-split anomalies (NaN when either is missing)."""
+    if not len(valid_normal_scores) or not len(dev_anomalous_scores):
+        return float("nan")
+    scores = np.concatenate([valid_normal_scores, dev_anomalous_scores])
+    labels = np.r_[np.zeros(len(valid_normal_scores)), np.ones(len(dev_anomalous_scores))]
+    if not np.isfinite(scores).all():
+        return float("nan")
+    return metrics.ranking_metrics(labels, scores)["AUROC"]
+
+
+def _save_checkpoint(model, ckpt_prefix, state_path, state):
+    """Saver checkpoint (the Saver keeps the last few) plus the loop's state: batch-order RNG, position, history."""
+    path = model.save(ckpt_prefix)
+    write_json(dict(state, checkpoint=path), state_path)
+    return path
+
+
+def evaluate(model, data, results_dir, history=None, class_names=None, log=print):
+    """Score validation and test images; write metrics, scores.csv, figures and sample grids."""
+    t0 = time.time()
+    valid = model.run_scores(data.x_valid)
+    t_score = time.time()
+    test = model.run_scores(data.x_test)
+    score_seconds = time.time() - t_score
+    name = model.score_name
+    for split, scores in (("validation", valid), ("test", test)):
+        bad = {k: int((~np.isfinite(v)).sum()) for k, v in scores.items() if not np.isfinite(v).all()}
+        if bad:
+            raise TrainingError(f"non-finite {split} scores {bad}; the model has diverged")
+    score = test[name]
+    anomalous = data.anomalous_test
+    threshold = metrics.threshold_from_normals(valid[name])
+    result = metrics.all_metrics(anomalous, score, threshold)
+    result["score"] = name
+    result["AUROC_per_score"] = {k: metrics.ranking_metrics(anomalous, v)["AUROC"] for k, v in test.items()}
+    predicted = (score > threshold).astype(int)
+    write_csv([[i, int(data.y_test[i]), int(anomalous[i]), f"{score[i]:.6g}", int(predicted[i])]
+               for i in range(len(score))],
+              ["index", "label", "anomalous", "score", "predicted_anomalous"],
+              os.path.join(results_dir, "scores.csv"))
+
+    t_plot = time.time()
+    plots.box_plot(score, data.y_test, threshold, os.path.join(results_dir, "box_plot.png"), class_names)
+    curves = {f"ADAE {k}" if k == name else k: v for k, v in test.items()}
+    plots.roc_curve(anomalous, curves, os.path.join(results_dir, "roc_curve.png"))
+    plots.pr_curve(anomalous, curves, os.path.join(results_dir, "pr_curve.png"))
+    plots.score_histogram(score, anomalous, threshold, os.path.join(results_dir, "score_histogram.png"))
+    if history:
+        plots.loss_curves(history, os.path.join(results_dir, "loss_curves.png"))
+    write_sample_grids(model, data, score, predicted, os.path.join(results_dir, "grids"))
+    result["valid_score_mean"] = float(valid[name].mean())
+    result["valid_score_std"] = float(valid[name].std())
+    timings = {"scoring": time.time() - t0 - (time.time() - t_plot), "plotting": time.time() - t_plot,
+               "scoring_images_per_second": len(data.x_test) / score_seconds}
+    return result, timings
+
+
+def write_sample_grids(model, data, score, predicted, grid_dir):
+    """The four grids: (normal|anomalous) as (normal|anomalous), most telling examples first."""
+    os.makedirs(grid_dir, exist_ok=True)
+    anomalous = data.anomalous_test
+    for truth, truth_name in ((0, "normal"), (1, "anomalous")):
+        for verdict, verdict_name in ((0, "normal"), (1, "anomalous")):
+            idx = np.flatnonzero((anomalous == truth) & (predicted == verdict))
+            # flagged images: highest scores first; passed images: lowest scores first
+            idx = idx[np.argsort(-score[idx] if verdict else score[idx])][:N_GRID]
+            recon = model.restore_images(data.x_test[idx])[1] if len(idx) else data.x_test[idx]
+            plots.save_image(plots.sample_grid(data.x_test[idx], recon),
+                             os.path.join(grid_dir, f"{truth_name}_as_{verdict_name}.png"))
