@@ -1,5 +1,6 @@
 """ADAE on MNIST: parse flags, then data -> model -> solver (train, evaluate, write results)."""
 import argparse
+import functools
 import json
 import math
 import os
@@ -11,6 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")      # keep TensorFlow's star
 os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")      # same seed, same data -> same scores
 
 EXIT_USAGE, EXIT_FAILED = 2, 1
+log = functools.partial(print, flush=True)
 
 
 class UsageError(Exception):
@@ -133,7 +135,7 @@ def unique_name(name, roots):
     return candidate
 
 
-def run_experiment(args, arrays, source, digit, seed, name, log=print):
+def run_experiment(args, arrays, source, digit, seed, name):
     """Train ADAE on one protocol and seed, evaluate it (and baselines) and write results/<name>."""
     import numpy as np
     import tensorflow as tf
@@ -214,7 +216,7 @@ def main(argv=None):
         args = parse_args(sys.argv[1:] if argv is None else argv)
         from source import datamanager
         try:
-            arrays, source = datamanager.load_mnist(args.data)
+            arrays, source = datamanager.load_mnist(args.data, log=log)
             for digit in args.digits:      # a protocol that leaves no training images fails before any run
                 datamanager.Dataset(*arrays, datnorm=args.datnorm, **{args.protocol: digit})
         except datamanager.DataError as err:
@@ -240,8 +242,8 @@ def main(argv=None):
         if sweeping:
             tab = sweep.write(rows, os.path.join(args.results, name), args.protocol)
             for method, per_class in tab.items():
-                print(f"[sweep] {method:16s} mean AUROC {sum(v[0] for v in per_class.values()) / len(per_class):.4f}")
-            print(f"[sweep] results: {os.path.join(args.results, name)}")
+                log(f"[sweep] {method:16s} mean AUROC {sum(v[0] for v in per_class.values()) / len(per_class):.4f}")
+            log(f"[sweep] results: {os.path.join(args.results, name)}")
     except solver.Interrupted as err:
         print(f"run.py: interrupted; checkpoint {err.checkpoint}", file=sys.stderr)
         return 128 + err.signum

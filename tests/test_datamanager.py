@@ -1,0 +1,171 @@
+"""Data sources, splits, protocols, scaling and batches."""
+import gzip
+import os
+import struct
+
+import numpy as np
+import pytest
+
+from source import datamanager as dm
+
+
+def _hashes(x):
+    return {np.asarray(img).tobytes() for img in x}
+
+
+def test_embedded_split_is_stratified_80_20(embedded):
+    """5,000 images become 4,000 train and 1,000 test, 400/100 per digit."""
+    x_train, y_train, x_test, y_test = embedded
+    assert x_train.shape == (4000, 28, 28) and x_test.shape == (1000, 28, 28)
+    assert np.bincount(y_train).tolist() == [400] * 10
+    assert np.bincount(y_test).tolist() == [100] * 10
+
+
+def test_embedded_split_ignores_seed(embedded):
+    """The split uses its own fixed seed: the global NumPy seed does not move it."""
+    np.random.seed(123)
+    again = dm.check_arrays(*dm.load_embedded())
+    for a, b in zip(embedded, again):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_no_test_image_in_training_or_validation(embedded, digit1):
+    """No test image appears among the training or validation images."""
+    test = _hashes((embedded[2] / 255.0).astype(np.float32)[..., None])
+    assert not test & _hashes(digit1.x_train)
+    assert not test & _hashes(digit1.x_valid)
+    assert not set(digit1.train_index) & set(digit1.valid_index)
+
+
+def test_normal_protocol_selects_one_digit(embedded):
+    """--normal 3: training and validation hold only 3s; the test split is whole."""
+    x_train, y_train, x_test, y_test = embedded
+    data = dm.Dataset(*embedded, normal=3)
+    assert set(y_train[data.train_index]) == {3} and set(y_train[data.valid_index]) == {3}
+    assert len(data.valid_index) == 40 and len(data.train_index) == 360
+    assert len(data.x_test) == 1000
+    np.testing.assert_array_equal(data.anomalous_test, (y_test != 3).astype(int))
+    assert 3 not in set(y_train[data.dev_anomalous_index])
+
+
+def test_anomaly_protocol_selects_nine_digits(embedded):
+    """--anomaly 3: training holds the other nine digits, the 3s are anomalous."""
+    _, y_train, _, y_test = embedded
+    data = dm.Dataset(*embedded, anomaly=3)
+    assert set(y_train[data.train_index]) == set(range(10)) - {3}
+    assert len(data.train_index) + len(data.valid_index) == 3600
+    np.testing.assert_array_equal(data.anomalous_test, (y_test == 3).astype(int))
+    assert set(y_train[data.dev_anomalous_index]) == {3}
+
+
+def test_exactly_one_protocol(embedded):
+    """Both protocols, or none, is an error."""
+    with pytest.raises(dm.DataError):
+        dm.Dataset(*embedded, normal=1, anomaly=2)
+    with pytest.raises(dm.DataError):
+        dm.Dataset(*embedded)
+
+
+def test_protocol_without_training_images_is_refused(embedded):
+    """A digit absent from the train split leaves nothing to train on."""
+    x_train, y_train, x_test, y_test = embedded
+    keep = y_train != 7
+    with pytest.raises(dm.DataError, match="training images"):
+        dm.Dataset(x_train[keep], y_train[keep], x_test, y_test, normal=7)
+
+
+def test_scale_divides_by_255():
+    """--datnorm maps 0..255 to 0..1 exactly, adding a channel axis."""
+    x = np.array([[[0, 51, 255]]], np.uint8)
+    out = dm.scale(x, True)
+    assert out.shape == (1, 1, 3, 1) and out.dtype == np.float32
+    np.testing.assert_allclose(out[0, 0, :, 0], [0.0, 0.2, 1.0])
+
+
+def test_scale_without_datnorm_requires_unit_range():
+    """--no-datnorm keeps [0, 1] data and refuses 8-bit data."""
+    np.testing.assert_array_equal(dm.scale(np.full((1, 2, 2), 0.5), False)[..., 0], np.full((1, 2, 2), 0.5))
+    with pytest.raises(dm.DataError, match="--datnorm"):
+        dm.scale(np.full((1, 2, 2), 7.0), False)
+
+
+def test_batches_keep_last_partial_and_are_seeded(digit1):
+    """Each epoch covers every image once; the last batch is partial; same seed, same order."""
+    sizes = [len(b) for b in digit1.batches(32, np.random.RandomState(0))]
+    assert sizes == [32] * 11 + [8]
+    a = np.concatenate(list(digit1.batches(32, np.random.RandomState(5))))
+    b = np.concatenate(list(digit1.batches(32, np.random.RandomState(5))))
+    c = np.concatenate(list(digit1.batches(32, np.random.RandomState(6))))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert _hashes(a) == _hashes(digit1.x_train)
+
+
+def _write_idx(path, array, gz):
+    array = np.asarray(array, np.uint8)
+    magic = 2051 if array.ndim == 3 else 2049
+    raw = struct.pack(">I", magic) + struct.pack(">" + "I" * array.ndim, *array.shape) + array.tobytes()
+    with (gzip.open if gz else open)(path, "wb") as f:
+        f.write(raw)
+
+
+def _idx_folder(tmp_path, gz, n=20):
+    rng = np.random.RandomState(0)
+    arrays = {"x_train": rng.randint(0, 256, (n, 28, 28)), "y_train": np.arange(n) % 10,
+              "x_test": rng.randint(0, 256, (n, 28, 28)), "y_test": np.arange(n) % 10}
+    for key, (stem, _) in dm.IDX_FILES.items():
+        _write_idx(os.path.join(tmp_path, stem + (".gz" if gz else "")), arrays[key], gz)
+    return arrays
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_folder_round_trip(tmp_path, gz):
+    """The four IDX files, plain or gzipped, load back exactly."""
+    arrays = _idx_folder(tmp_path, gz)
+    loaded = dm.load_path(str(tmp_path))
+    for key, value in zip(dm.IDX_FILES, loaded):
+        np.testing.assert_array_equal(value, arrays[key])
+
+
+def test_truncated_gz_is_refused(tmp_path):
+    """A cut-off .gz file raises DataError, not a zlib traceback."""
+    _idx_folder(tmp_path, True)
+    path = os.path.join(tmp_path, "train-images-idx3-ubyte.gz")
+    raw = open(path, "rb").read()
+    open(path, "wb").write(raw[: len(raw) // 2])
+    with pytest.raises(dm.DataError):
+        dm.load_path(str(tmp_path))
+
+
+def test_folder_without_idx_files_is_refused(tmp_path):
+    """An empty folder names the missing file."""
+    with pytest.raises(dm.DataError, match="train-images-idx3-ubyte"):
+        dm.load_path(str(tmp_path))
+
+
+def test_npz_missing_keys_is_refused(tmp_path):
+    """An .npz without y_test is refused with the missing key named."""
+    path = os.path.join(tmp_path, "m.npz")
+    np.savez(path, x_train=np.zeros((2, 28, 28)), y_train=np.zeros(2), x_test=np.zeros((2, 28, 28)))
+    with pytest.raises(dm.DataError, match="y_test"):
+        dm.load_path(path)
+
+
+def test_wrong_image_size_and_label_count_are_refused():
+    """Images that are not 28x28, or labels of another count, are refused."""
+    y = np.arange(4) % 10
+    with pytest.raises(dm.DataError, match="28, 28"):
+        dm.check_arrays(np.zeros((4, 32, 32)), y, np.zeros((4, 28, 28)), y)
+    with pytest.raises(dm.DataError, match="labels"):
+        dm.check_arrays(np.zeros((4, 28, 28)), y[:3], np.zeros((4, 28, 28)), y)
+
+
+def test_auto_falls_back_to_embedded_and_says_why(monkeypatch):
+    """When Keras cannot load MNIST, auto uses the embedded subset and logs the reason."""
+    def offline(*args, **kwargs):
+        raise OSError("network unreachable")
+    monkeypatch.setattr(dm, "load_keras", offline)
+    lines = []
+    arrays, source = dm.load_mnist("auto", log=lines.append)
+    assert source["name"] == "embedded" and "network unreachable" in source["reason"]
+    assert "embedded" in lines[0] and len(arrays[0]) == 4000

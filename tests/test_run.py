@@ -1,0 +1,147 @@
+"""The command line end to end: artifacts, TensorBoard events, no overwrites, bad input exits 2."""
+import csv
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import run
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ARTIFACTS = ["summary.json", "scores.csv", "box_plot.png", "roc_curve.png", "pr_curve.png",
+             "score_histogram.png", "loss_curves.png", "grids/normal_as_normal.png",
+             "grids/anomalous_as_normal.png", "grids/normal_as_anomalous.png",
+             "grids/anomalous_as_anomalous.png", "restoration/epoch_0001.png", "restoration/epoch_0002.png"]
+
+
+def _cli(*flags, cwd=ROOT):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "run.py"), *flags], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory):
+    """One tiny real run: embedded data, 2 epochs, batch 64."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    flags = ["--datnorm", "--batch", "64", "--epoch", "2", "--data", "embedded",
+             "--results", str(tmp / "results"), "--logdir", str(tmp / "Checkpoint"), "--summary-every", "2"]
+    proc = _cli(*flags)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return tmp, proc, flags
+
+
+def test_run_writes_every_artifact(e2e):
+    """results/<run>/ holds summary, scores, all figures, the four grids and one restoration per epoch."""
+    tmp, proc, _ = e2e
+    run_dir = tmp / "results" / "embedded_normal1"
+    for name in ARTIFACTS:
+        assert (run_dir / name).stat().st_size > 0, name
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert 0.0 <= summary["metrics"]["AUROC"] <= 1.0
+    assert set(summary["metrics"]["AUROC_per_score"]) == {"x_dgx", "x_gx", "x_dx", "gx_dgx"}
+    assert summary["data"]["source"]["name"] == "embedded"
+    assert summary["data"]["test"] == 1000 and summary["data"]["train_normal"] == 360
+    assert summary["config"]["batch"] == 64 and summary["seed"] == 0
+    assert summary["versions"]["tensorflow"]
+    for key in ("training_images_per_second", "scoring_images_per_second", "data", "graph_build", "training"):
+        assert summary["timings"][key] > 0
+    rows = list(csv.DictReader(open(run_dir / "scores.csv")))
+    assert len(rows) == 1000
+    assert {r["anomalous"] for r in rows if r["label"] == "1"} == {"0"}
+    assert {r["anomalous"] for r in rows if r["label"] != "1"} == {"1"}
+    flagged = [int(r["predicted_anomalous"]) for r in rows]
+    assert flagged == [int(float(r["score"]) > summary["threshold"]) for r in rows]
+
+
+def test_run_prints_metrics_last(e2e):
+    """The last lines name AUROC, AUPRC, F1 and the results folder; one line per epoch."""
+    _, proc, _ = e2e
+    lines = proc.stdout.strip().splitlines()
+    assert "AUROC" in lines[-2] and "AUPRC" in lines[-2] and "F1" in lines[-2]
+    assert "embedded_normal1" in lines[-1]
+    assert "falls back" not in proc.stdout and "source: embedded" in proc.stdout
+    assert sum(line.startswith("[train] epoch") for line in lines) == 2
+
+
+def test_event_file_has_graph_scalars_and_images(e2e):
+    """TensorBoard sees the graph, both losses and their terms, k_t, validation scores and restorations."""
+    import tensorflow as tf
+    tmp, _, _ = e2e
+    tags, has_graph = set(), False
+    for path in glob.glob(str(tmp / "Checkpoint" / "embedded_normal1" / "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            has_graph |= bool(event.graph_def)
+            tags |= {v.tag for v in event.summary.value}
+    assert has_graph
+    for tag in ("loss/loss_g", "loss/loss_d", "loss_terms/g_rec_x_gx", "loss_terms/g_adv_gx_dgx",
+                "loss_terms/d_real_x_dx", "loss_terms/d_fake_gx_dgx", "health/k_t", "health/d_fake_over_real",
+                "valid/score_mean", "valid/scores"):
+        assert tag in tags, tag
+    assert any(t.startswith("restoration/") for t in tags)
+    assert glob.glob(str(tmp / "Checkpoint" / "embedded_normal1" / "model.ckpt-*.index"))
+
+
+def test_same_name_does_not_overwrite(e2e):
+    """A second run with the same name gets its own folders; the first stays as it was."""
+    tmp, _, flags = e2e
+    first = (tmp / "results" / "embedded_normal1" / "scores.csv").read_bytes()
+    epoch0 = list(flags)
+    epoch0[epoch0.index("--epoch") + 1] = "0"
+    proc = _cli(*epoch0)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp / "results" / "embedded_normal1_2" / "summary.json").exists()
+    assert (tmp / "Checkpoint" / "embedded_normal1_2").is_dir()
+    assert (tmp / "results" / "embedded_normal1" / "scores.csv").read_bytes() == first
+
+
+def _npz(path, **override):
+    rng = np.random.RandomState(0)
+    arrays = {"x_train": rng.randint(0, 256, (40, 28, 28)), "y_train": np.arange(40) % 10,
+              "x_test": rng.randint(0, 256, (20, 28, 28)), "y_test": np.arange(20) % 10}
+    arrays.update(override)
+    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
+    return str(path)
+
+
+def _bad_inputs(tmp):
+    blocker = tmp / "a_file"
+    blocker.write_text("x")
+    (tmp / "empty").mkdir()
+    gz_dir = tmp / "gz"
+    gz_dir.mkdir()
+    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (gz_dir / (stem + ".gz")).write_bytes(b"\x1f\x8b\x08\x00truncated")
+    return {
+        "batch zero": ["--batch", "0"], "batch text": ["--batch", "many"], "epoch negative": ["--epoch", "-1"],
+        "lr zero": ["--lr", "0"], "lr nan": ["--lr", "nan"], "ksize zero": ["--ksize", "0"],
+        "digit 10": ["--normal", "10"], "digit text": ["--anomaly", "x"],
+        "two protocols": ["--normal", "1", "--anomaly", "2"],
+        "missing data": ["--data", str(tmp / "nope.npz")], "folder without idx": ["--data", str(tmp / "empty")],
+        "truncated gz": ["--data", str(gz_dir)],
+        "npz missing keys": ["--data", _npz(tmp / "keys.npz", y_test=None)],
+        "not 28x28": ["--data", _npz(tmp / "size.npz", x_train=np.zeros((40, 32, 32)))],
+        "label count": ["--data", _npz(tmp / "count.npz", y_train=np.arange(39) % 10)],
+        "no training images": ["--data", _npz(tmp / "nodigit.npz", y_train=np.arange(40) % 5 + 2)],
+        "unwritable results": ["--results", str(blocker / "results")],
+        "unwritable logdir": ["--logdir", str(blocker / "logs")],
+    }
+
+
+@pytest.mark.parametrize("case", [
+    "batch zero", "batch text", "epoch negative", "lr zero", "lr nan", "ksize zero", "digit 10", "digit text",
+    "two protocols", "missing data", "folder without idx", "truncated gz", "npz missing keys", "not 28x28",
+    "label count", "no training images", "unwritable results", "unwritable logdir"])
+def test_bad_input_exits_2_with_one_line(case, tmp_path, capsys):
+    """Each user mistake: exit status 2, one line on stderr, nothing written."""
+    flags = _bad_inputs(tmp_path)[case]
+    out_flags = ["--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")]
+    code = run.main(out_flags + flags)   # later flags win, so the unwritable cases override the roots
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith("run.py: error:"), err
+    assert not (tmp_path / "r").exists() and not (tmp_path / "c").exists()
