@@ -1,0 +1,153 @@
+"""Speed benchmark of the real ADAE graph: python -m source.benchmark [--batches 32 64] [--repeats 7].
+
+Times a training iteration (D step + G step) and scoring on synthetic images, after warm-up,
+and reports median and spread of images/s, FLOPs per image counted from the graph, the
+achieved GFLOP/s and the peak resident memory. Not a test: timings on shared CPUs are noisy,
+so compare configurations within one invocation.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from source.neuralnet import ADAE  # noqa: E402
+
+tf1 = tf.compat.v1
+
+
+def _profile_flops(graph):
+    opts = tf1.profiler.ProfileOptionBuilder.float_operation()
+    opts["output"] = "none"
+    return tf1.profiler.profile(graph, options=opts).total_float_ops
+
+
+def count_flops(batch, ksize=3, code_channels=0):
+    """FLOPs per image of a training iteration and of scoring, counted by tf.compat.v1.profiler.
+
+    The profiler needs static shapes, so the networks are rebuilt on a fixed-batch placeholder.
+    Training: one forward of G, D(x), D(G(x)) plus both losses' gradients, plus a second forward
+    (the D step and the G step each run their own), which slightly overcounts the G step.
+    """
+    from source import neuralnet as nn
+    net = dict(ksize=ksize, code_channels=code_channels)
+    counts = {}
+    for phase in ("score", "forward", "train"):
+        graph = tf.Graph()
+        with graph.as_default():
+            tf1.set_random_seed(0)   # required when op determinism is on
+            x = tf1.placeholder(tf.float32, [batch, 28, 28, 1])
+            training = phase != "score"
+            with tf1.variable_scope("generator"):
+                g_x = nn.autoencoder(x, training=training, update_stats=False, **net)
+            with tf1.variable_scope("discriminator"):
+                d_g_x = nn.autoencoder(g_x, training=training, update_stats=False, **net)
+            if phase == "score":
+                nn.l2_per_image(x, d_g_x)
+            else:
+                with tf1.variable_scope("discriminator", reuse=True):
+                    d_x = nn.autoencoder(x, training=True, update_stats=False, **net)
+                loss_d = tf.reduce_mean(tf.abs(x - d_x)) - tf.reduce_mean(tf.abs(g_x - d_g_x))
+                loss_g = tf.reduce_mean(tf.abs(x - g_x)) + tf.reduce_mean(tf.abs(g_x - d_g_x))
+                if phase == "train":
+                    tf.gradients(loss_d, tf1.trainable_variables("discriminator/"))
+                    tf.gradients(loss_g, tf1.trainable_variables("generator/"))
+            counts[phase] = _profile_flops(graph) / batch
+    return counts["train"] + counts["forward"], counts["score"]
+
+
+def time_it(fn, repeats, n_images):
+    """Images/s of `repeats` timed calls of fn."""
+    rates = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        rates.append(n_images / (time.perf_counter() - t))
+    return rates
+
+
+def stats(rates):
+    """Median, min, max and relative spread of a list of rates."""
+    med = float(np.median(rates))
+    return {"median": med, "min": float(min(rates)), "max": float(max(rates)),
+            "spread": float((max(rates) - min(rates)) / med)}
+
+
+def bench_config(label, batches, score_batch, repeats, iters, **model_kwargs):
+    """Benchmark one model configuration; returns a dict of results."""
+    rng = np.random.RandomState(0)
+    x = rng.rand(max(batches + [score_batch]) * 4, 28, 28, 1).astype(np.float32)
+    model = ADAE(**model_kwargs)
+    out = {"label": label, "config": {k: v for k, v in model_kwargs.items()}, "train": {}, "score": {}}
+    for batch in batches:
+        xb = x[:batch]
+
+        def iteration():
+            for _ in range(iters):
+                model.sess.run(model.step_d, {model.x: xb})
+                model.sess.run(model.step_g, {model.x: xb})
+        iteration()  # warm-up: oneDNN primitives and XLA clusters are built on the first calls
+        out["train"][batch] = stats(time_it(iteration, repeats, iters * batch))
+    xs = x[:score_batch * 4]
+    model.run_scores(xs, batch_size=score_batch, names=("x_dgx",))
+    out["score"][score_batch] = stats(time_it(lambda: model.run_scores(xs, score_batch, ("x_dgx",)),
+                                              repeats, len(xs)))
+    model.close()
+    return out
+
+
+CONFIGS = {
+    "default": {},
+    "xla": {"xla": True},
+    "bf16": {"bf16": True},
+    "threads1": {"threads": 1},
+}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batches", type=int, nargs="+", default=[32, 64], help="training batch sizes")
+    p.add_argument("--score-batch", type=int, default=256, help="scoring batch size")
+    p.add_argument("--repeats", type=int, default=7, help="timed repeats per measurement")
+    p.add_argument("--iters", type=int, default=5, help="training iterations per repeat")
+    p.add_argument("--threads", type=int, default=0, help="intra-op threads of the default config")
+    p.add_argument("--configs", nargs="+", default=["default"], choices=sorted(CONFIGS),
+                   help="configurations to compare in this run")
+    p.add_argument("--output", default="bench/benchmark.json", help="JSON file to write")
+    args = p.parse_args(argv)
+
+    train_flops, score_flops = count_flops(args.score_batch)
+    results = []
+    for name in args.configs:
+        kwargs = dict(CONFIGS[name])
+        kwargs.setdefault("threads", args.threads)
+        results.append(bench_config(name, args.batches, args.score_batch, args.repeats, args.iters, **kwargs))
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    print(f"FLOPs per image: training iteration {train_flops / 1e9:.3f} GFLOP, scoring {score_flops / 1e9:.4f} GFLOP")
+    print(f"{'config':10s} {'phase':6s} {'batch':>5s} {'img/s median':>12s} {'min':>8s} {'max':>8s} {'GFLOP/s':>8s}")
+    for r in results:
+        for phase, flops in (("train", train_flops), ("score", score_flops)):
+            for batch, s in r[phase].items():
+                print(f"{r['label']:10s} {phase:6s} {batch:5d} {s['median']:12.0f} {s['min']:8.0f} {s['max']:8.0f} "
+                      f"{s['median'] * flops / 1e9:8.1f}")
+    print(f"peak resident memory: {peak_mib:.0f} MiB")
+    report = {"flops_per_image": {"train": train_flops, "score": score_flops}, "results": results,
+              "peak_memory_mib": peak_mib, "host": {"cpus": os.cpu_count(), "machine": platform.machine(),
+                                                    "tensorflow": tf.__version__}}
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "w") as f:
+        json.dump(report, f, indent=2)
+    print(f"written: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
