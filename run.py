@@ -73,6 +73,8 @@ def build_parser():
     g.add_argument("--lambda-k", type=bounded(float, 0), default=1e-3, help="learning rate of k_t")
     g.add_argument("--code-channels", type=bounded(int, 0, 64), default=0,
                    help="channels of an extra 7x7 code layer (0: the reference's 7x7x64 code)")
+    g.add_argument("--out-bias", type=bounded(float, -10, 10), default=0.0,
+                   help="initial bias of the output layer (negative starts near a dark background)")
     g.add_argument("--bn-momentum", type=bounded(float, 0, 0.9999), default=0.9,
                    help="momentum of batch-norm moving averages")
     g = p.add_argument_group("optimizer")
@@ -92,6 +94,10 @@ def build_parser():
     g.add_argument("--name", help="run name (default: <data>_<protocol><digit>); never overwritten")
     g.add_argument("--summary-every", type=bounded(int, 1), default=20, help="write scalar summaries every K steps")
     g.add_argument("--keep-checkpoints", type=bounded(int, 1), default=3, help="checkpoints kept per run")
+    g.add_argument("--resume", action="store_true", help="continue run --name from its latest checkpoint "
+                   "up to --epoch epochs")
+    g.add_argument("--test-only", action="store_true", help="evaluate run --name's checkpoint without training; "
+                   "results go to a new folder <name>_eval")
     g = p.add_argument_group("system")
     g.add_argument("--threads", type=bounded(int, 0, 256), default=0, help="intra-op threads (0: one per core)")
     g.add_argument("--xla", action="store_true", help="XLA JIT compilation of the session graph")
@@ -114,7 +120,34 @@ def parse_args(argv):
         raise UsageError(f"--data {args.data} does not exist")
     for flag, root in (("--results", args.results), ("--logdir", args.logdir)):
         check_writable(flag, root)
+    if args.resume or args.test_only:
+        check_existing_run(args)
     return args
+
+
+ARCHITECTURE = ("ksize", "code_channels", "objective")
+
+
+def check_existing_run(args):
+    """--resume/--test-only: the named run must exist and match the requested architecture."""
+    if args.resume and args.test_only:
+        raise UsageError("use --resume or --test-only, not both")
+    if not args.name:
+        raise UsageError("--resume and --test-only need --name of an earlier run")
+    if len(args.digits) > 1 or args.seeds > 1:
+        raise UsageError("--resume and --test-only take one run, not a sweep")
+    config_path = os.path.join(args.logdir, args.name, "config.json")
+    if not os.path.isfile(config_path):
+        raise UsageError(f"no run {args.name!r} under {args.logdir} (missing {config_path})")
+    with open(config_path) as f:
+        stored = json.load(f)
+    differ = [f"--{k.replace('_', '-')} {stored[k]} (asked {getattr(args, k)})" for k in ARCHITECTURE
+              if stored.get(k) != getattr(args, k)]
+    if differ:
+        raise UsageError(f"run {args.name!r} was made with another architecture: " + ", ".join(differ))
+    if stored.get(args.protocol) != getattr(args, args.protocol) or stored.get("data") != args.data:
+        raise UsageError(f"run {args.name!r} used --data {stored.get('data')} --{stored.get('protocol')} "
+                         f"{stored.get('digit')}; pass the same data and protocol")
 
 
 def check_writable(flag, root):
@@ -135,7 +168,7 @@ def unique_name(name, roots):
     return candidate
 
 
-def run_experiment(args, arrays, source, digit, seed, name):
+def run_experiment(args, arrays, source, digit, seed, name, resume=False, test_only=False):
     """Train ADAE on one protocol and seed, evaluate it (and baselines) and write results/<name>."""
     import numpy as np
     import tensorflow as tf
@@ -148,17 +181,22 @@ def run_experiment(args, arrays, source, digit, seed, name):
     kwargs = {args.protocol: digit}
     data = datamanager.Dataset(*arrays, datnorm=args.datnorm, source=source, **kwargs)
     timings["data"] = time.time() - t
-    results_dir = os.path.join(args.results, name)
     ckpt_dir = os.path.join(args.logdir, name)
-    os.makedirs(results_dir)
-    os.makedirs(ckpt_dir)
-    config = {k: v for k, v in vars(args).items() if k not in ("digits",)}
+    config = {k: v for k, v in vars(args).items() if k not in ("digits", "resume", "test_only")}
     config.update(digit=digit, seed=seed, name=name)
-    solver.write_json(config, os.path.join(ckpt_dir, "config.json"))
+    if test_only:
+        results_dir = os.path.join(args.results, unique_name(name + "_eval", [args.results]))
+    else:
+        results_dir = os.path.join(args.results, name)
+    os.makedirs(results_dir, exist_ok=resume)
+    if not (resume or test_only):
+        os.makedirs(ckpt_dir)
+        solver.write_json(config, os.path.join(ckpt_dir, "config.json"))
 
     t = time.time()
     model_kwargs = dict(ksize=args.ksize, lr=args.lr, beta1=args.beta1, gamma=args.gamma, lambda_k=args.lambda_k,
-                        bn_momentum=args.bn_momentum, code_channels=args.code_channels, seed=seed,
+                        bn_momentum=args.bn_momentum, code_channels=args.code_channels, out_bias=args.out_bias,
+                        seed=seed,
                         keep_checkpoints=args.keep_checkpoints, threads=args.threads, xla=args.xla, bf16=args.bf16)
     model = ADAE(objective=args.objective, **model_kwargs)
     timings["graph_build"] = time.time() - t
@@ -167,10 +205,18 @@ def run_experiment(args, arrays, source, digit, seed, name):
 
     t = time.time()
     train_kwargs = dict(epochs=args.epoch, batch_size=args.batch, seed=seed, summary_every=args.summary_every)
-    history = solver.train(model, data, ckpt_dir, results_dir, log=log, **train_kwargs)
+    if test_only:
+        found, path = model.load(ckpt_dir)
+        if not found:
+            raise solver.TrainingError(f"run {name!r} has no checkpoint in {ckpt_dir}")
+        log(f"[test] evaluating {path}")
+        with open(os.path.join(ckpt_dir, "state.json")) as f:
+            history = json.load(f)["history"]
+    else:
+        history = solver.train(model, data, ckpt_dir, results_dir, resume=resume, log=log, **train_kwargs)
     timings["training"] = time.time() - t
     trained = sum(h["images_per_second"] * h["seconds"] for h in history)
-    timings["training_images_per_second"] = trained / max(1e-9, sum(h["seconds"] for h in history))
+    timings["training_images_per_second"] = trained / max(1e-9, sum(h["seconds"] for h in history)) if history else 0.0
     timings["per_epoch_extras"] = sum(h.get("extra_seconds", 0.0) for h in history)
 
     result, eval_timings = solver.evaluate(model, data, results_dir, history, log=log)
@@ -228,14 +274,15 @@ def main(argv=None):
     from source import solver, sweep
     default = f"{source['name'] if source['name'] != 'keras' else 'mnist'}_{args.protocol}"
     default += "all" if len(args.digits) > 1 else str(args.digits[0])
-    name = unique_name(args.name or default, [args.results, args.logdir])
+    resuming = args.resume or args.test_only
+    name = args.name if resuming else unique_name(args.name or default, [args.results, args.logdir])
     sweeping = len(args.digits) > 1 or args.seeds > 1
     try:
         rows = []
         for digit in args.digits:
             for seed in range(args.seed, args.seed + args.seeds):
                 run_name = os.path.join(name, f"{args.protocol}{digit}_seed{seed}") if sweeping else name
-                summary = run_experiment(args, arrays, source, digit, seed, run_name)
+                summary = run_experiment(args, arrays, source, digit, seed, run_name, args.resume, args.test_only)
                 methods = {"ADAE": summary["metrics"], **summary["baselines"]}
                 rows += [{"protocol": args.protocol, "digit": digit, "seed": seed, "method": m,
                           "AUROC": r["AUROC"], "AUPRC": r["AUPRC"]} for m, r in methods.items()]
@@ -245,7 +292,11 @@ def main(argv=None):
                 log(f"[sweep] {method:16s} mean AUROC {sum(v[0] for v in per_class.values()) / len(per_class):.4f}")
             log(f"[sweep] results: {os.path.join(args.results, name)}")
     except solver.Interrupted as err:
-        print(f"run.py: interrupted; checkpoint {err.checkpoint}", file=sys.stderr)
+        argv = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--resume"]
+        if "--name" not in argv:
+            argv += ["--name", name]
+        command = " ".join(["python", "run.py"] + argv + ["--resume"])
+        print(f"run.py: interrupted; checkpoint {err.checkpoint}; resume with: {command}", file=sys.stderr)
         return 128 + err.signum
     except solver.TrainingError as err:
         print(f"run.py: error: {err}", file=sys.stderr)

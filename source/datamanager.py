@@ -166,6 +166,8 @@ def check_arrays(x_train, y_train, x_test, y_test):
             raise DataError(f"{name} split has {len(x)} images but {len(y)} labels")
         if len(x) == 0:
             raise DataError(f"{name} split is empty")
+        if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
+            raise DataError(f"{name} images must be finite numbers")
         if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() > 9:
             raise DataError(f"{name} labels must be integers 0-9")
         out += [x, y.astype(np.int64)]

@@ -9,12 +9,12 @@ def _init(seed):
     return tf1.variance_scaling_initializer(scale=2.0, mode="fan_in", distribution="truncated_normal", seed=seed)
 
 
-def conv2d(x, out_channels, ksize, stride=1, name="conv", seed=None):
+def conv2d(x, out_channels, ksize, stride=1, name="conv", seed=None, bias_init=0.0):
     """Same-padded 2-D convolution with bias."""
     in_channels = x.shape[-1]
     with tf1.variable_scope(name):
         w = tf1.get_variable("weight", [ksize, ksize, in_channels, out_channels], initializer=_init(seed))
-        b = tf1.get_variable("bias", [out_channels], initializer=tf1.zeros_initializer())
+        b = tf1.get_variable("bias", [out_channels], initializer=tf1.constant_initializer(bias_init))
         return tf.nn.conv2d(x, w, strides=[1, stride, stride, 1], padding="SAME") + b
 
 

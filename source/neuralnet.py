@@ -10,7 +10,7 @@ OBJECTIVES = ("equilibrium", "paper", "autoencoder")
 SCORES = ("x_dgx", "x_gx", "x_dx", "gx_dgx")   # score names: which two images the L2 error compares
 
 
-def autoencoder(x, ksize, training, update_stats=True, bn_momentum=0.9, code_channels=0, seed=None):
+def autoencoder(x, ksize, training, update_stats=True, bn_momentum=0.9, code_channels=0, out_bias=0.0, seed=None):
     """Reference conv autoencoder: 3 levels of 16/32/64 channels, mirrored decoder, sigmoid output."""
     def conv_bn_relu(h, channels, name):
         h = layers.conv2d(h, channels, ksize, name=name, seed=seed)
@@ -39,7 +39,8 @@ def autoencoder(x, ksize, training, update_stats=True, bn_momentum=0.9, code_cha
         h = conv_bn_relu(h, 32, "conv2_1")
         h = deconv_bn_relu(h, 16, "deconv1")          # 28x28
         h = conv_bn_relu(h, 16, "conv1_1")
-        h = layers.conv2d(h, int(x.shape[-1]), ksize, name="out", seed=seed)
+        # out_bias < 0 starts the sigmoid near MNIST's dark background instead of at 0.5 gray
+        h = layers.conv2d(h, int(x.shape[-1]), ksize, name="out", seed=seed, bias_init=out_bias)
         return layers.sigmoid(h)
 
 
@@ -63,18 +64,18 @@ class ADAE:
 
     def __init__(self, height=28, width=28, channels=1, ksize=3, lr=1e-4, beta1=0.9,
                  objective="equilibrium", gamma=0.5, lambda_k=1e-3, bn_momentum=0.9,
-                 code_channels=0, seed=0, keep_checkpoints=3, threads=0, xla=False, bf16=False):
+                 code_channels=0, out_bias=0.0, seed=0, keep_checkpoints=3, threads=0, xla=False, bf16=False):
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}")
         self.objective = objective
         self.score_name = "x_gx" if objective == "autoencoder" else "x_dgx"
         self.config = dict(height=height, width=width, channels=channels, ksize=ksize, lr=lr, beta1=beta1,
                            objective=objective, gamma=gamma, lambda_k=lambda_k, bn_momentum=bn_momentum,
-                           code_channels=code_channels)
+                           code_channels=code_channels, out_bias=out_bias)
         self.graph = tf.Graph()
         with self.graph.as_default():
             tf1.set_random_seed(seed)
-            net = dict(ksize=ksize, bn_momentum=bn_momentum, code_channels=code_channels)
+            net = dict(ksize=ksize, bn_momentum=bn_momentum, code_channels=code_channels, out_bias=out_bias)
 
             # inputs
             self.x = tf1.placeholder(tf.float32, [None, height, width, channels], name="x")

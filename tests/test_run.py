@@ -145,3 +145,65 @@ def test_bad_input_exits_2_with_one_line(case, tmp_path, capsys):
     assert code == 2
     assert len(err.splitlines()) == 1 and err.startswith("run.py: error:"), err
     assert not (tmp_path / "r").exists() and not (tmp_path / "c").exists()
+
+
+def test_interrupt_then_resume_matches_uninterrupted_run(e2e):
+    """SIGINT mid-training: checkpoint, resume command, exit 130; resuming ends with the same scores."""
+    import signal
+    import time
+    tmp, _, flags = e2e
+    named = flags + ["--name", "interrupted"]
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "run.py"), *named], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:               # interrupt during the second epoch
+        if line.startswith("[train] epoch    1/2"):
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGINT)
+            break
+    proc.wait(timeout=300)
+    err = proc.stderr.read()
+    assert proc.returncode == 130, err[-2000:]
+    assert "--resume" in err and "--name interrupted" in err
+    assert not (tmp / "results" / "interrupted" / "scores.csv").exists()
+    resumed = _cli(*named, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resumed from" in resumed.stdout
+    ours = [r["score"] for r in csv.DictReader(open(tmp / "results" / "interrupted" / "scores.csv"))]
+    ref = [r["score"] for r in csv.DictReader(open(tmp / "results" / "embedded_normal1" / "scores.csv"))]
+    np.testing.assert_allclose(np.array(ours, float), np.array(ref, float), rtol=1e-5)
+
+
+def test_test_only_reproduces_scores_and_refuses_other_architecture(e2e):
+    """--test-only re-scores the final checkpoint identically; another --ksize is refused with exit 2."""
+    tmp, _, flags = e2e
+    proc = _cli(*flags, "--name", "embedded_normal1", "--test-only")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ref = (tmp / "results" / "embedded_normal1" / "scores.csv").read_text()
+    assert (tmp / "results" / "embedded_normal1_eval" / "scores.csv").read_text() == ref
+    proc = _cli(*flags, "--name", "embedded_normal1", "--test-only", "--ksize", "5")
+    assert proc.returncode == 2 and "architecture" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_same_seed_same_scores_other_seed_other_scores(tmp_path):
+    """Untrained runs: seed 0 twice gives identical scores.csv, seed 1 differs."""
+    outs = []
+    for seed, name in (("0", "a"), ("0", "b"), ("1", "c")):
+        code = run.main(["--epoch", "0", "--data", "embedded", "--seed", seed, "--name", name,
+                         "--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")])
+        assert code == 0
+        outs.append((tmp_path / "r" / name / "scores.csv").read_text())
+    assert outs[0] == outs[1] and outs[0] != outs[2]
+
+
+def test_non_finite_loss_stops_with_step_and_checkpoint(digit1, tmp_path):
+    """A NaN in the data makes the loss NaN: training stops naming the step and the last checkpoint."""
+    import copy
+    from source import solver
+    from source.neuralnet import ADAE
+    data = copy.copy(digit1)
+    data.x_train = digit1.x_train.copy()
+    data.x_train[:] = np.nan
+    model = ADAE()
+    with pytest.raises(solver.TrainingError, match="non-finite loss at step 1.*last good checkpoint: none"):
+        solver.train(model, data, str(tmp_path / "c"), str(tmp_path / "r"), epochs=1, log=lambda s: None)
+    model.close()
