@@ -5,7 +5,9 @@ tf1 = tf.compat.v1
 
 
 def _init(seed):
-    # He-normal suits ReLU stacks; the op-level seed makes initial weights reproducible.
+    # He-normal suits ReLU stacks. With seed=None each initializer takes an op-level seed derived
+    # from the graph-level seed and its position in the graph: reproducible, and layers of the
+    # same shape do not start from identical weights (as one shared op seed would make them).
     return tf1.variance_scaling_initializer(scale=2.0, mode="fan_in", distribution="truncated_normal", seed=seed)
 
 

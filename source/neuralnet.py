@@ -10,14 +10,14 @@ OBJECTIVES = ("equilibrium", "paper", "autoencoder")
 SCORES = ("x_dgx", "x_gx", "x_dx", "gx_dgx")   # score names: which two images the L2 error compares
 
 
-def autoencoder(x, ksize, training, update_stats=True, bn_momentum=0.9, code_channels=0, out_bias=0.0, seed=None):
+def autoencoder(x, ksize, training, update_stats=True, bn_momentum=0.9, code_channels=0, out_bias=0.0):
     """Reference conv autoencoder: 3 levels of 16/32/64 channels, mirrored decoder, sigmoid output."""
     def conv_bn_relu(h, channels, name):
-        h = layers.conv2d(h, channels, ksize, name=name, seed=seed)
+        h = layers.conv2d(h, channels, ksize, name=name)
         return layers.relu(layers.batch_norm(h, training, update_stats, bn_momentum, name=name + "_bn"))
 
     def deconv_bn_relu(h, channels, name):
-        h = layers.conv2d_transpose(h, channels, ksize, stride=2, name=name, seed=seed)
+        h = layers.conv2d_transpose(h, channels, ksize, stride=2, name=name)
         return layers.relu(layers.batch_norm(h, training, update_stats, bn_momentum, name=name + "_bn"))
 
     with tf1.variable_scope("encoder"):
@@ -40,7 +40,7 @@ def autoencoder(x, ksize, training, update_stats=True, bn_momentum=0.9, code_cha
         h = deconv_bn_relu(h, 16, "deconv1")          # 28x28
         h = conv_bn_relu(h, 16, "conv1_1")
         # out_bias < 0 starts the sigmoid near MNIST's dark background instead of at 0.5 gray
-        h = layers.conv2d(h, int(x.shape[-1]), ksize, name="out", seed=seed, bias_init=out_bias)
+        h = layers.conv2d(h, int(x.shape[-1]), ksize, name="out", bias_init=out_bias)
         return layers.sigmoid(h)
 
 
@@ -86,9 +86,9 @@ class ADAE:
 
             # networks, training path (batch statistics); D sees X and G(X) with shared weights
             with tf1.variable_scope("generator"):
-                self.g_x = autoencoder(self.x, training=True, seed=seed, **net)
+                self.g_x = autoencoder(self.x, training=True, **net)
             with tf1.variable_scope("discriminator"):
-                self.d_x = autoencoder(self.x, training=True, seed=seed + 1, **net)
+                self.d_x = autoencoder(self.x, training=True, **net)
             with tf1.variable_scope("discriminator", reuse=True):
                 self.d_g_x = autoencoder(self.g_x, training=True, update_stats=False, **net)
 
