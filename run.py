@@ -55,6 +55,8 @@ def bounded(kind, low=None, high=None, low_open=False):
 def build_parser():
     p = Parser(description="Anomaly Detection with Adversarial Dual Autoencoders (ADAE) on MNIST.")
     g = p.add_argument_group("data")
+    g.add_argument("--dataset", choices=["mnist", "fashion_mnist"], default="mnist",
+                   help="28x28 grayscale dataset (Fashion-MNIST: Debian's files, Keras, or --data)")
     g.add_argument("--data", default="auto", help="auto (Keras cache/download, else embedded), embedded, "
                    "or a path: mnist.npz or a folder of the four MNIST IDX files")
     g.add_argument("--datnorm", action=argparse.BooleanOptionalAction, default=True,
@@ -96,6 +98,8 @@ def build_parser():
     g.add_argument("--keep-checkpoints", type=bounded(int, 1), default=3, help="checkpoints kept per run")
     g.add_argument("--resume", action="store_true", help="continue run --name from its latest checkpoint "
                    "up to --epoch epochs")
+    g.add_argument("--score", metavar="PATH", help="score new images with run --name: a PNG/JPEG file, a folder "
+                   "of them, or an .npy/.npz array; writes results/<name>/score_<input>/")
     g.add_argument("--test-only", action="store_true", help="evaluate run --name's checkpoint without training; "
                    "results go to a new folder <name>_eval")
     g = p.add_argument_group("system")
@@ -120,7 +124,16 @@ def parse_args(argv):
         raise UsageError(f"--data {args.data} does not exist")
     for flag, root in (("--results", args.results), ("--logdir", args.logdir)):
         check_writable(flag, root)
-    if args.resume or args.test_only:
+    if args.score:
+        if not args.name:
+            raise UsageError("--score needs --name of a trained run")
+        if not os.path.exists(args.score):
+            raise UsageError(f"--score {args.score} does not exist")
+        for path in (os.path.join(args.logdir, args.name, "config.json"),
+                     os.path.join(args.results, args.name, "summary.json")):
+            if not os.path.isfile(path):
+                raise UsageError(f"run {args.name!r} is missing {path}")
+    elif args.resume or args.test_only:
         check_existing_run(args)
     return args
 
@@ -145,7 +158,8 @@ def check_existing_run(args):
               if stored.get(k) != getattr(args, k)]
     if differ:
         raise UsageError(f"run {args.name!r} was made with another architecture: " + ", ".join(differ))
-    if stored.get(args.protocol) != getattr(args, args.protocol) or stored.get("data") != args.data:
+    if (stored.get(args.protocol) != getattr(args, args.protocol) or stored.get("data") != args.data
+            or stored.get("dataset", "mnist") != args.dataset):
         raise UsageError(f"run {args.name!r} used --data {stored.get('data')} --{stored.get('protocol')} "
                          f"{stored.get('digit')}; pass the same data and protocol")
 
@@ -219,7 +233,8 @@ def run_experiment(args, arrays, source, digit, seed, name, resume=False, test_o
     timings["training_images_per_second"] = trained / max(1e-9, sum(h["seconds"] for h in history)) if history else 0.0
     timings["per_epoch_extras"] = sum(h.get("extra_seconds", 0.0) for h in history)
 
-    result, eval_timings = solver.evaluate(model, data, results_dir, history, log=log)
+    class_names = datamanager.CLASS_NAMES[args.dataset]
+    result, eval_timings = solver.evaluate(model, data, results_dir, history, class_names=class_names, log=log)
     timings.update(eval_timings)
     model.close()
 
@@ -235,7 +250,8 @@ def run_experiment(args, arrays, source, digit, seed, name, resume=False, test_o
         baseline_results = {m: metrics.ranking_metrics(data.anomalous_test, s) for m, s in scores.items()}
         from source import plots
         bars = {"ADAE": result["AUROC"], **{m: r["AUROC"] for m, r in baseline_results.items()}}
-        plots.bar_chart(bars, None, os.path.join(results_dir, "baselines.png"), f"{data.protocol} {digit}: test AUROC")
+        plots.bar_chart(bars, None, os.path.join(results_dir, "baselines.png"),
+                        f"{data.protocol} {class_names[digit]}: test AUROC")
         timings["baselines"] = time.time() - t
 
     summary = {
@@ -257,12 +273,63 @@ def run_experiment(args, arrays, source, digit, seed, name, resume=False, test_o
     return summary
 
 
+def score_new_images(args):
+    """--score: score new images with a trained run's checkpoint, threshold and validation scores."""
+    import numpy as np
+
+    from source import datamanager, inference, plots, solver
+    from source.neuralnet import ADAE
+
+    with open(os.path.join(args.logdir, args.name, "config.json")) as f:
+        config = json.load(f)
+    with open(os.path.join(args.results, args.name, "summary.json")) as f:
+        summary = json.load(f)
+    try:
+        names, pixels, notes, skipped = inference.read_inputs(args.score)
+        is_array = os.path.isfile(args.score) and args.score.endswith((".npy", ".npz"))
+        # files are 8-bit; arrays are scaled the way the run scaled its data
+        x = datamanager.scale(pixels, config["datnorm"]) if is_array else (pixels / 255.0)[..., None]
+    except datamanager.DataError as err:
+        raise UsageError(str(err)) from None
+    for line in notes:
+        log(f"[score] note: {line}")
+    for line in skipped:
+        log(f"[score] skipped: {line}")
+    model = ADAE(**summary["model"])
+    found, path = model.load(os.path.join(args.logdir, args.name))
+    if not found:
+        raise UsageError(f"run {args.name!r} has no checkpoint")
+    score = model.run_scores(x.astype(np.float32), names=(model.score_name,))[model.score_name]
+    with open(os.path.join(args.results, args.name, "valid_scores.csv")) as f:
+        valid = np.array([float(line) for line in f.read().split()[1:]])
+    threshold = summary["threshold"]
+    percentile = inference.percentile_of(score, valid)
+    stem = os.path.splitext(os.path.basename(os.path.normpath(args.score)))[0] or "input"
+    run_root = os.path.join(args.results, args.name)
+    out_dir = os.path.join(run_root, unique_name(f"score_{stem}", [run_root]))
+    os.makedirs(out_dir)
+    solver.write_csv([[n, f"{s:.6g}", f"{p:.1f}", "anomalous" if s > threshold else "normal"]
+                      for n, s, p in zip(names, score, percentile)],
+                     ["file" if not is_array else "index", "score", "valid_percentile", "verdict"],
+                     os.path.join(out_dir, "scores.csv"))
+    top = np.argsort(-score)[:16]
+    recon = model.restore_images(x[top].astype(np.float32))[1]
+    plots.save_image(plots.sample_grid(x[top], recon), os.path.join(out_dir, "most_anomalous.png"))
+    model.close()
+    flagged = int((score > threshold).sum())
+    log(f"[score] {len(score)} images scored with {path}; {flagged} above the threshold {threshold:.4f}")
+    log(f"[score] results: {out_dir}")
+    return 0
+
+
 def main(argv=None):
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv)
+        if args.score:
+            return score_new_images(args)
         from source import datamanager
         try:
-            arrays, source = datamanager.load_mnist(args.data, log=log)
+            arrays, source = datamanager.load_data(args.data, args.dataset, log=log)
             for digit in args.digits:      # a protocol that leaves no training images fails before any run
                 datamanager.Dataset(*arrays, datnorm=args.datnorm, **{args.protocol: digit})
         except datamanager.DataError as err:
@@ -272,7 +339,7 @@ def main(argv=None):
         return EXIT_USAGE
 
     from source import solver, sweep
-    default = f"{source['name'] if source['name'] != 'keras' else 'mnist'}_{args.protocol}"
+    default = f"{'embedded' if source['name'] == 'embedded' else args.dataset}_{args.protocol}"
     default += "all" if len(args.digits) > 1 else str(args.digits[0])
     resuming = args.resume or args.test_only
     name = args.name if resuming else unique_name(args.name or default, [args.results, args.logdir])
@@ -287,7 +354,8 @@ def main(argv=None):
                 rows += [{"protocol": args.protocol, "digit": digit, "seed": seed, "method": m,
                           "AUROC": r["AUROC"], "AUPRC": r["AUPRC"]} for m, r in methods.items()]
         if sweeping:
-            tab = sweep.write(rows, os.path.join(args.results, name), args.protocol)
+            tab = sweep.write(rows, os.path.join(args.results, name), args.protocol,
+                              datamanager.CLASS_NAMES[args.dataset])
             for method, per_class in tab.items():
                 log(f"[sweep] {method:16s} mean AUROC {sum(v[0] for v in per_class.values()) / len(per_class):.4f}")
             log(f"[sweep] results: {os.path.join(args.results, name)}")

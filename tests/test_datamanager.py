@@ -166,6 +166,6 @@ def test_auto_falls_back_to_embedded_and_says_why(monkeypatch):
         raise OSError("network unreachable")
     monkeypatch.setattr(dm, "load_keras", offline)
     lines = []
-    arrays, source = dm.load_mnist("auto", log=lines.append)
+    arrays, source = dm.load_data("auto", log=lines.append)
     assert source["name"] == "embedded" and "network unreachable" in source["reason"]
     assert "embedded" in lines[0] and len(arrays[0]) == 4000

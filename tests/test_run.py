@@ -207,3 +207,44 @@ def test_non_finite_loss_stops_with_step_and_checkpoint(digit1, tmp_path):
     with pytest.raises(solver.TrainingError, match="non-finite loss at step 1.*last good checkpoint: none"):
         solver.train(model, data, str(tmp_path / "c"), str(tmp_path / "r"), epochs=1, log=lambda s: None)
     model.close()
+
+
+def test_score_png_folder_reproduces_evaluation_scores(e2e, embedded):
+    """Test images written as PNG score as in the evaluation; colour/size are converted, junk is skipped."""
+    from PIL import Image
+    tmp, _, flags = e2e
+    folder = tmp / "pngs"
+    folder.mkdir()
+    x_test = embedded[2]
+    for i in range(5):
+        Image.fromarray(x_test[i].astype(np.uint8)).save(folder / f"test_{i}.png")
+    Image.fromarray(np.zeros((56, 56, 3), np.uint8)).save(folder / "colour.png")
+    (folder / "junk.png").write_bytes(b"not an image")
+    proc = _cli(*flags, "--name", "embedded_normal1", "--score", str(folder))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "colour.png: RGB converted to grayscale" in proc.stdout and "resized from 56x56" in proc.stdout
+    assert "skipped: junk.png" in proc.stdout
+    rows = {r["file"]: r for r in csv.DictReader(open(tmp / "results" / "embedded_normal1" / "score_pngs" /
+                                                       "scores.csv"))}
+    assert set(rows) == {f"test_{i}.png" for i in range(5)} | {"colour.png"}
+    ref = list(csv.DictReader(open(tmp / "results" / "embedded_normal1" / "scores.csv")))
+    threshold = json.loads((tmp / "results" / "embedded_normal1" / "summary.json").read_text())["threshold"]
+    for i in range(5):
+        row = rows[f"test_{i}.png"]
+        assert float(row["score"]) == pytest.approx(float(ref[i]["score"]), rel=1e-4)
+        assert row["verdict"] == ("anomalous" if float(row["score"]) > threshold else "normal")
+        assert 0.0 <= float(row["valid_percentile"]) <= 100.0
+    assert (tmp / "results" / "embedded_normal1" / "score_pngs" / "most_anomalous.png").exists()
+
+
+def test_score_refuses_unreadable_inputs(e2e, capsys):
+    """A folder of non-images, or an array of the wrong shape: exit 2, one line."""
+    tmp, _, flags = e2e
+    bad = tmp / "bad"
+    bad.mkdir()
+    (bad / "a.png").write_bytes(b"junk")
+    np.save(tmp / "flat.npy", np.zeros(5))
+    for target in (bad, tmp / "flat.npy"):
+        code = run.main(flags + ["--name", "embedded_normal1", "--score", str(target)])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1, err
