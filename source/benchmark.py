@@ -84,27 +84,51 @@ def bench_config(label, batches, score_batch, repeats, iters, **model_kwargs):
     """Benchmark one model configuration; returns a dict of results."""
     rng = np.random.RandomState(0)
     x = rng.rand(max(batches + [score_batch]) * 4, 28, 28, 1).astype(np.float32)
+    reference = model_kwargs.pop("reference", False)
     model = ADAE(**model_kwargs)
-    out = {"label": label, "config": {k: v for k, v in model_kwargs.items()}, "train": {}, "score": {}}
+    out = {"label": label, "config": dict(model_kwargs, reference=reference), "train": {}, "score": {}}
+    if reference:
+        import tempfile
+        with model.graph.as_default():
+            writer = tf1.summary.FileWriter(tempfile.mkdtemp(prefix="adae_bench_"))
+        trace = tf1.RunOptions(trace_level=tf1.RunOptions.FULL_TRACE)
     for batch in batches:
         xb = x[:batch]
 
         def iteration():
             for _ in range(iters):
-                model.sess.run(model.step_d, {model.x: xb})
-                model.sess.run(model.step_g, {model.x: xb})
+                if reference:   # the reference code's habit: a full trace and two summary writes per step
+                    meta = tf1.RunMetadata()
+                    _, summary = model.sess.run([model.step_d, model.summary_step], {model.x: xb},
+                                                options=trace, run_metadata=meta)
+                    writer.add_run_metadata(meta, "step")
+                    writer.add_summary(summary)
+                    _, summary = model.sess.run([model.step_g, model.summary_step], {model.x: xb})
+                    writer.add_summary(summary)
+                else:
+                    model.sess.run(model.step_d, {model.x: xb})
+                    model.sess.run(model.step_g, {model.x: xb})
         iteration()  # warm-up: oneDNN primitives and XLA clusters are built on the first calls
         out["train"][batch] = stats(time_it(iteration, repeats, iters * batch))
     xs = x[:score_batch * 4]
-    model.run_scores(xs, batch_size=score_batch, names=("x_dgx",))
-    out["score"][score_batch] = stats(time_it(lambda: model.run_scores(xs, score_batch, ("x_dgx",)),
-                                              repeats, len(xs)))
+    if reference:   # one sess.run per image, twice (scores, then restorations)
+        xs = xs[:64]
+        def score():
+            for i in range(len(xs)):
+                model.sess.run(model.score, {model.x: xs[i:i + 1]})
+                model.sess.run(model.d_g_x_test, {model.x: xs[i:i + 1]})
+    else:
+        def score():
+            model.run_scores(xs, score_batch, ("x_dgx",))
+    score()
+    out["score"][score_batch] = stats(time_it(score, repeats, len(xs)))
     model.close()
     return out
 
 
 CONFIGS = {
     "default": {},
+    "reference": {"reference": True},
     "xla": {"xla": True},
     "bf16": {"bf16": True},
     "threads1": {"threads": 1},
