@@ -169,3 +169,19 @@ def test_auto_falls_back_to_embedded_and_says_why(monkeypatch):
     arrays, source = dm.load_data("auto", log=lines.append)
     assert source["name"] == "embedded" and "network unreachable" in source["reason"]
     assert "embedded" in lines[0] and len(arrays[0]) == 4000
+
+
+@pytest.mark.skipif(not os.path.isdir(dm.DEBIAN_FASHION), reason="Debian's dataset-fashion-mnist is not installed")
+def test_fashion_mnist_from_debian_idx_files():
+    """The real Fashion-MNIST IDX files load through the IDX reader: 60,000 + 10,000, 6,000 per class."""
+    (x_train, y_train, x_test, y_test), source = dm.load_data("auto", "fashion_mnist", log=lambda s: None)
+    assert source["name"] == "debian"
+    assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)
+    assert np.bincount(y_train).tolist() == [6000] * 10
+    assert dm.CLASS_NAMES["fashion_mnist"][1] == "Trouser"
+
+
+def test_embedded_is_mnist_only():
+    """--data embedded with Fashion-MNIST is refused."""
+    with pytest.raises(dm.DataError, match="MNIST only"):
+        dm.load_data("embedded", "fashion_mnist", log=lambda s: None)
