@@ -137,7 +137,9 @@ class ADAE:
                 "x_dx": l2_per_image(self.x, self.d_x_test),
                 "gx_dgx": l2_per_image(self.g_x_test, self.d_g_x_test),
             }
-            self.score = self.scores["x_dgx"]
+            self.score = self.scores[self.score_name]
+            # the image the score compares x with: D(G(x)), or G(x) for the plain autoencoder
+            self.recon_test = self.g_x_test if objective == "autoencoder" else self.d_g_x_test
 
             # summaries: scalars every few steps, epoch-level ones fed from the solver
             self.summary_step = tf1.summary.merge([
@@ -200,8 +202,8 @@ class ADAE:
                 for name in names}
 
     def restore_images(self, x):
-        """Inference-path G(x) and D(G(x)) for a few images."""
-        return self.sess.run([self.g_x_test, self.d_g_x_test], {self.x: x})
+        """Inference-path G(x) and the reconstruction the score uses (D(G(x)) for ADAE) for a few images."""
+        return self.sess.run([self.g_x_test, self.recon_test], {self.x: x})
 
 
 def count_params(variables):

@@ -240,7 +240,7 @@ def evaluate(model, data, results_dir, history=None, class_names=None, log=print
     write_sample_grids(model, data, score, predicted, os.path.join(results_dir, "grids"))
     result["valid_score_mean"] = float(valid[name].mean())
     result["valid_score_std"] = float(valid[name].std())
-    timings = {"scoring": time.time() - t0 - (time.time() - t_plot), "plotting": time.time() - t_plot,
+    timings = {"scoring": t_plot - t0, "plotting": time.time() - t_plot,
                "scoring_images_per_second": len(data.x_test) / score_seconds}
     return result, timings
 
