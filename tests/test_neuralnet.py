@@ -1,4 +1,6 @@
 """The ADAE graph: shapes, variable partition, losses against NumPy, steps, save/restore, batch norm."""
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -145,3 +147,15 @@ def test_same_seed_same_weights_other_seed_other_weights(batch):
         m.close()
     np.testing.assert_array_equal(scores[0], scores[1])
     assert not np.allclose(scores[0], scores[2])
+
+
+def test_saver_keeps_only_the_last_checkpoints(batch, tmp_path):
+    """keep_checkpoints=2: after four saves two checkpoints remain, the newest among them."""
+    import glob
+    m = ADAE(keep_checkpoints=2)
+    for _ in range(4):
+        m.sess.run(m.step_g, {m.x: batch})
+        m.save(str(tmp_path / "model.ckpt"))
+    m.close()
+    kept = sorted(glob.glob(str(tmp_path / "model.ckpt-*.index")))
+    assert [os.path.basename(p) for p in kept] == ["model.ckpt-3.index", "model.ckpt-4.index"]

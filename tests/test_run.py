@@ -168,6 +168,11 @@ def test_interrupt_then_resume_matches_uninterrupted_run(e2e):
     resumed = _cli(*named, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resumed from" in resumed.stdout
+    import tensorflow as tf
+    steps = [event.step for path in sorted(glob.glob(str(tmp / "Checkpoint" / "interrupted" / "events.*")))
+             for event in tf.compat.v1.train.summary_iterator(path)
+             if any(v.tag == "loss/loss_g" for v in event.summary.value)]
+    assert steps == sorted(set(steps)), "TensorBoard steps repeat or overlap after the resume"
     ours = [r["score"] for r in csv.DictReader(open(tmp / "results" / "interrupted" / "scores.csv"))]
     ref = [r["score"] for r in csv.DictReader(open(tmp / "results" / "embedded_normal1" / "scores.csv"))]
     np.testing.assert_allclose(np.array(ours, float), np.array(ref, float), rtol=1e-5)
