@@ -14,6 +14,7 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")   # measure what run.py runs
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -92,6 +93,7 @@ def bench_config(label, batches, score_batch, repeats, iters, **model_kwargs):
         with model.graph.as_default():
             writer = tf1.summary.FileWriter(tempfile.mkdtemp(prefix="adae_bench_"))
         trace = tf1.RunOptions(trace_level=tf1.RunOptions.FULL_TRACE)
+        traced = []
     for batch in batches:
         xb = x[:batch]
 
@@ -101,7 +103,8 @@ def bench_config(label, batches, score_batch, repeats, iters, **model_kwargs):
                     meta = tf1.RunMetadata()
                     _, summary = model.sess.run([model.step_d, model.summary_step], {model.x: xb},
                                                 options=trace, run_metadata=meta)
-                    writer.add_run_metadata(meta, "step")
+                    traced.append(meta)
+                    writer.add_run_metadata(meta, f"step{len(traced)}")
                     writer.add_summary(summary)
                     _, summary = model.sess.run([model.step_g, model.summary_step], {model.x: xb})
                     writer.add_summary(summary)
