@@ -127,8 +127,6 @@ def parse_args(argv):
     if args.score:
         if not args.name:
             raise UsageError("--score needs --name of a trained run")
-        if not os.path.exists(args.score):
-            raise UsageError(f"--score {args.score} does not exist")
         for path in (os.path.join(args.logdir, args.name, "config.json"),
                      os.path.join(args.results, args.name, "summary.json")):
             if not os.path.isfile(path):
@@ -280,15 +278,13 @@ def score_new_images(args):
     from source import datamanager, inference, plots, solver
     from source.neuralnet import ADAE
 
-    with open(os.path.join(args.logdir, args.name, "config.json")) as f:
-        config = json.load(f)
     with open(os.path.join(args.results, args.name, "summary.json")) as f:
         summary = json.load(f)
     try:
         names, pixels, notes, skipped = inference.read_inputs(args.score)
-        is_array = os.path.isfile(args.score) and args.score.endswith((".npy", ".npz"))
+        is_array = inference.is_array_path(args.score)
         # files are 8-bit; arrays are scaled the way the run scaled its data
-        x = datamanager.scale(pixels, config["datnorm"]) if is_array else (pixels / 255.0)[..., None]
+        x = datamanager.scale(pixels, summary["config"]["datnorm"]) if is_array else (pixels / 255.0)[..., None]
     except datamanager.DataError as err:
         raise UsageError(str(err)) from None
     for line in notes:

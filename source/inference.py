@@ -5,7 +5,6 @@ import numpy as np
 
 from source.datamanager import DataError
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 SIZE = (28, 28)
 
 
@@ -66,11 +65,16 @@ def read_array(path):
     return [str(i) for i in range(len(x))], x, notes
 
 
+def is_array_path(path):
+    """True for an .npy/.npz file, which is read as an array rather than as an image."""
+    return os.path.isfile(path) and path.endswith((".npy", ".npz"))
+
+
 def read_inputs(path):
     """Images to score from a file, a folder or an array; refuse when nothing is readable."""
     if not os.path.exists(path):
         raise DataError(f"--score {path} does not exist")
-    if os.path.isfile(path) and path.endswith((".npy", ".npz")):
+    if is_array_path(path):
         names, x, notes = read_array(path)
         return names, x, notes, []
     if os.path.isdir(path):

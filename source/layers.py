@@ -4,27 +4,27 @@ import tensorflow as tf
 tf1 = tf.compat.v1
 
 
-def _init(seed):
-    # He-normal suits ReLU stacks. With seed=None each initializer takes an op-level seed derived
-    # from the graph-level seed and its position in the graph: reproducible, and layers of the
-    # same shape do not start from identical weights (as one shared op seed would make them).
-    return tf1.variance_scaling_initializer(scale=2.0, mode="fan_in", distribution="truncated_normal", seed=seed)
+def _init():
+    # He-normal suits ReLU stacks. No op seed: each initializer derives one from the graph-level
+    # seed and its position in the graph, so weights are reproducible and layers of the same
+    # shape do not start identical (as one shared op seed would make them).
+    return tf1.variance_scaling_initializer(scale=2.0, mode="fan_in", distribution="truncated_normal")
 
 
-def conv2d(x, out_channels, ksize, stride=1, name="conv", seed=None, bias_init=0.0):
+def conv2d(x, out_channels, ksize, stride=1, name="conv", bias_init=0.0):
     """Same-padded 2-D convolution with bias."""
     in_channels = x.shape[-1]
     with tf1.variable_scope(name):
-        w = tf1.get_variable("weight", [ksize, ksize, in_channels, out_channels], initializer=_init(seed))
+        w = tf1.get_variable("weight", [ksize, ksize, in_channels, out_channels], initializer=_init())
         b = tf1.get_variable("bias", [out_channels], initializer=tf1.constant_initializer(bias_init))
         return tf.nn.conv2d(x, w, strides=[1, stride, stride, 1], padding="SAME") + b
 
 
-def conv2d_transpose(x, out_channels, ksize, stride=2, name="deconv", seed=None):
+def conv2d_transpose(x, out_channels, ksize, stride=2, name="deconv"):
     """Same-padded transposed convolution that multiplies height and width by stride."""
     in_channels = x.shape[-1]
     with tf1.variable_scope(name):
-        w = tf1.get_variable("weight", [ksize, ksize, out_channels, in_channels], initializer=_init(seed))
+        w = tf1.get_variable("weight", [ksize, ksize, out_channels, in_channels], initializer=_init())
         b = tf1.get_variable("bias", [out_channels], initializer=tf1.zeros_initializer())
         shape = tf.shape(x)
         out_shape = tf.stack([shape[0], shape[1] * stride, shape[2] * stride, out_channels])
