@@ -304,7 +304,7 @@ def score_new_images(args):
     run_root = os.path.join(args.results, args.name)
     out_dir = os.path.join(run_root, unique_name(f"score_{stem}", [run_root]))
     os.makedirs(out_dir)
-    solver.write_csv([[n, f"{s:.6g}", f"{p:.1f}", "anomalous" if s > threshold else "normal"]
+    solver.write_csv([[n, repr(float(s)), f"{p:.1f}", "anomalous" if s > threshold else "normal"]
                       for n, s, p in zip(names, score, percentile)],
                      ["file" if not is_array else "index", "score", "valid_percentile", "verdict"],
                      os.path.join(out_dir, "scores.csv"))

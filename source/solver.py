@@ -223,8 +223,8 @@ def evaluate(model, data, results_dir, history=None, class_names=None, log=print
     result["AUROC_per_score"] = {k: metrics.ranking_metrics(anomalous, v)["AUROC"] for k, v in test.items()}
     predicted = (score > threshold).astype(int)
     # validation normals' scores: the reference for percentiles when new images are scored
-    write_csv([[f"{v:.6g}"] for v in valid[name]], ["valid_score"], os.path.join(results_dir, "valid_scores.csv"))
-    write_csv([[i, int(data.y_test[i]), int(anomalous[i]), f"{score[i]:.6g}", int(predicted[i])]
+    write_csv([[repr(float(v))] for v in valid[name]], ["valid_score"], os.path.join(results_dir, "valid_scores.csv"))
+    write_csv([[i, int(data.y_test[i]), int(anomalous[i]), repr(float(score[i])), int(predicted[i])]
                for i in range(len(score))],
               ["index", "label", "anomalous", "score", "predicted_anomalous"],
               os.path.join(results_dir, "scores.csv"))

@@ -36,7 +36,7 @@ def markdown(tab, protocol, class_names=None):
 def write(rows, out_dir, protocol, class_names=None):
     """Write sweep.csv (one row per run and method), sweep.md and sweep.png; return the table."""
     keys = ["protocol", "digit", "seed", "method", "AUROC", "AUPRC"]
-    write_csv([[r[k] if not isinstance(r[k], float) else f"{r[k]:.6f}" for k in keys] for r in rows], keys,
+    write_csv([[r[k] if not isinstance(r[k], float) else repr(float(r[k])) for k in keys] for r in rows], keys,
               os.path.join(out_dir, "sweep.csv"))
     tab = table(rows)
     tmp = os.path.join(out_dir, "sweep.md.tmp")
