@@ -5,6 +5,7 @@ import json
 import math
 import os
 import platform
+import signal
 import sys
 import time
 
@@ -52,6 +53,29 @@ def bounded(kind, low=None, high=None, low_open=False):
     return parse
 
 
+def widths_list(text):
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated channel counts like 32,64,128, got {text!r}") from None
+    if not 1 <= len(values) <= 5 or min(values) < 1 or max(values) > 1024:
+        raise argparse.ArgumentTypeError(f"expected 1-5 channel counts in 1..1024, got {text!r}")
+    return values
+
+
+# Per-architecture defaults of the flags marked (*). --arch paper takes the paper's settings (batch 64,
+# Adam lr 1e-5 and beta1 0.5, the literal losses) but two: the balancing is off and the score is D's own
+# error ||x - D(x)||; the README's recipe table gives the development AUROC behind both choices.
+ARCH_DEFAULTS = {
+    "paper": dict(batch=64, lr=1e-5, beta1=0.5, objective="paper", balance=0.0, anomaly_score="x_dx"),
+    "reference": dict(batch=32, lr=1e-4, beta1=0.9, objective="equilibrium", balance=0.0, anomaly_score="x_dgx"),
+}
+OBJECTIVES = ("paper", "equilibrium", "autoencoder")
+SCORES = ("x_dgx", "x_dx", "x_gx", "gx_dgx")
+ARCHS = ("paper", "reference")
+PRECISIONS = ("fp32", "bf16", "auto")
+
+
 def build_parser():
     p = Parser(description="Anomaly Detection with Adversarial Dual Autoencoders (ADAE) on MNIST.")
     g = p.add_argument_group("data")
@@ -65,25 +89,36 @@ def build_parser():
                    "(default protocol, K=1); 'all' runs K=0..9")
     g.add_argument("--anomaly", type=digit_or_all, help="digit K is anomalous, the other nine normal "
                    "(the paper's protocol); 'all' runs K=0..9")
-    g = p.add_argument_group("model")
-    g.add_argument("--ksize", type=bounded(int, 1, 9), default=3, help="convolution kernel size")
-    g.add_argument("--objective", choices=["equilibrium", "paper", "autoencoder"], default="equilibrium",
-                   help="equilibrium: the paper's losses with BEGAN's k_t on D's fake term (default); "
-                   "paper: the literal losses (k=1); autoencoder: G alone")
+    g = p.add_argument_group("model (defaults marked * depend on --arch; see ARCH_DEFAULTS)")
+    g.add_argument("--arch", choices=ARCHS, default="paper",
+                   help="paper: 32x32 in [-1, 1], strided convs to a --latent code, tanh (default); "
+                   "reference: the reference code's 28x28 pooling network with a 7x7x64 code")
+    g.add_argument("--widths", type=widths_list, default=(32, 64, 128),
+                   help="paper arch: channels of the strided convolutions, comma-separated")
+    g.add_argument("--latent", type=bounded(int, 1, 4096), default=32, help="paper arch: size of the code")
+    g.add_argument("--objective", choices=OBJECTIVES, help="paper: the literal losses (k=1); equilibrium: "
+                   "BEGAN's k_t on D's fake term; autoencoder: G alone (*)")
+    g.add_argument("--balance", type=bounded(float, 0), help="alpha of the G/D learning-rate balancing "
+                   "b = sigmoid(alpha (|G(x)-D(G(x))| - |x-D(x)|)): G at 2b lr, D at 2(1-b) lr; 0 turns it off (*)")
+    g.add_argument("--anomaly-score", choices=SCORES, help="the error used as anomaly score: x_dgx "
+                   "||x - D(G(x))|| (the paper's), x_dx, x_gx or gx_dgx (*)")
     g.add_argument("--gamma", type=bounded(float, 0, low_open=True), default=0.5,
                    help="equilibrium target ratio of D's fake to real error")
     g.add_argument("--lambda-k", type=bounded(float, 0), default=1e-3, help="learning rate of k_t")
+    g.add_argument("--ksize", type=bounded(int, 1, 9), default=3, help="reference arch: convolution kernel size")
     g.add_argument("--code-channels", type=bounded(int, 0, 64), default=0,
-                   help="channels of an extra 7x7 code layer (0: the reference's 7x7x64 code)")
+                   help="reference arch: channels of an extra 7x7 code layer (0: the reference's 7x7x64 code)")
     g.add_argument("--out-bias", type=bounded(float, -10, 10), default=0.0,
-                   help="initial bias of the output layer (negative starts near a dark background)")
+                   help="reference arch: initial bias of the sigmoid output layer")
     g.add_argument("--bn-momentum", type=bounded(float, 0, 0.9999), default=0.9,
                    help="momentum of batch-norm moving averages")
     g = p.add_argument_group("optimizer")
-    g.add_argument("--batch", type=bounded(int, 1), default=32, help="mini-batch size")
+    g.add_argument("--batch", type=bounded(int, 1), help="mini-batch size (*)")
     g.add_argument("--epoch", type=bounded(int, 0), default=100, help="training epochs")
-    g.add_argument("--lr", type=bounded(float, 0, 1, low_open=True), default=1e-4, help="Adam learning rate")
-    g.add_argument("--beta1", type=bounded(float, 0, 0.9999), default=0.9, help="Adam beta1 (paper: 0.5)")
+    g.add_argument("--steps", type=bounded(int, 0), help="training iterations (D step + G step); overrides "
+                   "--epoch so data sets of different sizes get the same compute")
+    g.add_argument("--lr", type=bounded(float, 0, 1, low_open=True), help="Adam learning rate (*)")
+    g.add_argument("--beta1", type=bounded(float, 0, 0.9999), help="Adam beta1 (*)")
     g.add_argument("--seed", type=bounded(int, 0), default=0, help="seed of weights and batch order")
     g.add_argument("--seeds", type=bounded(int, 1, 100), default=1, help="repeat each experiment with seeds "
                    "seed..seed+N-1")
@@ -105,13 +140,19 @@ def build_parser():
     g = p.add_argument_group("system")
     g.add_argument("--threads", type=bounded(int, 0, 256), default=0, help="intra-op threads (0: one per core)")
     g.add_argument("--xla", action="store_true", help="XLA JIT compilation of the session graph")
-    g.add_argument("--bf16", action="store_true", help="oneDNN automatic bfloat16 mixed precision")
+    g.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32; bf16: oneDNN automatic "
+                   "bfloat16 mixed precision; auto: bf16 where the CPU has AMX-BF16 or AVX512-BF16, else fp32")
     return p
 
 
 def parse_args(argv):
     """Parse and check flags; raise UsageError with one line on a bad value."""
     args = build_parser().parse_args(argv)
+    for key, value in ARCH_DEFAULTS[args.arch].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.arch == "paper" and 32 % (2 ** len(args.widths)) != 0:
+        raise UsageError(f"--widths {args.widths}: 32x32 inputs allow at most 5 strided layers")
     if args.normal is not None and args.anomaly is not None:
         raise UsageError("choose one protocol: --normal K or --anomaly K, not both")
     if args.normal is None and args.anomaly is None:
@@ -136,7 +177,7 @@ def parse_args(argv):
     return args
 
 
-ARCHITECTURE = ("ksize", "code_channels", "objective")
+ARCHITECTURE = ("arch", "widths", "latent", "ksize", "code_channels", "objective")
 
 
 def check_existing_run(args):
@@ -145,15 +186,15 @@ def check_existing_run(args):
         raise UsageError("use --resume or --test-only, not both")
     if not args.name:
         raise UsageError("--resume and --test-only need --name of an earlier run")
-    if len(args.digits) > 1 or args.seeds > 1:
-        raise UsageError("--resume and --test-only take one run, not a sweep")
+    if args.test_only and (len(args.digits) > 1 or args.seeds > 1):
+        raise UsageError("--test-only takes one run, not a sweep")
     config_path = os.path.join(args.logdir, args.name, "config.json")
     if not os.path.isfile(config_path):
         raise UsageError(f"no run {args.name!r} under {args.logdir} (missing {config_path})")
     with open(config_path) as f:
         stored = json.load(f)
     differ = [f"--{k.replace('_', '-')} {stored[k]} (asked {getattr(args, k)})" for k in ARCHITECTURE
-              if stored.get(k) != getattr(args, k)]
+              if stored.get(k) != json.loads(json.dumps(getattr(args, k)))]   # tuples are stored as lists
     if differ:
         raise UsageError(f"run {args.name!r} was made with another architecture: " + ", ".join(differ))
     if (stored.get(args.protocol) != getattr(args, args.protocol) or stored.get("data") != args.data
@@ -180,6 +221,27 @@ def unique_name(name, roots):
     return candidate
 
 
+def run_config(args, name, digit=None, seed=None):
+    """The flags of a run (or of a sweep, digit and seed None) as stored in config.json."""
+    config = {k: v for k, v in vars(args).items() if k not in ("digits", "resume", "test_only")}
+    config.update(digit=digit, seed=seed, name=name)
+    return config
+
+
+def finished_summary(args, run_name):
+    """The summary of a sweep's sub-run that finished earlier, else None."""
+    path = os.path.join(args.results, run_name, "summary.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def has_checkpoint(args, run_name):
+    """True when a sub-run of a sweep stopped after writing a checkpoint."""
+    return os.path.isfile(os.path.join(args.logdir, run_name, "state.json"))
+
+
 def run_experiment(args, arrays, source, digit, seed, name, resume=False, test_only=False):
     """Train ADAE on one protocol and seed, evaluate it (and baselines) and write results/<name>."""
     import numpy as np
@@ -194,29 +256,30 @@ def run_experiment(args, arrays, source, digit, seed, name, resume=False, test_o
     data = datamanager.Dataset(*arrays, datnorm=args.datnorm, source=source, **kwargs)
     timings["data"] = time.time() - t
     ckpt_dir = os.path.join(args.logdir, name)
-    config = {k: v for k, v in vars(args).items() if k not in ("digits", "resume", "test_only")}
-    config.update(digit=digit, seed=seed, name=name)
+    config = run_config(args, name, digit, seed)
     if test_only:
         results_dir = os.path.join(args.results, unique_name(name + "_eval", [args.results]))
     else:
         results_dir = os.path.join(args.results, name)
-    os.makedirs(results_dir, exist_ok=resume)
+    os.makedirs(results_dir, exist_ok=resume or args.resume)   # args.resume: a sweep's sub-run begun earlier
     if not (resume or test_only):
-        os.makedirs(ckpt_dir)
+        os.makedirs(ckpt_dir, exist_ok=args.resume)   # a sweep's sub-run stopped before its first checkpoint
         solver.write_json(config, os.path.join(ckpt_dir, "config.json"))
 
     t = time.time()
-    model_kwargs = dict(ksize=args.ksize, lr=args.lr, beta1=args.beta1, gamma=args.gamma, lambda_k=args.lambda_k,
+    model_kwargs = dict(arch=args.arch, widths=args.widths, latent=args.latent, ksize=args.ksize, lr=args.lr,
+                        beta1=args.beta1, balance=args.balance, gamma=args.gamma, lambda_k=args.lambda_k,
                         bn_momentum=args.bn_momentum, code_channels=args.code_channels, out_bias=args.out_bias,
-                        seed=seed,
-                        keep_checkpoints=args.keep_checkpoints, threads=args.threads, xla=args.xla, bf16=args.bf16)
+                        score_name=args.anomaly_score, seed=seed, keep_checkpoints=args.keep_checkpoints,
+                        threads=args.threads, xla=args.xla, precision=args.precision)
     model = ADAE(objective=args.objective, **model_kwargs)
     timings["graph_build"] = time.time() - t
-    log(f"[model] {args.objective} objective; parameters G {model.n_params_g:,}  D {model.n_params_d:,}")
+    log(f"[model] {args.arch} arch, {args.objective} objective, score {model.score_name}; parameters G {model.n_params_g:,}  D {model.n_params_d:,}")
     log(f"[data] {data.protocol} {digit}: {data.counts()}")
 
     t = time.time()
-    train_kwargs = dict(epochs=args.epoch, batch_size=args.batch, seed=seed, summary_every=args.summary_every)
+    train_kwargs = dict(epochs=args.epoch, steps=args.steps, batch_size=args.batch, seed=seed,
+                        summary_every=args.summary_every)
     if test_only:
         found, path = model.load(ckpt_dir)
         if not found:
@@ -236,16 +299,22 @@ def run_experiment(args, arrays, source, digit, seed, name, resume=False, test_o
     timings.update(eval_timings)
     model.close()
 
-    baseline_results = {}
+    baseline_results, baseline_info = {}, {}
     if args.baselines:
         t = time.time()
-        scores = baselines.classic_scores(data.x_train, data.x_test, seed)
+        scores, seconds = baselines.classic_scores(data.x_train, data.x_test, seed)
+        t_ae = time.time()
         ae = ADAE(objective="autoencoder", **model_kwargs)
-        solver.train(ae, data, os.path.join(ckpt_dir, "conv_ae"), os.path.join(results_dir, "conv_ae"),
-                     log=lambda line: None, **train_kwargs)
+        ae_dir = os.path.join(ckpt_dir, "conv_ae")
+        solver.train(ae, data, ae_dir, os.path.join(results_dir, "conv_ae"), log=lambda line: None,
+                     resume=os.path.isfile(os.path.join(ae_dir, "state.json")), **train_kwargs)
         scores["ConvAE"] = ae.run_scores(data.x_test, names=("x_gx",))["x_gx"]
         ae.close()
+        seconds["ConvAE"] = time.time() - t_ae
         baseline_results = {m: metrics.ranking_metrics(data.anomalous_test, s) for m, s in scores.items()}
+        baseline_info = {"settings": dict(baselines.settings(len(data.x_train)),
+                                          ConvAE={"note": "G alone, same architecture and budget"}),
+                         "seconds": seconds}
         from source import plots
         bars = {"ADAE": result["AUROC"], **{m: r["AUROC"] for m, r in baseline_results.items()}}
         plots.bar_chart(bars, None, os.path.join(results_dir, "baselines.png"),
@@ -254,8 +323,9 @@ def run_experiment(args, arrays, source, digit, seed, name, resume=False, test_o
 
     summary = {
         "name": name, "metrics": result, "threshold": result["threshold"], "baselines": baseline_results,
+        "baseline_info": baseline_info,
         "data": {"source": source, "protocol": data.protocol, "digit": digit, **data.counts()},
-        "config": config, "model": model.config, "seed": seed,
+        "config": config, "model": model.config, "seed": seed, "precision": model.precision,
         "parameters": {"G": model.n_params_g, "D": model.n_params_d},
         "final_epoch": history[-1] if history else None, "timings": timings,
         "versions": {"tensorflow": tf.__version__, "numpy": np.__version__, "python": platform.python_version()},
@@ -318,6 +388,12 @@ def score_new_images(args):
     return 0
 
 
+def interrupted(signum, frame):
+    """A signal outside a training loop: stop where we are; finished runs and checkpoints are on disk."""
+    from source import solver
+    raise solver.Interrupted(signum, None)
+
+
 def main(argv=None):
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv)
@@ -340,15 +416,29 @@ def main(argv=None):
     resuming = args.resume or args.test_only
     name = args.name if resuming else unique_name(args.name or default, [args.results, args.logdir])
     sweeping = len(args.digits) > 1 or args.seeds > 1
+    # a signal outside a training loop (which checkpoints first) stops the run or sweep where it is
+    previous = {signum: signal.signal(signum, interrupted) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
-        rows = []
-        for digit in args.digits:
-            for seed in range(args.seed, args.seed + args.seeds):
-                run_name = os.path.join(name, f"{args.protocol}{digit}_seed{seed}") if sweeping else name
-                summary = run_experiment(args, arrays, source, digit, seed, run_name, args.resume, args.test_only)
-                methods = {"ADAE": summary["metrics"], **summary["baselines"]}
-                rows += [{"protocol": args.protocol, "digit": digit, "seed": seed, "method": m,
-                          "AUROC": r["AUROC"], "AUPRC": r["AUPRC"]} for m, r in methods.items()]
+        if sweeping and not args.resume:
+            os.makedirs(os.path.join(args.logdir, name))
+            solver.write_json(run_config(args, name), os.path.join(args.logdir, name, "config.json"))
+        runs = [(digit, seed) for digit in args.digits for seed in range(args.seed, args.seed + args.seeds)]
+        rows, t_start, trained = [], time.time(), 0
+        for done, (digit, seed) in enumerate(runs):
+            run_name = os.path.join(name, f"{args.protocol}{digit}_seed{seed}") if sweeping else name
+            summary = finished_summary(args, run_name) if sweeping and args.resume else None
+            if summary is None:
+                resume = args.resume and (not sweeping or has_checkpoint(args, run_name))
+                summary = run_experiment(args, arrays, source, digit, seed, run_name, resume, args.test_only)
+                trained += 1
+            elif sweeping:
+                log(f"[sweep] {run_name}: finished earlier, kept")
+            methods = {"ADAE": summary["metrics"], **summary["baselines"]}
+            rows += [{"protocol": args.protocol, "digit": digit, "seed": seed, "method": m,
+                      "AUROC": r["AUROC"], "AUPRC": r["AUPRC"]} for m, r in methods.items()]
+            if sweeping:
+                left = (time.time() - t_start) / max(1, trained) * (len(runs) - done - 1)
+                log(f"[sweep] {done + 1}/{len(runs)} runs done; about {left / 60:.0f} min left")
         if sweeping:
             tab = sweep.write(rows, os.path.join(args.results, name), args.protocol,
                               datamanager.CLASS_NAMES[args.dataset])
@@ -360,11 +450,15 @@ def main(argv=None):
         if "--name" not in argv:
             argv += ["--name", name]
         command = " ".join(["python", "run.py"] + argv + ["--resume"])
-        print(f"run.py: interrupted; checkpoint {err.checkpoint}; resume with: {command}", file=sys.stderr)
+        saved = f"checkpoint {err.checkpoint}; " if err.checkpoint else ""
+        print(f"run.py: interrupted; {saved}resume with: {command}", file=sys.stderr)
         return 128 + err.signum
     except solver.TrainingError as err:
         print(f"run.py: error: {err}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return 0
 
 

@@ -30,7 +30,7 @@ def _profile_flops(graph):
     return tf1.profiler.profile(graph, options=opts).total_float_ops
 
 
-def count_flops(batch, ksize=3, code_channels=0):
+def count_flops(batch, arch="paper", **net_kwargs):
     """FLOPs per image of a training iteration and of scoring, counted by tf.compat.v1.profiler.
 
     The profiler needs static shapes, so the networks are rebuilt on a fixed-batch placeholder.
@@ -38,23 +38,23 @@ def count_flops(batch, ksize=3, code_channels=0):
     (the D step and the G step each run their own), which slightly overcounts the G step.
     """
     from source import neuralnet as nn
-    net = dict(ksize=ksize, code_channels=code_channels)
+    network = nn.network_fn(arch, **net_kwargs)
     counts = {}
     for phase in ("score", "forward", "train"):
         graph = tf.Graph()
         with graph.as_default():
             tf1.set_random_seed(0)   # required when op determinism is on
-            x = tf1.placeholder(tf.float32, [batch, 28, 28, 1])
+            x = nn.to_network(tf1.placeholder(tf.float32, [batch, 28, 28, 1]), arch)
             training = phase != "score"
             with tf1.variable_scope("generator"):
-                g_x = nn.autoencoder(x, training=training, update_stats=False, **net)
+                g_x = network(x, training=training, update_stats=False)
             with tf1.variable_scope("discriminator"):
-                d_g_x = nn.autoencoder(g_x, training=training, update_stats=False, **net)
+                d_g_x = network(g_x, training=training, update_stats=False)
             if phase == "score":
                 nn.l2_per_image(x, d_g_x)
             else:
                 with tf1.variable_scope("discriminator", reuse=True):
-                    d_x = nn.autoencoder(x, training=True, update_stats=False, **net)
+                    d_x = network(x, training=True, update_stats=False)
                 loss_d = tf.reduce_mean(tf.abs(x - d_x)) - tf.reduce_mean(tf.abs(g_x - d_g_x))
                 loss_g = tf.reduce_mean(tf.abs(x - g_x)) + tf.reduce_mean(tf.abs(g_x - d_g_x))
                 if phase == "train":
@@ -133,7 +133,7 @@ CONFIGS = {
     "default": {},
     "reference": {"reference": True},
     "xla": {"xla": True},
-    "bf16": {"bf16": True},
+    "bf16": {"precision": "bf16"},
     "threads1": {"threads": 1},
 }
 

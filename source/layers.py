@@ -11,25 +11,29 @@ def _init():
     return tf1.variance_scaling_initializer(scale=2.0, mode="fan_in", distribution="truncated_normal")
 
 
-def conv2d(x, out_channels, ksize, stride=1, name="conv", bias_init=0.0):
-    """Same-padded 2-D convolution with bias."""
+def conv2d(x, out_channels, ksize, stride=1, name="conv", bias_init=0.0, padding="SAME"):
+    """2-D convolution with bias ("SAME" keeps size / stride; "VALID" shrinks by ksize - 1)."""
     in_channels = x.shape[-1]
     with tf1.variable_scope(name):
         w = tf1.get_variable("weight", [ksize, ksize, in_channels, out_channels], initializer=_init())
         b = tf1.get_variable("bias", [out_channels], initializer=tf1.constant_initializer(bias_init))
-        return tf.nn.conv2d(x, w, strides=[1, stride, stride, 1], padding="SAME") + b
+        return tf.nn.conv2d(x, w, strides=[1, stride, stride, 1], padding=padding) + b
 
 
-def conv2d_transpose(x, out_channels, ksize, stride=2, name="deconv"):
-    """Same-padded transposed convolution that multiplies height and width by stride."""
+def conv2d_transpose(x, out_channels, ksize, stride=2, name="deconv", padding="SAME"):
+    """Transposed convolution: "SAME" multiplies height and width by stride, "VALID" with stride 1
+    grows a 1x1 code to ksize x ksize."""
     in_channels = x.shape[-1]
     with tf1.variable_scope(name):
         w = tf1.get_variable("weight", [ksize, ksize, out_channels, in_channels], initializer=_init())
         b = tf1.get_variable("bias", [out_channels], initializer=tf1.zeros_initializer())
-        shape = tf.shape(x)
-        out_shape = tf.stack([shape[0], shape[1] * stride, shape[2] * stride, out_channels])
-        y = tf.nn.conv2d_transpose(x, w, out_shape, strides=[1, stride, stride, 1], padding="SAME")
-        y = tf.reshape(y, [-1, x.shape[1] * stride, x.shape[2] * stride, out_channels])
+        if padding == "SAME":
+            height, width = x.shape[1] * stride, x.shape[2] * stride
+        else:
+            height, width = (x.shape[1] - 1) * stride + ksize, (x.shape[2] - 1) * stride + ksize
+        out_shape = tf.stack([tf.shape(x)[0], height, width, out_channels])
+        y = tf.nn.conv2d_transpose(x, w, out_shape, strides=[1, stride, stride, 1], padding=padding)
+        y = tf.reshape(y, [-1, height, width, out_channels])
         return y + b
 
 
@@ -70,6 +74,16 @@ def max_pool(x, name="pool"):
 def relu(x):
     """Rectified linear unit."""
     return tf.nn.relu(x)
+
+
+def leaky_relu(x, alpha=0.2):
+    """Leaky ReLU, the usual choice in DCGAN-style encoders."""
+    return tf.nn.leaky_relu(x, alpha)
+
+
+def tanh(x):
+    """Hyperbolic tangent for outputs in [-1, 1]."""
+    return tf.nn.tanh(x)
 
 
 def sigmoid(x):

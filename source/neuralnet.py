@@ -1,4 +1,6 @@
 """The ADAE graph: generator G, discriminator D, losses, scores, optimizers, summaries, Saver."""
+import functools
+
 import numpy as np
 import tensorflow as tf
 
@@ -10,8 +12,13 @@ OBJECTIVES = ("equilibrium", "paper", "autoencoder")
 SCORES = ("x_dgx", "x_gx", "x_dx", "gx_dgx")   # score names: which two images the L2 error compares
 
 
-def autoencoder(x, ksize, training, update_stats=True, bn_momentum=0.9, code_channels=0, out_bias=0.0):
-    """Reference conv autoencoder: 3 levels of 16/32/64 channels, mirrored decoder, sigmoid output."""
+ARCHS = ("paper", "reference")
+PAD = 2   # the paper's networks see MNIST zero-padded from 28x28 to 32x32
+
+
+def reference_autoencoder(x, training, update_stats=True, bn_momentum=0.9, ksize=3, code_channels=0,
+                          out_bias=0.0):
+    """Reference conv autoencoder: 3 levels of 16/32/64 channels, max pooling, mirrored decoder, sigmoid output."""
     def conv_bn_relu(h, channels, name):
         h = layers.conv2d(h, channels, ksize, name=name)
         return layers.relu(layers.batch_norm(h, training, update_stats, bn_momentum, name=name + "_bn"))
@@ -44,6 +51,55 @@ def autoencoder(x, ksize, training, update_stats=True, bn_momentum=0.9, code_cha
         return layers.sigmoid(h)
 
 
+def paper_autoencoder(x, training, update_stats=True, bn_momentum=0.9, widths=(32, 64, 128), latent=32):
+    """The paper's autoencoder: 4x4 convolutions of stride 2 (no pooling, no dense layer) down to a
+    1x1xlatent code, a mirrored transposed-convolution decoder and a tanh output in [-1, 1].
+
+    DCGAN conventions where the paper is silent: batch norm after every hidden layer but the first,
+    LeakyReLU(0.2) in the encoder, ReLU in the decoder.
+    """
+    def bn(h, name):
+        return layers.batch_norm(h, training, update_stats, bn_momentum, name=name + "_bn")
+
+    with tf1.variable_scope("encoder"):
+        h = x                                                        # 32x32
+        for i, channels in enumerate(widths):
+            h = layers.conv2d(h, channels, 4, stride=2, name=f"conv{i + 1}")
+            h = layers.leaky_relu(h if i == 0 else bn(h, f"conv{i + 1}"))
+        size = int(h.shape[1])                                      # 4x4 for 32x32 and three widths
+        z = layers.conv2d(h, latent, size, padding="VALID", name="latent")   # 1x1xlatent
+    with tf1.variable_scope("decoder"):
+        h = layers.conv2d_transpose(z, widths[-1], size, stride=1, padding="VALID", name="unlatent")
+        h = layers.relu(bn(h, "unlatent"))
+        for i, channels in reversed(list(enumerate(widths[:-1]))):
+            h = layers.conv2d_transpose(h, channels, 4, stride=2, name=f"deconv{i + 2}")
+            h = layers.relu(bn(h, f"deconv{i + 2}"))
+        h = layers.conv2d_transpose(h, int(x.shape[-1]), 4, stride=2, name="deconv1")
+        return layers.tanh(h)
+
+
+def network_fn(arch, widths=(32, 64, 128), latent=32, ksize=3, code_channels=0, out_bias=0.0, bn_momentum=0.9):
+    """The autoencoder builder of an architecture with its settings bound: f(x, training, update_stats)."""
+    if arch == "paper":
+        return functools.partial(paper_autoencoder, bn_momentum=bn_momentum, widths=tuple(widths), latent=latent)
+    return functools.partial(reference_autoencoder, bn_momentum=bn_momentum, ksize=ksize,
+                             code_channels=code_channels, out_bias=out_bias)
+
+
+def to_network(x, arch):
+    """Images in [0, 1], 28x28 -> the network's input: the paper's 32x32 in [-1, 1], the reference's as is."""
+    if arch == "reference":
+        return x
+    return tf.pad(x, [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]]) * 2.0 - 1.0
+
+
+def to_image(y, arch):
+    """A network's output -> images in the input's 28x28 frame and [0, 1] range."""
+    if arch == "reference":
+        return y
+    return tf.clip_by_value((y[:, PAD:-PAD, PAD:-PAD, :] + 1.0) / 2.0, 0.0, 1.0)
+
+
 def l1_per_image(a, b):
     """Mean absolute error of each image."""
     return tf.reduce_mean(tf.abs(a - b), axis=[1, 2, 3])
@@ -60,25 +116,40 @@ class ADAE:
     objective: 'paper'       L_D = |X-D(X)| - |G(X)-D(G(X))|, L_G = |X-G(X)| + |G(X)-D(G(X))|
                'equilibrium' L_D = |X-D(X)| - k_t |G(X)-D(G(X))|, k_t from BEGAN's control
                'autoencoder' G alone, L_G = |X-G(X)| (the plain conv-AE baseline; D unused)
+    arch:      'paper' (32x32 in [-1, 1], strided convs to a `latent`-d code) or 'reference'
+               (28x28 in [0, 1], the reference code's network). Inputs are always 28x28 in [0, 1];
+               losses and scores are computed in the network's own frame and range.
+    balance:   alpha of the learning-rate balancing b = sigmoid(alpha (|G(X)-D(G(X))| - |X-D(X)|)):
+               G learns at 2 b lr and D at 2 (1 - b) lr, so the player that is ahead slows down;
+               0 turns it off (b = 1/2, both at lr).
     """
 
-    def __init__(self, height=28, width=28, channels=1, ksize=3, lr=1e-4, beta1=0.9,
-                 objective="equilibrium", gamma=0.5, lambda_k=1e-3, bn_momentum=0.9,
-                 code_channels=0, out_bias=0.0, seed=0, keep_checkpoints=3, threads=0, xla=False, bf16=False):
+    def __init__(self, height=28, width=28, channels=1, arch="paper", ksize=3, widths=(32, 64, 128), latent=32,
+                 lr=1e-5, beta1=0.5, objective="paper", balance=0.0, gamma=0.5, lambda_k=1e-3, bn_momentum=0.9,
+                 code_channels=0, out_bias=0.0, score_name=None, seed=0, keep_checkpoints=3, threads=0,
+                 xla=False, precision="fp32"):
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}")
-        self.objective = objective
-        self.score_name = "x_gx" if objective == "autoencoder" else "x_dgx"
-        self.config = dict(height=height, width=width, channels=channels, ksize=ksize, lr=lr, beta1=beta1,
-                           objective=objective, gamma=gamma, lambda_k=lambda_k, bn_momentum=bn_momentum,
-                           code_channels=code_channels, out_bias=out_bias)
+        if arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}")
+        self.objective, self.arch = objective, arch
+        self.score_name = "x_gx" if objective == "autoencoder" else (score_name or "x_dgx")
+        if self.score_name not in SCORES:
+            raise ValueError(f"score_name must be one of {SCORES}")
+        widths = tuple(int(w) for w in widths)
+        self.config = dict(height=height, width=width, channels=channels, arch=arch, ksize=ksize, widths=widths,
+                           latent=latent, lr=lr, beta1=beta1, objective=objective, balance=balance, gamma=gamma,
+                           lambda_k=lambda_k, bn_momentum=bn_momentum, code_channels=code_channels,
+                           out_bias=out_bias, score_name=self.score_name)
+        network = network_fn(arch, widths=widths, latent=latent, ksize=ksize, code_channels=code_channels,
+                             out_bias=out_bias, bn_momentum=bn_momentum)
         self.graph = tf.Graph()
         with self.graph.as_default():
             tf1.set_random_seed(seed)
-            net = dict(ksize=ksize, bn_momentum=bn_momentum, code_channels=code_channels, out_bias=out_bias)
 
-            # inputs
+            # inputs: images in [0, 1]; x_net is what both networks see
             self.x = tf1.placeholder(tf.float32, [None, height, width, channels], name="x")
+            self.x_net = to_network(self.x, arch)
             self.global_step = tf1.train.get_or_create_global_step()
             self.epoch = tf1.get_variable("epoch", [], tf.int64, tf1.zeros_initializer(), trainable=False)
             self.k = tf1.get_variable("k_t", [], tf.float32, tf1.constant_initializer(
@@ -86,23 +157,30 @@ class ADAE:
 
             # networks, training path (batch statistics); D sees X and G(X) with shared weights
             with tf1.variable_scope("generator"):
-                self.g_x = autoencoder(self.x, training=True, **net)
+                self.g_x = network(self.x_net, training=True)
             with tf1.variable_scope("discriminator"):
-                self.d_x = autoencoder(self.x, training=True, **net)
+                self.d_x = network(self.x_net, training=True)
             with tf1.variable_scope("discriminator", reuse=True):
-                self.d_g_x = autoencoder(self.g_x, training=True, update_stats=False, **net)
+                self.d_g_x = network(self.g_x, training=True, update_stats=False)
 
             # losses: each term its own tensor so it can be logged
-            self.loss_d_real = tf.reduce_mean(l1_per_image(self.x, self.d_x), name="loss_d_real")
+            self.loss_d_real = tf.reduce_mean(l1_per_image(self.x_net, self.d_x), name="loss_d_real")
             self.loss_d_fake = tf.reduce_mean(l1_per_image(self.g_x, self.d_g_x), name="loss_d_fake")
-            self.loss_g_rec = tf.reduce_mean(l1_per_image(self.x, self.g_x), name="loss_g_rec")
-            self.loss_g_adv = self.loss_d_fake
+            self.loss_g_rec = tf.reduce_mean(l1_per_image(self.x_net, self.g_x), name="loss_g_rec")
             self.loss_d = tf.identity(self.loss_d_real - self.k * self.loss_d_fake, name="loss_d")
             if objective == "autoencoder":
                 self.loss_g = tf.identity(self.loss_g_rec, name="loss_g")
-            else:
-                self.loss_g = tf.identity(self.loss_g_rec + self.loss_g_adv, name="loss_g")
+            else:   # G's adversarial term is D's fake term: G wants D to rebuild G(X) well
+                self.loss_g = tf.identity(self.loss_g_rec + self.loss_d_fake, name="loss_g")
             self.d_ratio = self.loss_d_fake / (self.loss_d_real + 1e-8)
+
+            # learning-rate balancing from this batch's losses (constants to the gradients): the gap is D's
+            # margin |G(X)-D(G(X))| - |X-D(X)|, the adversarial part of L_G minus that of L_D; when D is
+            # ahead (large margin) G speeds up and D slows down, when G is ahead the reverse
+            margin = tf.stop_gradient(self.loss_d_fake - self.loss_d_real)
+            self.balance = tf.sigmoid(balance * margin, name="balance")
+            self.lr_g = 2.0 * self.balance * lr
+            self.lr_d = 2.0 * (1.0 - self.balance) * lr
 
             # optimizers: each over its own scope's variables, with its own batch-norm updates
             self.vars_g = tf1.get_collection(tf1.GraphKeys.TRAINABLE_VARIABLES, scope="generator/")
@@ -110,7 +188,8 @@ class ADAE:
             updates_g = tf1.get_collection(tf1.GraphKeys.UPDATE_OPS, scope="generator/")
             updates_d = tf1.get_collection(tf1.GraphKeys.UPDATE_OPS, scope="discriminator/")
             with tf1.variable_scope("optimizer_d"), tf.control_dependencies(updates_d):
-                self.train_d = tf1.train.AdamOptimizer(lr, beta1=beta1).minimize(self.loss_d, var_list=self.vars_d)
+                self.train_d = tf1.train.AdamOptimizer(self.lr_d, beta1=beta1).minimize(
+                    self.loss_d, var_list=self.vars_d)
             with tf.control_dependencies([self.train_d]):
                 # BEGAN's equilibrium control, from this step's losses; fixed k=1 is the paper's form
                 if objective == "equilibrium":
@@ -120,36 +199,40 @@ class ADAE:
                     self.update_k = tf.no_op()
             self.step_d = tf.group(self.train_d, self.update_k, name="step_d")
             with tf1.variable_scope("optimizer_g"), tf.control_dependencies(updates_g):
-                self.step_g = tf1.train.AdamOptimizer(lr, beta1=beta1).minimize(
+                self.step_g = tf1.train.AdamOptimizer(self.lr_g, beta1=beta1).minimize(
                     self.loss_g, var_list=self.vars_g, global_step=self.global_step)
             self.next_epoch = tf1.assign_add(self.epoch, 1)
 
             # inference path: moving averages, so a test image's score does not depend on its batch
             with tf1.variable_scope("generator", reuse=True):
-                self.g_x_test = autoencoder(self.x, training=False, **net)
+                self.g_x_test = network(self.x_net, training=False)
             with tf1.variable_scope("discriminator", reuse=True):
-                self.d_x_test = autoencoder(self.x, training=False, **net)
-                self.d_g_x_test = autoencoder(self.g_x_test, training=False, **net)
+                self.d_x_test = network(self.x_net, training=False)
+                self.d_g_x_test = network(self.g_x_test, training=False)
             # A(x) = ||x - D(G(x))||_2 is the paper's score; the others are for analysis
             self.scores = {
-                "x_dgx": l2_per_image(self.x, self.d_g_x_test),
-                "x_gx": l2_per_image(self.x, self.g_x_test),
-                "x_dx": l2_per_image(self.x, self.d_x_test),
+                "x_dgx": l2_per_image(self.x_net, self.d_g_x_test),
+                "x_gx": l2_per_image(self.x_net, self.g_x_test),
+                "x_dx": l2_per_image(self.x_net, self.d_x_test),
                 "gx_dgx": l2_per_image(self.g_x_test, self.d_g_x_test),
             }
             self.score = self.scores[self.score_name]
-            # the image the score compares x with: D(G(x)), or G(x) for the plain autoencoder
-            self.recon_test = self.g_x_test if objective == "autoencoder" else self.d_g_x_test
+            # images shown to people, in the input's frame and range: G(x) and the image the score
+            # compares x with (D(G(x)), D(x), or G(x) for the plain autoencoder)
+            recon = {"x_dgx": self.d_g_x_test, "x_gx": self.g_x_test, "x_dx": self.d_x_test,
+                     "gx_dgx": self.d_g_x_test}[self.score_name]
+            self.g_x_image = to_image(self.g_x_test, arch)
+            self.recon_image = to_image(recon, arch)
 
             # summaries: scalars every few steps, epoch-level ones fed from the solver
             self.summary_step = tf1.summary.merge([
                 tf1.summary.scalar("loss/loss_g", self.loss_g),
                 tf1.summary.scalar("loss/loss_d", self.loss_d),
                 tf1.summary.scalar("loss_terms/g_rec_x_gx", self.loss_g_rec),
-                tf1.summary.scalar("loss_terms/g_adv_gx_dgx", self.loss_g_adv),
                 tf1.summary.scalar("loss_terms/d_real_x_dx", self.loss_d_real),
                 tf1.summary.scalar("loss_terms/d_fake_gx_dgx", self.loss_d_fake),
                 tf1.summary.scalar("health/k_t", self.k),
+                tf1.summary.scalar("health/balance", self.balance),
                 tf1.summary.scalar("health/d_fake_over_real", self.d_ratio),
             ])
             self.valid_scores_in = tf1.placeholder(tf.float32, [None], name="valid_scores")
@@ -167,7 +250,8 @@ class ADAE:
             self.n_params_g = count_params(self.vars_g)
             self.n_params_d = count_params(self.vars_d)
         self.graph.finalize()   # the training loop adds no ops
-        self.sess = tf1.Session(graph=self.graph, config=session_config(threads, xla, bf16))
+        self.precision = resolve_precision(precision)
+        self.sess = tf1.Session(graph=self.graph, config=session_config(threads, xla, self.precision["used"] == "bf16"))
         self.sess.run(self.init)
 
     def close(self):
@@ -201,9 +285,9 @@ class ADAE:
         return {name: np.concatenate(parts[name]).astype(np.float64) if parts[name] else np.zeros(0)
                 for name in names}
 
-    def restore_images(self, x):
-        """Inference-path G(x) and the reconstruction the score uses (D(G(x)) for ADAE) for a few images."""
-        return self.sess.run([self.g_x_test, self.recon_test], {self.x: x})
+    def reconstruct(self, x):
+        """G(x) and the reconstruction the score compares x with, as images in [0, 1], 28x28."""
+        return self.sess.run([self.g_x_image, self.recon_image], {self.x: x})
 
 
 def count_params(variables):
@@ -222,3 +306,28 @@ def session_config(threads=0, xla=False, bf16=False):
         from tensorflow.core.protobuf import rewriter_config_pb2
         config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
     return config
+
+
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_flags():
+    """The CPU's feature flags from /proc/cpuinfo (empty where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def resolve_precision(requested, flags=None):
+    """fp32 | bf16 | auto -> what runs: auto takes bf16 only where the CPU has bfloat16 hardware."""
+    if requested not in ("fp32", "bf16", "auto"):
+        raise ValueError(f"precision must be fp32, bf16 or auto, got {requested!r}")
+    flags = cpu_flags() if flags is None else set(flags)
+    seen = sorted(flags & set(BF16_FLAGS))
+    used = ("bf16" if seen else "fp32") if requested == "auto" else requested
+    return {"requested": requested, "used": used, "bf16_cpu_flags": seen}

@@ -84,9 +84,10 @@ def _set_rng_state(rng, state):
     rng.set_state((name, np.asarray(keys, np.uint32), pos, has_gauss, cached))
 
 
-def train(model, data, ckpt_dir, results_dir, epochs=100, batch_size=32, seed=0,
+def train(model, data, ckpt_dir, results_dir, epochs=100, batch_size=32, seed=0, steps=None,
           summary_every=20, resume=False, log=print):
-    """Train D then G on each batch for the given number of epochs; return the per-epoch history."""
+    """Train D then G on each batch for `epochs` epochs, or `steps` iterations when given (the last
+    epoch then ends early); return the per-epoch history."""
     sess = model.sess
     ckpt_prefix = os.path.join(ckpt_dir, "model.ckpt")
     state_path = os.path.join(ckpt_dir, "state.json")
@@ -109,6 +110,8 @@ def train(model, data, ckpt_dir, results_dir, epochs=100, batch_size=32, seed=0,
     x_restore = data.x_valid[:N_RESTORE]
     adversarial = model.objective != "autoencoder"
     n_per_epoch = int(np.ceil(len(data.x_train) / batch_size))
+    total_steps = steps if steps is not None else epochs * n_per_epoch
+    epochs = int(np.ceil(total_steps / n_per_epoch))
 
     with StopFlag() as stop:
         for epoch in range(start_epoch, epochs):
@@ -116,17 +119,19 @@ def train(model, data, ckpt_dir, results_dir, epochs=100, batch_size=32, seed=0,
             t_epoch = time.time()
             rng_epoch_start = _rng_state(rng)
             sums = partial_sums or dict(loss_g=0.0, loss_d=0.0, loss_g_rec=0.0, loss_d_real=0.0,
-                                        loss_d_fake=0.0, images=0)
+                                        loss_d_fake=0.0, balance=0.0, images=0)
             bar = tf.keras.utils.Progbar(n_per_epoch) if sys.stdout.isatty() else None
             for i, x in enumerate(data.batches(batch_size, rng)):
                 if i < skip:                     # batches this epoch already trained on before a resume
                     continue
+                if step >= total_steps:          # a --steps budget ends inside the last epoch
+                    break
                 feed = {model.x: x}
                 if adversarial:
-                    loss_d, loss_d_real, loss_d_fake, _ = sess.run(
-                        [model.loss_d, model.loss_d_real, model.loss_d_fake, model.step_d], feed)
+                    loss_d, loss_d_real, loss_d_fake, balance, _ = sess.run(
+                        [model.loss_d, model.loss_d_real, model.loss_d_fake, model.balance, model.step_d], feed)
                 else:
-                    loss_d = loss_d_real = loss_d_fake = 0.0
+                    loss_d = loss_d_real = loss_d_fake = balance = 0.0
                 fetch = [model.loss_g, model.loss_g_rec, model.step_g]
                 log_now = step % summary_every == 0
                 if log_now:
@@ -141,7 +146,7 @@ def train(model, data, ckpt_dir, results_dir, epochs=100, batch_size=32, seed=0,
                     raise TrainingError(f"non-finite loss at step {step} (loss_g={loss_g}, loss_d={loss_d}); "
                                         f"last good checkpoint: {last_ckpt or 'none'}")
                 for key, value in (("loss_g", loss_g), ("loss_d", loss_d), ("loss_g_rec", loss_g_rec),
-                                   ("loss_d_real", loss_d_real), ("loss_d_fake", loss_d_fake)):
+                                   ("loss_d_real", loss_d_real), ("loss_d_fake", loss_d_fake), ("balance", balance)):
                     sums[key] += float(value) * len(x)
                 sums["images"] += len(x)
                 if bar:
@@ -156,21 +161,23 @@ def train(model, data, ckpt_dir, results_dir, epochs=100, batch_size=32, seed=0,
 
             # evaluate on validation normals, draw restorations, checkpoint (per-epoch extras)
             t_extra = time.time()
-            valid = model.run_scores(data.x_valid, names=(model.score_name,))[model.score_name]
-            dev = model.run_scores(data.x_dev_anomalous, names=(model.score_name,))[model.score_name]
-            dev_auroc = dev_auroc_of(valid, dev)
-            g_x, d_g_x = model.restore_images(x_restore)
+            valid_all = model.run_scores(data.x_valid)
+            dev_all = model.run_scores(data.x_dev_anomalous)
+            dev_aurocs = {k: dev_auroc_of(valid_all[k], dev_all[k]) for k in valid_all}
+            valid, dev_auroc = valid_all[model.score_name], dev_aurocs[model.score_name]
+            g_x, d_g_x = model.reconstruct(x_restore)
             grid = plots.restoration_grid(x_restore, g_x, d_g_x)
             plots.save_image(grid, os.path.join(restore_dir, f"epoch_{epoch + 1:04d}.png"))
             k_t = float(sess.run(model.k))
+            balance = sums.pop("balance") / max(1, sums["images"])
             writer.add_summary(sess.run(model.summary_epoch, {
                 model.valid_scores_in: valid, model.valid_auroc_in: dev_auroc,
                 model.restoration_in: (grid * 255).astype(np.uint8)[None, ..., None]}), step)
             sess.run(model.next_epoch)
             n_images = sums.pop("images")
             record = {key: value / n_images for key, value in sums.items()}
-            record.update(epoch=epoch + 1, step=step, k_t=k_t, valid_score=float(valid.mean()),
-                          dev_auroc=dev_auroc,
+            record.update(epoch=epoch + 1, step=step, k_t=k_t, balance=balance, valid_score=float(valid.mean()),
+                          dev_auroc=dev_auroc, dev_auroc_per_score=dev_aurocs,
                           seconds=seconds, images_per_second=n_images / seconds)
             history.append(record)
             last_ckpt = _save_checkpoint(model, ckpt_prefix, state_path, {
@@ -178,7 +185,7 @@ def train(model, data, ckpt_dir, results_dir, epochs=100, batch_size=32, seed=0,
             record["extra_seconds"] = time.time() - t_extra
             writer.flush()
             log(f"[train] epoch {epoch + 1:4d}/{epochs}  iter {step:6d}  loss_g {record['loss_g']:.4f}  "
-                f"loss_d {record['loss_d']:.4f}  k_t {k_t:.3f}  valid {record['valid_score']:.3f}  "
+                f"loss_d {record['loss_d']:.4f}  k_t {k_t:.3f}  b {balance:.2f}  valid {record['valid_score']:.3f}  "
                 f"dev AUROC {dev_auroc:.3f}  "
                 f"{seconds:5.1f}s  {record['images_per_second']:6.0f} img/s")
     writer.close()
@@ -254,6 +261,6 @@ def write_sample_grids(model, data, score, predicted, grid_dir):
             idx = np.flatnonzero((anomalous == truth) & (predicted == verdict))
             # flagged images: highest scores first; passed images: lowest scores first
             idx = idx[np.argsort(-score[idx] if verdict else score[idx])][:N_GRID]
-            recon = model.restore_images(data.x_test[idx])[1] if len(idx) else data.x_test[idx]
+            recon = model.reconstruct(data.x_test[idx])[1] if len(idx) else data.x_test[idx]
             plots.save_image(plots.sample_grid(data.x_test[idx], recon),
                              os.path.join(grid_dir, f"{truth_name}_as_{verdict_name}.png"))

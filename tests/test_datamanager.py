@@ -185,3 +185,18 @@ def test_embedded_is_mnist_only():
     """--data embedded with Fashion-MNIST is refused."""
     with pytest.raises(dm.DataError, match="MNIST only"):
         dm.load_data("embedded", "fashion_mnist", log=lambda s: None)
+
+
+FULL_MNIST = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
+                          "mnist.npz")
+
+
+@pytest.mark.skipif(not os.path.isfile(FULL_MNIST), reason="full MNIST (../shared/data/mnist.npz) not present")
+def test_full_mnist_npz_counts_and_paper_protocol():
+    """The full database loads with --data; --anomaly 8 trains on the other nine digits' 90%."""
+    arrays = dm.check_arrays(*dm.load_npz(FULL_MNIST))
+    assert [len(a) for a in arrays] == [60000, 60000, 10000, 10000]
+    assert np.bincount(arrays[3]).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    data = dm.Dataset(*arrays, anomaly=8)
+    assert len(data.x_train) + len(data.x_valid) == 60000 - 5851
+    assert data.anomalous_test.sum() == 974

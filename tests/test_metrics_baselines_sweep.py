@@ -41,11 +41,12 @@ def test_every_classic_baseline_sees_the_same_images():
         return fn
     x_train = np.random.RandomState(0).rand(6, 28, 28, 1)
     x_test = np.random.RandomState(1).rand(4, 28, 28, 1)
-    out = baselines.classic_scores(x_train, x_test, methods={n: recorder(n) for n in baselines.CLASSIC})
-    assert set(out) == set(baselines.CLASSIC)
+    out, seconds = baselines.classic_scores(x_train, x_test, methods={n: recorder(n) for n in baselines.CLASSIC})
+    assert set(out) == set(baselines.CLASSIC) == set(seconds)
+    assert all(s >= 0 for s in seconds.values())
     for train, test in seen.values():
-        np.testing.assert_array_equal(train, x_train.reshape(6, -1))
-        np.testing.assert_array_equal(test, x_test.reshape(4, -1))
+        np.testing.assert_array_equal(train, x_train.reshape(6, -1).astype(np.float32))
+        np.testing.assert_array_equal(test, x_test.reshape(4, -1).astype(np.float32))
 
 
 def test_classic_baselines_rank_an_obvious_outlier_first():
@@ -53,7 +54,7 @@ def test_classic_baselines_rank_an_obvious_outlier_first():
     rng = np.random.RandomState(0)
     x_train = rng.rand(60, 28, 28, 1) * 0.1
     x_test = np.concatenate([rng.rand(5, 28, 28, 1) * 0.1, np.ones((1, 28, 28, 1))])
-    for name, scores in baselines.classic_scores(x_train, x_test).items():
+    for name, scores in baselines.classic_scores(x_train, x_test)[0].items():
         assert np.argmax(scores) == 5, name
 
 
@@ -87,3 +88,33 @@ def test_cli_sweep_with_baselines(tmp_path, capsys):
         assert (root / f"normal4_seed{seed}" / "baselines.png").exists()
     assert (root / "sweep.md").exists() and (root / "sweep.png").exists()
     assert "[sweep] ADAE" in capsys.readouterr().out
+
+
+def test_ocsvm_fits_on_a_fixed_subsample(monkeypatch):
+    """Above OCSVM_MAX_TRAIN images OC-SVM sees a seeded subsample, the same rows every time; the
+    settings say how many it saw."""
+    x = np.arange(50, dtype=np.float32)[:, None] * np.ones((1, 4), np.float32)
+    first, second = baselines.subsample(x, 10), baselines.subsample(x, 10)
+    assert first.shape == (10, 4)
+    np.testing.assert_array_equal(first, second)
+    assert len(np.unique(first[:, 0])) == 10
+    np.testing.assert_array_equal(baselines.subsample(x, 80), x)
+    monkeypatch.setattr(baselines, "OCSVM_MAX_TRAIN", 10)
+    seen = []
+    monkeypatch.setattr(baselines, "OneClassSVM", lambda **kw: _Recorder(seen))
+    baselines.ocsvm(x, x[:3])
+    assert seen == [10]
+    assert baselines.settings(50)["OC-SVM"]["train_images"] == 10
+    assert baselines.settings(5)["OC-SVM"]["train_images"] == 5
+
+
+class _Recorder:
+    def __init__(self, seen):
+        self.seen = seen
+
+    def fit(self, x):
+        self.seen.append(len(x))
+        return self
+
+    def decision_function(self, x):
+        return np.zeros(len(x))

@@ -10,11 +10,16 @@ from source.neuralnet import ADAE
 tf1 = tf.compat.v1
 
 
-@pytest.fixture(scope="module")
-def model():
-    m = ADAE(seed=0, gamma=0.5, lambda_k=0.01)
+@pytest.fixture(scope="module", params=["paper", "reference"])
+def model(request):
+    """One model per architecture, equilibrium objective so k_t's rule can be checked."""
+    m = ADAE(arch=request.param, objective="equilibrium", lr=1e-4, seed=0, gamma=0.5, lambda_k=0.01)
     yield m
     m.close()
+
+
+def _l2(a, b):
+    return np.sqrt(((a - b) ** 2).reshape(len(a), -1).sum(1))
 
 
 def _values(model, variables):
@@ -31,9 +36,13 @@ def _moving(model, scope):
 
 
 def test_output_shapes(model, batch):
-    """G(x), D(x), D(G(x)) are images like x; every score is one number per image."""
-    g_x, d_x, d_g_x = model.sess.run([model.g_x, model.d_x, model.d_g_x], {model.x: batch})
-    for out in (g_x, d_x, d_g_x):
+    """G(x), D(x), D(G(x)) live in the network's frame (paper: 32x32 in [-1, 1]); what people see is
+    28x28 in [0, 1]; every score is one number per image."""
+    x_net, g_x, d_x, d_g_x = model.sess.run([model.x_net, model.g_x, model.d_x, model.d_g_x], {model.x: batch})
+    size, low = (32, -1.0) if model.arch == "paper" else (28, 0.0)
+    for out in (x_net, g_x, d_x, d_g_x):
+        assert out.shape == (8, size, size, 1) and out.min() >= low and out.max() <= 1
+    for out in model.reconstruct(batch):
         assert out.shape == batch.shape and out.min() >= 0 and out.max() <= 1
     scores = model.run_scores(batch)
     assert set(scores) == {"x_dgx", "x_gx", "x_dx", "gx_dgx"}
@@ -54,10 +63,10 @@ def test_variables_split_by_scope(model):
 
 def test_losses_match_numpy(model, batch):
     """Each loss term is the batch mean of per-image mean absolute errors; L_D and L_G combine them."""
-    x = batch
-    out = model.sess.run({"g_x": model.g_x, "d_x": model.d_x, "d_g_x": model.d_g_x, "k": model.k,
+    out = model.sess.run({"x": model.x_net, "g_x": model.g_x, "d_x": model.d_x, "d_g_x": model.d_g_x, "k": model.k,
                           "real": model.loss_d_real, "fake": model.loss_d_fake, "rec": model.loss_g_rec,
-                          "loss_d": model.loss_d, "loss_g": model.loss_g}, {model.x: x})
+                          "loss_d": model.loss_d, "loss_g": model.loss_g}, {model.x: batch})
+    x = out["x"]
     real = np.abs(x - out["d_x"]).mean()
     fake = np.abs(out["g_x"] - out["d_g_x"]).mean()
     rec = np.abs(x - out["g_x"]).mean()
@@ -67,15 +76,51 @@ def test_losses_match_numpy(model, batch):
 
 
 def test_scores_match_numpy(model, batch):
-    """A(x) = ||x - D(G(x))||_2 on the inference path, per image."""
-    g_x, d_g_x = model.restore_images(batch)
-    d_x = model.sess.run(model.d_x_test, {model.x: batch})
+    """A(x) = ||x - D(G(x))||_2 on the inference path, per image, in the network's frame."""
+    x, g_x, d_x, d_g_x = model.sess.run([model.x_net, model.g_x_test, model.d_x_test, model.d_g_x_test],
+                                        {model.x: batch})
     scores = model.run_scores(batch)
-    l2 = lambda a, b: np.sqrt(((a - b) ** 2).reshape(len(a), -1).sum(1))  # noqa: E731
-    np.testing.assert_allclose(scores["x_dgx"], l2(batch, d_g_x), rtol=1e-4)
-    np.testing.assert_allclose(scores["x_gx"], l2(batch, g_x), rtol=1e-4)
-    np.testing.assert_allclose(scores["x_dx"], l2(batch, d_x), rtol=1e-4)
-    np.testing.assert_allclose(scores["gx_dgx"], l2(g_x, d_g_x), rtol=1e-4)
+    np.testing.assert_allclose(scores["x_dgx"], _l2(x, d_g_x), rtol=1e-4)
+    np.testing.assert_allclose(scores["x_gx"], _l2(x, g_x), rtol=1e-4)
+    np.testing.assert_allclose(scores["x_dx"], _l2(x, d_x), rtol=1e-4)
+    np.testing.assert_allclose(scores["gx_dgx"], _l2(g_x, d_g_x), rtol=1e-4)
+
+
+def test_paper_arch_has_a_32d_latent_and_no_pooling():
+    """--arch paper: 32x32 input, strided 4x4 convolutions down to a 1x1x32 code, no pooling ops."""
+    m = ADAE(arch="paper", latent=32)
+    shapes = {v.name: v.shape.as_list() for v in m.vars_g}
+    assert shapes["generator/encoder/latent/weight:0"] == [4, 4, 128, 32]
+    code = m.graph.get_tensor_by_name("generator/encoder/latent/add:0")
+    assert code.shape.as_list() == [None, 1, 1, 32]
+    assert not [op for op in m.graph.get_operations() if "MaxPool" in op.type]
+    m.close()
+
+
+def test_paper_pixel_range_round_trip(batch):
+    """Images in [0, 1] -> padded 32x32 in [-1, 1] (background -1) -> back to the same 28x28 pixels."""
+    from source import neuralnet
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf1.placeholder(tf.float32, [None, 28, 28, 1])
+        net = neuralnet.to_network(x, "paper")
+        back = neuralnet.to_image(net, "paper")
+        with tf1.Session() as sess:
+            x_net, x_back = sess.run([net, back], {x: batch})
+    assert x_net.shape == (8, 32, 32, 1)
+    np.testing.assert_allclose(x_net[:, 2:-2, 2:-2], batch * 2 - 1, atol=1e-6)
+    assert (x_net[:, :2] == -1).all() and (x_net[:, :, -2:] == -1).all()
+    np.testing.assert_allclose(x_back, batch, atol=1e-6)
+
+
+def test_balance_follows_ds_margin(batch):
+    """b = sigmoid(alpha (|G(x)-D(G(x))| - |x-D(x)|)); G's learning rate 2 b lr, D's 2 (1 - b) lr."""
+    m = ADAE(balance=5.0, lr=1e-3)
+    b, real, fake, lr_g, lr_d = m.sess.run([m.balance, m.loss_d_real, m.loss_d_fake, m.lr_g, m.lr_d], {m.x: batch})
+    m.close()
+    expected = 1 / (1 + np.exp(-5.0 * (fake - real)))
+    np.testing.assert_allclose(b, expected, rtol=1e-5)
+    np.testing.assert_allclose([lr_g, lr_d], [2e-3 * expected, 2e-3 * (1 - expected)], rtol=1e-5)
 
 
 def test_d_step_changes_only_d_and_updates_k(model, batch):
@@ -130,7 +175,7 @@ def test_save_restore_gives_identical_scores(model, batch, tmp_path):
 
 def test_paper_objective_keeps_k_at_one(batch):
     """--objective paper: L_D = real - fake with k fixed at 1 after a step."""
-    m = ADAE(objective="paper", seed=1)
+    m = ADAE(arch="reference", objective="paper", seed=1)
     m.sess.run(m.step_d, {m.x: batch})
     k, real, fake, loss_d = m.sess.run([m.k, m.loss_d_real, m.loss_d_fake, m.loss_d], {m.x: batch})
     m.close()
@@ -159,3 +204,27 @@ def test_saver_keeps_only_the_last_checkpoints(batch, tmp_path):
     m.close()
     kept = sorted(glob.glob(str(tmp_path / "model.ckpt-*.index")))
     assert [os.path.basename(p) for p in kept] == ["model.ckpt-3.index", "model.ckpt-4.index"]
+
+
+@pytest.mark.parametrize("requested, flags, used", [
+    ("auto", {"avx2", "fma"}, "fp32"), ("auto", {"avx512f", "amx_bf16"}, "bf16"),
+    ("auto", {"avx512_bf16"}, "bf16"), ("fp32", {"amx_bf16"}, "fp32"), ("bf16", {"avx2"}, "bf16")])
+def test_precision_choice(requested, flags, used):
+    """auto takes bfloat16 only where the CPU has AMX-BF16 or AVX512-BF16; fp32 and bf16 are forced."""
+    from source.neuralnet import resolve_precision
+    out = resolve_precision(requested, flags)
+    assert out["used"] == used and out["requested"] == requested
+    assert out["bf16_cpu_flags"] == sorted(flags & {"amx_bf16", "avx512_bf16"})
+
+
+def test_forced_precisions_build_and_score(batch):
+    """Both forced paths build a session that scores; fp32 twice gives identical scores."""
+    runs = {}
+    for precision in ("fp32", "fp32", "bf16"):
+        m = ADAE(precision=precision, seed=2)
+        runs.setdefault(precision, []).append(m.run_scores(batch)["x_dgx"])
+        assert m.precision["used"] == precision
+        m.close()
+    np.testing.assert_array_equal(runs["fp32"][0], runs["fp32"][1])
+    assert np.isfinite(runs["bf16"][0]).all()
+    np.testing.assert_allclose(runs["bf16"][0], runs["fp32"][0], rtol=0.05)

@@ -253,3 +253,47 @@ def test_score_refuses_unreadable_inputs(e2e, capsys):
         code = run.main(flags + ["--name", "embedded_normal1", "--score", str(target)])
         err = capsys.readouterr().err.strip()
         assert code == 2 and len(err.splitlines()) == 1, err
+
+
+def test_steps_budget_overrides_epochs(digit1, tmp_path):
+    """steps=8 on 360 images in batches of 64 (6 per epoch): two epochs, the second stopped after 2 batches."""
+    from source import solver
+    from source.neuralnet import ADAE
+    model = ADAE(seed=0)
+    history = solver.train(model, digit1, str(tmp_path / "c"), str(tmp_path / "r"), epochs=100, steps=8,
+                           batch_size=64, log=lambda s: None)
+    assert [h["step"] for h in history] == [6, 8]
+    assert model.sess.run(model.global_step) == 8
+    assert history[1]["images_per_second"] > 0 and set(history[1]["dev_auroc_per_score"]) == {
+        "x_dgx", "x_gx", "x_dx", "gx_dgx"}
+    model.close()
+
+
+def test_sweep_killed_and_resumed_matches_straight_run(tmp_path):
+    """A sweep stopped by SIGTERM after its first sub-run and resumed with --resume --name writes the same
+    sweep.csv as one run straight through; finished sub-runs are kept, not retrained."""
+    import signal
+    flags = ["--data", "embedded", "--normal", "7", "--seeds", "3", "--steps", "3", "--batch", "64",
+             "--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")]
+    straight = _cli(*flags, "--name", "straight")
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    assert "[sweep] 3/3 runs done" in straight.stdout
+    named = flags + ["--name", "stopped"]
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "run.py"), *named], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.startswith("[sweep] 1/3 runs done"):
+            proc.send_signal(signal.SIGTERM)
+            break
+    proc.wait(timeout=300)
+    err = proc.stderr.read()
+    assert proc.returncode == 143, err[-2000:]
+    assert "--resume" in err and "--name stopped" in err
+    assert not (tmp_path / "r" / "stopped" / "sweep.csv").exists()
+    first = (tmp_path / "r" / "stopped" / "normal7_seed0" / "scores.csv").read_bytes()
+    resumed = _cli(*named, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "normal7_seed0: finished earlier, kept" in resumed.stdout
+    assert (tmp_path / "r" / "stopped" / "normal7_seed0" / "scores.csv").read_bytes() == first
+    ours = (tmp_path / "r" / "stopped" / "sweep.csv").read_text()
+    assert ours == (tmp_path / "r" / "straight" / "sweep.csv").read_text()
