@@ -1,15 +1,13 @@
-"""ADAE on MNIST: parse flags, then data -> model -> solver (train, evaluate, write results)."""
+"""ADAE on MNIST: parse flags, then wire data -> experiment (model, training, evaluation) -> results."""
 import argparse
 import functools
 import json
 import math
 import os
-import platform
 import signal
 import sys
-import time
+import warnings
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")      # keep TensorFlow's start-up chatter out of the log
 os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")      # same seed, same data -> same scores
 
 EXIT_USAGE, EXIT_FAILED = 2, 1
@@ -70,16 +68,14 @@ ARCH_DEFAULTS = {
     "paper": dict(batch=64, lr=1e-5, beta1=0.5, objective="paper", balance=0.0, anomaly_score="x_dx"),
     "reference": dict(batch=32, lr=1e-4, beta1=0.9, objective="equilibrium", balance=0.0, anomaly_score="x_dgx"),
 }
-OBJECTIVES = ("paper", "equilibrium", "autoencoder")
-SCORES = ("x_dgx", "x_dx", "x_gx", "gx_dgx")
-ARCHS = ("paper", "reference")
-PRECISIONS = ("fp32", "bf16", "auto")
 
 
 def build_parser():
+    from source.datamanager import DATASETS
+    from source.neuralnet import ARCHS, OBJECTIVES, PRECISIONS, SCORES
     p = Parser(description="Anomaly Detection with Adversarial Dual Autoencoders (ADAE) on MNIST.")
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", choices=["mnist", "fashion_mnist"], default="mnist",
+    g.add_argument("--dataset", choices=DATASETS, default="mnist",
                    help="28x28 grayscale dataset (Fashion-MNIST: Debian's files, Keras, or --data)")
     g.add_argument("--data", default="auto", help="auto (Keras cache/download, else embedded), embedded, "
                    "or a path: mnist.npz or a folder of the four MNIST IDX files")
@@ -140,6 +136,7 @@ def build_parser():
     g = p.add_argument_group("system")
     g.add_argument("--threads", type=bounded(int, 0, 256), default=0, help="intra-op threads (0: one per core)")
     g.add_argument("--xla", action="store_true", help="XLA JIT compilation of the session graph")
+    g.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up lines and Python warnings")
     g.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32; bf16: oneDNN automatic "
                    "bfloat16 mixed precision; auto: bf16 where the CPU has AMX-BF16 or AVX512-BF16, else fp32")
     return p
@@ -166,10 +163,11 @@ def parse_args(argv):
     for flag, root in (("--results", args.results), ("--logdir", args.logdir)):
         check_writable(flag, root)
     if args.score:
+        from source.rundir import RunDir
         if not args.name:
             raise UsageError("--score needs --name of a trained run")
-        for path in (os.path.join(args.logdir, args.name, "config.json"),
-                     os.path.join(args.results, args.name, "summary.json")):
+        run = RunDir(args.logdir, args.results, args.name)
+        for path in (run.config_path, run.summary_path):
             if not os.path.isfile(path):
                 raise UsageError(f"run {args.name!r} is missing {path}")
     elif args.resume or args.test_only:
@@ -182,17 +180,17 @@ ARCHITECTURE = ("arch", "widths", "latent", "ksize", "code_channels", "objective
 
 def check_existing_run(args):
     """--resume/--test-only: the named run must exist and match the requested architecture."""
+    from source.rundir import RunDir
     if args.resume and args.test_only:
         raise UsageError("use --resume or --test-only, not both")
     if not args.name:
         raise UsageError("--resume and --test-only need --name of an earlier run")
     if args.test_only and (len(args.digits) > 1 or args.seeds > 1):
         raise UsageError("--test-only takes one run, not a sweep")
-    config_path = os.path.join(args.logdir, args.name, "config.json")
-    if not os.path.isfile(config_path):
-        raise UsageError(f"no run {args.name!r} under {args.logdir} (missing {config_path})")
-    with open(config_path) as f:
-        stored = json.load(f)
+    run = RunDir(args.logdir, args.results, args.name)
+    if not os.path.isfile(run.config_path):
+        raise UsageError(f"no run {args.name!r} under {args.logdir} (missing {run.config_path})")
+    stored = run.read_config()
     differ = [f"--{k.replace('_', '-')} {stored[k]} (asked {getattr(args, k)})" for k in ARCHITECTURE
               if stored.get(k) != json.loads(json.dumps(getattr(args, k)))]   # tuples are stored as lists
     if differ:
@@ -212,180 +210,25 @@ def check_writable(flag, root):
         raise UsageError(f"{flag} {root} is not writable")
 
 
-def unique_name(name, roots):
-    """name, name_2, name_3, ...: the first that exists under none of the roots."""
-    candidate, n = name, 1
-    while any(os.path.exists(os.path.join(r, candidate)) for r in roots):
-        n += 1
-        candidate = f"{name}_{n}"
-    return candidate
-
-
-def run_config(args, name, digit=None, seed=None):
-    """The flags of a run (or of a sweep, digit and seed None) as stored in config.json."""
-    config = {k: v for k, v in vars(args).items() if k not in ("digits", "resume", "test_only")}
-    config.update(digit=digit, seed=seed, name=name)
-    return config
-
-
-def finished_summary(args, run_name):
-    """The summary of a sweep's sub-run that finished earlier, else None."""
-    path = os.path.join(args.results, run_name, "summary.json")
-    if not os.path.isfile(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
-
-
-def has_checkpoint(args, run_name):
-    """True when a sub-run of a sweep stopped after writing a checkpoint."""
-    return os.path.isfile(os.path.join(args.logdir, run_name, "state.json"))
-
-
-def run_experiment(args, arrays, source, digit, seed, name, resume=False, test_only=False):
-    """Train ADAE on one protocol and seed, evaluate it (and baselines) and write results/<name>."""
-    import numpy as np
-    import tensorflow as tf
-
-    from source import baselines, datamanager, metrics, solver
-    from source.neuralnet import ADAE
-
-    timings = {}
-    t = time.time()
-    kwargs = {args.protocol: digit}
-    data = datamanager.Dataset(*arrays, datnorm=args.datnorm, source=source, **kwargs)
-    timings["data"] = time.time() - t
-    ckpt_dir = os.path.join(args.logdir, name)
-    config = run_config(args, name, digit, seed)
-    if test_only:
-        results_dir = os.path.join(args.results, unique_name(name + "_eval", [args.results]))
-    else:
-        results_dir = os.path.join(args.results, name)
-    os.makedirs(results_dir, exist_ok=resume or args.resume)   # args.resume: a sweep's sub-run begun earlier
-    if not (resume or test_only):
-        os.makedirs(ckpt_dir, exist_ok=args.resume)   # a sweep's sub-run stopped before its first checkpoint
-        solver.write_json(config, os.path.join(ckpt_dir, "config.json"))
-
-    t = time.time()
-    model_kwargs = dict(arch=args.arch, widths=args.widths, latent=args.latent, ksize=args.ksize, lr=args.lr,
-                        beta1=args.beta1, balance=args.balance, gamma=args.gamma, lambda_k=args.lambda_k,
-                        bn_momentum=args.bn_momentum, code_channels=args.code_channels, out_bias=args.out_bias,
-                        score_name=args.anomaly_score, seed=seed, keep_checkpoints=args.keep_checkpoints,
-                        threads=args.threads, xla=args.xla, precision=args.precision)
-    model = ADAE(objective=args.objective, **model_kwargs)
-    timings["graph_build"] = time.time() - t
-    log(f"[model] {args.arch} arch, {args.objective} objective, score {model.score_name}; parameters G {model.n_params_g:,}  D {model.n_params_d:,}")
-    log(f"[data] {data.protocol} {digit}: {data.counts()}")
-
-    t = time.time()
-    train_kwargs = dict(epochs=args.epoch, steps=args.steps, batch_size=args.batch, seed=seed,
-                        summary_every=args.summary_every)
-    if test_only:
-        found, path = model.load(ckpt_dir)
-        if not found:
-            raise solver.TrainingError(f"run {name!r} has no checkpoint in {ckpt_dir}")
-        log(f"[test] evaluating {path}")
-        with open(os.path.join(ckpt_dir, "state.json")) as f:
-            history = json.load(f)["history"]
-    else:
-        history = solver.train(model, data, ckpt_dir, results_dir, resume=resume, log=log, **train_kwargs)
-    timings["training"] = time.time() - t
-    trained = sum(h["images_per_second"] * h["seconds"] for h in history)
-    timings["training_images_per_second"] = trained / max(1e-9, sum(h["seconds"] for h in history)) if history else 0.0
-    timings["per_epoch_extras"] = sum(h.get("extra_seconds", 0.0) for h in history)
-
-    class_names = datamanager.CLASS_NAMES[args.dataset]
-    result, eval_timings = solver.evaluate(model, data, results_dir, history, class_names=class_names, log=log)
-    timings.update(eval_timings)
-    model.close()
-
-    baseline_results, baseline_info = {}, {}
-    if args.baselines:
-        t = time.time()
-        scores, seconds = baselines.classic_scores(data.x_train, data.x_test, seed)
-        t_ae = time.time()
-        ae = ADAE(objective="autoencoder", **model_kwargs)
-        ae_dir = os.path.join(ckpt_dir, "conv_ae")
-        solver.train(ae, data, ae_dir, os.path.join(results_dir, "conv_ae"), log=lambda line: None,
-                     resume=os.path.isfile(os.path.join(ae_dir, "state.json")), **train_kwargs)
-        scores["ConvAE"] = ae.run_scores(data.x_test, names=("x_gx",))["x_gx"]
-        ae.close()
-        seconds["ConvAE"] = time.time() - t_ae
-        baseline_results = {m: metrics.ranking_metrics(data.anomalous_test, s) for m, s in scores.items()}
-        baseline_info = {"settings": dict(baselines.settings(len(data.x_train)),
-                                          ConvAE={"note": "G alone, same architecture and budget"}),
-                         "seconds": seconds}
-        from source import plots
-        bars = {"ADAE": result["AUROC"], **{m: r["AUROC"] for m, r in baseline_results.items()}}
-        plots.bar_chart(bars, None, os.path.join(results_dir, "baselines.png"),
-                        f"{data.protocol} {class_names[digit]}: test AUROC")
-        timings["baselines"] = time.time() - t
-
-    summary = {
-        "name": name, "metrics": result, "threshold": result["threshold"], "baselines": baseline_results,
-        "baseline_info": baseline_info,
-        "data": {"source": source, "protocol": data.protocol, "digit": digit, **data.counts()},
-        "config": config, "model": model.config, "seed": seed, "precision": model.precision,
-        "parameters": {"G": model.n_params_g, "D": model.n_params_d},
-        "final_epoch": history[-1] if history else None, "timings": timings,
-        "versions": {"tensorflow": tf.__version__, "numpy": np.__version__, "python": platform.python_version()},
-    }
-    solver.write_json(summary, os.path.join(results_dir, "summary.json"))
-    if baseline_results:
-        log(f"[baselines] {'method':16s} AUROC   AUPRC")
-        for m, r in [("ADAE", result)] + list(baseline_results.items()):
-            log(f"[baselines] {m:16s} {r['AUROC']:.4f}  {r['AUPRC']:.4f}")
-    log(f"[test] AUROC {result['AUROC']:.4f}  AUPRC {result['AUPRC']:.4f}  "
-        f"F1 {result['F1']:.4f} (threshold {result['threshold']:.4f})")
-    log(f"[test] results: {results_dir}")
-    return summary
-
-
-def score_new_images(args):
-    """--score: score new images with a trained run's checkpoint, threshold and validation scores."""
-    import numpy as np
-
-    from source import datamanager, inference, plots, solver
-    from source.neuralnet import ADAE
-
-    with open(os.path.join(args.results, args.name, "summary.json")) as f:
-        summary = json.load(f)
+def import_tensorflow(verbose):
+    """Import TensorFlow; unless verbose, without its C++ start-up lines (CUDA probing on a CPU machine
+    reads like a failure) and Python deprecation warnings."""
+    if verbose:
+        import tensorflow as tf
+        return tf
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)   # lines written before absl's logging starts bypass TF_CPP_MIN_LOG_LEVEL
     try:
-        names, pixels, notes, skipped = inference.read_inputs(args.score)
-        is_array = inference.is_array_path(args.score)
-        # files are 8-bit; arrays are scaled the way the run scaled its data
-        x = datamanager.scale(pixels, summary["config"]["datnorm"]) if is_array else (pixels / 255.0)[..., None]
-    except datamanager.DataError as err:
-        raise UsageError(str(err)) from None
-    for line in notes:
-        log(f"[score] note: {line}")
-    for line in skipped:
-        log(f"[score] skipped: {line}")
-    model = ADAE(**summary["model"])
-    found, path = model.load(os.path.join(args.logdir, args.name))
-    if not found:
-        raise UsageError(f"run {args.name!r} has no checkpoint")
-    score = model.run_scores(x.astype(np.float32), names=(model.score_name,))[model.score_name]
-    with open(os.path.join(args.results, args.name, "valid_scores.csv")) as f:
-        valid = np.array([float(line) for line in f.read().split()[1:]])
-    threshold = summary["threshold"]
-    percentile = inference.percentile_of(score, valid)
-    stem = os.path.splitext(os.path.basename(os.path.normpath(args.score)))[0] or "input"
-    run_root = os.path.join(args.results, args.name)
-    out_dir = os.path.join(run_root, unique_name(f"score_{stem}", [run_root]))
-    os.makedirs(out_dir)
-    solver.write_csv([[n, repr(float(s)), f"{p:.1f}", "anomalous" if s > threshold else "normal"]
-                      for n, s, p in zip(names, score, percentile)],
-                     ["file" if not is_array else "index", "score", "valid_percentile", "verdict"],
-                     os.path.join(out_dir, "scores.csv"))
-    top = np.argsort(-score)[:16]
-    recon = model.restore_images(x[top].astype(np.float32))[1]
-    plots.save_image(plots.sample_grid(x[top], recon), os.path.join(out_dir, "most_anomalous.png"))
-    model.close()
-    flagged = int((score > threshold).sum())
-    log(f"[score] {len(score)} images scored with {path}; {flagged} above the threshold {threshold:.4f}")
-    log(f"[score] results: {out_dir}")
-    return 0
+        import tensorflow as tf
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    tf.get_logger().setLevel("ERROR")
+    return tf
 
 
 def interrupted(signum, frame):
@@ -394,64 +237,50 @@ def interrupted(signum, frame):
     raise solver.Interrupted(signum, None)
 
 
+def resume_command(argv, name):
+    """The command line that continues this run or sweep."""
+    argv = [a for a in argv if a != "--resume"]
+    if "--name" not in argv:
+        argv += ["--name", name]
+    return " ".join(["python", "run.py"] + argv + ["--resume"])
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    import_tensorflow("--verbose" in argv)
+    from source import datamanager, experiment, inference, solver
+    from source.rundir import RunDir, unique_name
     try:
-        args = parse_args(sys.argv[1:] if argv is None else argv)
+        args = parse_args(argv)
         if args.score:
-            return score_new_images(args)
-        from source import datamanager
-        try:
-            arrays, source = datamanager.load_data(args.data, args.dataset, log=log)
-            for digit in args.digits:      # a protocol that leaves no training images fails before any run
-                datamanager.Dataset(*arrays, datnorm=args.datnorm, **{args.protocol: digit})
-        except datamanager.DataError as err:
-            raise UsageError(str(err)) from None
-    except UsageError as err:
+            return inference.score_new_images(RunDir(args.logdir, args.results, args.name), args.score, log=log)
+        arrays, source = datamanager.load_data(args.data, args.dataset, log=log)
+        for x in (arrays[0], arrays[2]):
+            datamanager.check_pixels(x, args.datnorm)
+        for digit in args.digits:      # a protocol that leaves no training images fails before any run
+            datamanager.check_protocol(arrays[1], arrays[3], **{args.protocol: digit})
+    except (UsageError, datamanager.DataError) as err:
         print(f"run.py: error: {err}", file=sys.stderr)
         return EXIT_USAGE
 
-    from source import solver, sweep
     default = f"{'embedded' if source['name'] == 'embedded' else args.dataset}_{args.protocol}"
     default += "all" if len(args.digits) > 1 else str(args.digits[0])
-    resuming = args.resume or args.test_only
-    name = args.name if resuming else unique_name(args.name or default, [args.results, args.logdir])
-    sweeping = len(args.digits) > 1 or args.seeds > 1
+    if args.test_only:
+        load_from = RunDir(args.logdir, args.results, args.name)
+        name = unique_name(args.name + "_eval", [args.results, args.logdir])
+    else:
+        load_from = None
+        name = args.name if args.resume else unique_name(args.name or default, [args.results, args.logdir])
+    config = {k: v for k, v in vars(args).items() if k not in ("resume", "test_only", "score")}
+    config["command"] = " ".join(["python", "run.py"] + argv)
     # a signal outside a training loop (which checkpoints first) stops the run or sweep where it is
     previous = {signum: signal.signal(signum, interrupted) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
-        if sweeping and not args.resume:
-            os.makedirs(os.path.join(args.logdir, name))
-            solver.write_json(run_config(args, name), os.path.join(args.logdir, name, "config.json"))
-        runs = [(digit, seed) for digit in args.digits for seed in range(args.seed, args.seed + args.seeds)]
-        rows, t_start, trained = [], time.time(), 0
-        for done, (digit, seed) in enumerate(runs):
-            run_name = os.path.join(name, f"{args.protocol}{digit}_seed{seed}") if sweeping else name
-            summary = finished_summary(args, run_name) if sweeping and args.resume else None
-            if summary is None:
-                resume = args.resume and (not sweeping or has_checkpoint(args, run_name))
-                summary = run_experiment(args, arrays, source, digit, seed, run_name, resume, args.test_only)
-                trained += 1
-            elif sweeping:
-                log(f"[sweep] {run_name}: finished earlier, kept")
-            methods = {"ADAE": summary["metrics"], **summary["baselines"]}
-            rows += [{"protocol": args.protocol, "digit": digit, "seed": seed, "method": m,
-                      "AUROC": r["AUROC"], "AUPRC": r["AUPRC"]} for m, r in methods.items()]
-            if sweeping:
-                left = (time.time() - t_start) / max(1, trained) * (len(runs) - done - 1)
-                log(f"[sweep] {done + 1}/{len(runs)} runs done; about {left / 60:.0f} min left")
-        if sweeping:
-            tab = sweep.write(rows, os.path.join(args.results, name), args.protocol,
-                              datamanager.CLASS_NAMES[args.dataset])
-            for method, per_class in tab.items():
-                log(f"[sweep] {method:16s} mean AUROC {sum(v[0] for v in per_class.values()) / len(per_class):.4f}")
-            log(f"[sweep] results: {os.path.join(args.results, name)}")
+        experiment.run_all(config, arrays, source, RunDir(args.logdir, args.results, name), resume=args.resume,
+                           load_from=load_from, log=log)
     except solver.Interrupted as err:
-        argv = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--resume"]
-        if "--name" not in argv:
-            argv += ["--name", name]
-        command = " ".join(["python", "run.py"] + argv + ["--resume"])
         saved = f"checkpoint {err.checkpoint}; " if err.checkpoint else ""
-        print(f"run.py: interrupted; {saved}resume with: {command}", file=sys.stderr)
+        print(f"run.py: interrupted; {saved}resume with: {resume_command(argv, name)}", file=sys.stderr)
         return 128 + err.signum
     except solver.TrainingError as err:
         print(f"run.py: error: {err}", file=sys.stderr)

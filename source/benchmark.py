@@ -1,4 +1,4 @@
-"""Speed benchmark of the real ADAE graph: python -m source.benchmark [--batches 32 64] [--repeats 7].
+"""Speed benchmark of the real ADAE graph: python -m source.benchmark [--configs default convae bf16 ...].
 
 Times a training iteration (D step + G step) and scoring on synthetic images, after warm-up,
 and reports median and spread of images/s, FLOPs per image counted from the graph, the
@@ -87,7 +87,9 @@ def bench_config(label, batches, score_batch, repeats, iters, **model_kwargs):
     x = rng.rand(max(batches + [score_batch]) * 4, 28, 28, 1).astype(np.float32)
     reference = model_kwargs.pop("reference", False)
     model = ADAE(**model_kwargs)
-    out = {"label": label, "config": dict(model_kwargs, reference=reference), "train": {}, "score": {}}
+    model_kwargs.setdefault("precision", "fp32")
+    out = {"label": label, "precision": model.precision, "config": dict(model_kwargs, reference=reference),
+           "train": {}, "score": {}}
     if reference:
         import tempfile
         with model.graph.as_default():
@@ -108,8 +110,9 @@ def bench_config(label, batches, score_batch, repeats, iters, **model_kwargs):
                     writer.add_summary(summary)
                     _, summary = model.sess.run([model.step_g, model.summary_step], {model.x: xb})
                     writer.add_summary(summary)
-                else:
-                    model.sess.run(model.step_d, {model.x: xb})
+                else:   # what solver.train runs: a D step (not for the autoencoder), then a G step
+                    if model.objective != "autoencoder":
+                        model.sess.run(model.step_d, {model.x: xb})
                     model.sess.run(model.step_g, {model.x: xb})
         iteration()  # warm-up: oneDNN primitives and XLA clusters are built on the first calls
         out["train"][batch] = stats(time_it(iteration, repeats, iters * batch))
@@ -122,20 +125,42 @@ def bench_config(label, batches, score_batch, repeats, iters, **model_kwargs):
                 model.sess.run(model.d_g_x_test, {model.x: xs[i:i + 1]})
     else:
         def score():
-            model.run_scores(xs, score_batch, ("x_dgx",))
+            model.run_scores(xs, score_batch, (model.score_name,))
     score()
     out["score"][score_batch] = stats(time_it(score, repeats, len(xs)))
     model.close()
     return out
 
 
+# Each configuration is an ADAE keyword set; "reference" also mimics the reference code's per-step trace
+# and per-image scoring. run.py's defaults: the paper arch, literal losses.
 CONFIGS = {
-    "default": {},
-    "reference": {"reference": True},
-    "xla": {"xla": True},
-    "bf16": {"precision": "bf16"},
-    "threads1": {"threads": 1},
+    "default": {"arch": "paper", "objective": "paper"},
+    "auto": {"arch": "paper", "objective": "paper", "precision": "auto"},
+    "bf16": {"arch": "paper", "objective": "paper", "precision": "bf16"},
+    "xla": {"arch": "paper", "objective": "paper", "xla": True},
+    "threads1": {"arch": "paper", "objective": "paper", "threads": 1},
+    "convae": {"arch": "paper", "objective": "autoencoder"},
+    "reference_arch": {"arch": "reference", "objective": "equilibrium"},
+    "reference": {"arch": "reference", "objective": "equilibrium", "reference": True},
 }
+TABLE_BUDGET = {"steps": 800, "batch": 64}   # the README's ten-digit tables: per digit, ADAE and ConvAE
+
+
+def peak_gflops():
+    """The machine's fp32 peak as far as /proc/cpuinfo tells: cores x clock x FLOPs per cycle
+    (two FMA units: 32 per cycle with AVX2, 64 with AVX-512); None where it cannot be read."""
+    from source.neuralnet import cpu_flags
+    flags, mhz = cpu_flags(), None
+    try:
+        with open("/proc/cpuinfo") as f:
+            mhz = next(float(line.split(":")[1]) for line in f if line.startswith("cpu MHz"))
+    except (OSError, StopIteration, ValueError):
+        return None, {}
+    per_cycle = 64 if "avx512f" in flags else 32 if "avx2" in flags else 16
+    cores = len(os.sched_getaffinity(0))
+    return cores * mhz / 1000 * per_cycle, {"cores": cores, "mhz": mhz, "flops_per_cycle": per_cycle,
+                                            "bf16_flags": sorted(flags & {"amx_bf16", "avx512_bf16"})}
 
 
 def main(argv=None):
@@ -150,7 +175,8 @@ def main(argv=None):
     p.add_argument("--output", default="bench/benchmark.json", help="JSON file to write")
     args = p.parse_args(argv)
 
-    train_flops, score_flops = count_flops(args.score_batch)
+    flops = {arch: count_flops(args.score_batch, arch) for arch in ("paper", "reference")}
+    peak, cpu = peak_gflops()
     results = []
     for name in args.configs:
         kwargs = dict(CONFIGS[name])
@@ -158,22 +184,51 @@ def main(argv=None):
         results.append(bench_config(name, args.batches, args.score_batch, args.repeats, args.iters, **kwargs))
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    print(f"FLOPs per image: training iteration {train_flops / 1e9:.3f} GFLOP, scoring {score_flops / 1e9:.4f} GFLOP")
-    print(f"{'config':10s} {'phase':6s} {'batch':>5s} {'img/s median':>12s} {'min':>8s} {'max':>8s} {'GFLOP/s':>8s}")
+    for arch, (train_flops, score_flops) in flops.items():
+        print(f"FLOPs per image, {arch} arch: training iteration {train_flops / 1e9:.3f} GFLOP, "
+              f"scoring {score_flops / 1e9:.4f} GFLOP")
+    print(f"machine peak (fp32, estimated): {peak:.0f} GFLOP/s {cpu}" if peak else "machine peak: unknown")
+    print(f"{'config':15s} {'phase':6s} {'batch':>5s} {'img/s median':>12s} {'min':>8s} {'max':>8s} "
+          f"{'GFLOP/s':>8s} {'of peak':>8s}")
     for r in results:
-        for phase, flops in (("train", train_flops), ("score", score_flops)):
+        train_flops, score_flops = flops[r["config"]["arch"]]
+        if r["config"].get("objective") == "autoencoder":
+            train_flops /= 3   # one network of three; the profiler count is ADAE's
+        for phase, per_image in (("train", train_flops), ("score", score_flops)):
             for batch, s in r[phase].items():
-                print(f"{r['label']:10s} {phase:6s} {batch:5d} {s['median']:12.0f} {s['min']:8.0f} {s['max']:8.0f} "
-                      f"{s['median'] * flops / 1e9:8.1f}")
+                gflops = s["median"] * per_image / 1e9
+                s["gflops"], s["fraction_of_peak"] = gflops, (gflops / peak if peak else None)
+                print(f"{r['label']:15s} {phase:6s} {batch:5d} {s['median']:12.0f} {s['min']:8.0f} {s['max']:8.0f} "
+                      f"{gflops:8.1f} {(f'{100 * gflops / peak:7.1f}%') if peak else '':>8s}")
+    projection = project_tables(results)
+    for line in projection.get("lines", []):
+        print(line)
     print(f"peak resident memory: {peak_mib:.0f} MiB")
-    report = {"flops_per_image": {"train": train_flops, "score": score_flops}, "results": results,
-              "peak_memory_mib": peak_mib, "host": {"cpus": os.cpu_count(), "machine": platform.machine(),
-                                                    "tensorflow": tf.__version__}}
+    report = {"flops_per_image": flops, "results": results, "peak_memory_mib": peak_mib,
+              "projection": projection, "peak_gflops": peak,
+              "host": dict(cpu, cpus=os.cpu_count(), machine=platform.machine(), tensorflow=tf.__version__)}
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w") as f:
         json.dump(report, f, indent=2)
     print(f"written: {args.output}")
     return 0
+
+
+def project_tables(results):
+    """Projected training time of a ten-digit table at TABLE_BUDGET (ADAE then ConvAE per digit), from the
+    median training rates of the default and convae configurations at the table's batch size."""
+    rates = {r["label"]: r["train"].get(TABLE_BUDGET["batch"], {}).get("median") for r in results}
+    if not rates.get("default"):
+        return {"lines": [f"projection: needs --configs default (and convae) with --batches {TABLE_BUDGET['batch']}"]}
+    images = TABLE_BUDGET["steps"] * TABLE_BUDGET["batch"]
+    adae = images / rates["default"]
+    ae = images / rates["convae"] if rates.get("convae") else adae / 3
+    minutes = 10 * (adae + ae) / 60
+    line = (f"projected ten-digit table at {TABLE_BUDGET['steps']} steps x batch {TABLE_BUDGET['batch']}: "
+            f"{minutes:.0f} min of training (ADAE {adae:.0f} s + ConvAE {ae:.0f} s per digit; one process, "
+            f"plus baselines and evaluation)")
+    return {"adae_seconds_per_digit": adae, "convae_seconds_per_digit": ae, "table_minutes": minutes,
+            "lines": [line]}
 
 
 if __name__ == "__main__":

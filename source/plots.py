@@ -1,68 +1,71 @@
 """Figures and image grids written by the solver (matplotlib, Agg backend)."""
-import os
+import io
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.image as mpimg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
+from source import rundir  # noqa: E402
+
 
 def _save(fig, path):
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    """Write a figure as PNG atomically; return the PNG bytes (TensorBoard shows the same picture)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
-    os.replace(tmp, path)
+    png = buffer.getvalue()
+    rundir.write_bytes(png, path)
+    return png
 
 
-def save_image(array, path):
-    """Write a 2-D array in [0, 1] as a grayscale PNG, atomically."""
-    tmp = path + ".tmp.png"
-    mpimg.imsave(tmp, np.clip(array, 0, 1), cmap="gray", vmin=0, vmax=1)
-    os.replace(tmp, path)
+def png_size(png):
+    """(height, width) of PNG bytes, read from the IHDR header."""
+    return int.from_bytes(png[20:24], "big"), int.from_bytes(png[16:20], "big")
 
 
-def tile(rows, pad=1):
-    """Tile a list of rows of (H, W) images into one array with a pad of 1s between cells."""
-    h, w = rows[0][0].shape
-    ncol = max(len(r) for r in rows)
-    out = np.ones((len(rows) * (h + pad) + pad, ncol * (w + pad) + pad), np.float32)
-    for i, row in enumerate(rows):
-        for j, img in enumerate(row):
-            top, left = pad + i * (h + pad), pad + j * (w + pad)
-            out[top:top + h, left:left + w] = img
-    return out
+def example_grid(x, panels, captions, title, path):
+    """One row per example: the input, then each (column title, images) panel; each row captioned
+    (class, score). Images are (N, 28, 28, 1) in [0, 1]. Returns the PNG bytes."""
+    columns = [("input x", x)] + list(panels)
+    rows = max(1, len(x))
+    fig, axes = plt.subplots(rows, len(columns), figsize=(1.35 * len(columns) + 1.6, 1.35 * rows + 0.6),
+                             squeeze=False)
+    for j, (name, images) in enumerate(columns):
+        axes[0, j].set_title(name, fontsize=9)
+        for i in range(rows):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i < len(images):
+                ax.imshow(np.clip(images[i, ..., 0], 0, 1), cmap="gray", vmin=0, vmax=1)
+            if j == 0 and i < len(captions):
+                ax.set_ylabel(captions[i], fontsize=8, rotation=0, ha="right", va="center")
+    if not len(x):
+        axes[0, 0].text(0.5, 0.5, "no example", ha="center", va="center", transform=axes[0, 0].transAxes)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
 
 
-def restoration_grid(x, g_x, d_g_x):
-    """One row per image: input | G(x) | D(G(x)) | |x - D(G(x))|."""
-    return tile([[x[i, ..., 0], g_x[i, ..., 0], d_g_x[i, ..., 0], np.abs(x[i, ..., 0] - d_g_x[i, ..., 0])]
-                 for i in range(len(x))])
-
-
-def sample_grid(x, recon, columns=4):
-    """Cells of (input, reconstruction, difference), `columns` cells per row."""
-    cells = [[x[i, ..., 0], recon[i, ..., 0], np.abs(x[i, ..., 0] - recon[i, ..., 0])] for i in range(len(x))]
-    if not cells:
-        return np.ones((30, 30 * 3 * columns), np.float32)   # an empty category: a blank strip
-    rows = [sum(cells[i:i + columns], []) for i in range(0, len(cells), columns)]
-    return tile(rows)
-
-
-def box_plot(scores, labels, threshold, path, class_names=None):
-    """Scores per class with the decision threshold."""
+def box_plot(scores, labels, threshold, path, class_names=None, normal_classes=()):
+    """Scores per class with the decision threshold; normal classes in green, counts under each box."""
     classes = sorted(np.unique(labels))
-    fig, ax = plt.subplots(figsize=(8, 4))
-    ax.boxplot([scores[labels == c] for c in classes], showfliers=True)
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    parts = ax.boxplot([scores[labels == c] for c in classes], showfliers=True, patch_artist=True)
+    for box, c in zip(parts["boxes"], classes):
+        box.set_facecolor("#9fd89f" if c in normal_classes else "#f4b6b6")
     ax.set_xticks(range(1, len(classes) + 1))
-    ax.set_xticklabels([class_names[c] if class_names else str(c) for c in classes])
+    names = [class_names[c] if class_names else str(c) for c in classes]
+    ax.set_xticklabels([f"{n}{' (normal)' if c in normal_classes else ''}\nn={int((labels == c).sum())}"
+                        for n, c in zip(names, classes)], fontsize=8)
     ax.axhline(threshold, color="r", ls="--", label=f"threshold {threshold:.3f}")
-    ax.set_xlabel("class")
+    ax.set_xlabel("class (green: normal, red: anomalous)")
     ax.set_ylabel("anomaly score")
     ax.legend()
-    _save(fig, path)
+    return _save(fig, path)
 
 
 def roc_curve(anomalous, curves, path):
@@ -121,17 +124,16 @@ def loss_curves(history, path):
     _save(fig, path)
 
 
-def bar_chart(values, errors, path, title, ylabel="AUROC"):
-    """Bars of {name: value} with optional {name: error}."""
+def bar_chart(values, path, title):
+    """Bars of {name: AUROC}, the chance level dashed."""
     names = list(values)
     fig, ax = plt.subplots(figsize=(max(5, len(names) * 1.1), 4))
-    ax.bar(range(len(names)), [values[n] for n in names],
-           yerr=[errors.get(n, 0) for n in names] if errors else None, capsize=3)
+    ax.bar(range(len(names)), [values[n] for n in names])
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, rotation=30, ha="right")
     ax.set_ylim(0, 1.05)
     ax.axhline(0.5, color="k", ls="--", lw=1)
-    ax.set_ylabel(ylabel)
+    ax.set_ylabel("AUROC")
     ax.set_title(title)
     _save(fig, path)
 

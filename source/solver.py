@@ -1,6 +1,4 @@
 """Training loop and evaluation: TensorBoard summaries, checkpoints, metrics, result files."""
-import csv
-import json
 import os
 import signal
 import sys
@@ -9,11 +7,11 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from source import metrics, plots
+from source import board, metrics, plots
 
 tf1 = tf.compat.v1
-N_RESTORE = 8        # validation images shown in the restoration grids
-N_GRID = 16          # examples per sample grid
+N_RESTORE = 6        # validation images shown in the restoration grids
+N_GRID = 8           # examples per sample grid
 
 
 class TrainingError(RuntimeError):
@@ -48,32 +46,6 @@ class StopFlag:
         self.signum = signum
 
 
-def write_json(obj, path):
-    """Write JSON atomically (temporary name, then rename)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, default=_jsonable)
-    os.replace(tmp, path)
-
-
-def _jsonable(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
-
-
-def write_csv(rows, header, path):
-    """Write rows under a header atomically."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    os.replace(tmp, path)
-
-
 def _rng_state(rng):
     name, keys, pos, has_gauss, cached = rng.get_state()
     return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
@@ -84,29 +56,27 @@ def _set_rng_state(rng, state):
     rng.set_state((name, np.asarray(keys, np.uint32), pos, has_gauss, cached))
 
 
-def train(model, data, ckpt_dir, results_dir, epochs=100, batch_size=32, seed=0, steps=None,
-          summary_every=20, resume=False, log=print):
+def train(model, data, run, epochs=100, batch_size=32, seed=0, steps=None, summary_every=20, resume=False,
+          log=print):
     """Train D then G on each batch for `epochs` epochs, or `steps` iterations when given (the last
-    epoch then ends early); return the per-epoch history."""
+    epoch then ends early); checkpoints and TensorBoard events go to run.log, per-epoch restoration
+    figures to run.results; return the per-epoch history."""
     sess = model.sess
-    ckpt_prefix = os.path.join(ckpt_dir, "model.ckpt")
-    state_path = os.path.join(ckpt_dir, "state.json")
-    restore_dir = os.path.join(results_dir, "restoration")
-    os.makedirs(restore_dir, exist_ok=True)
+    os.makedirs(run.log, exist_ok=True)
+    os.makedirs(run.restoration_dir, exist_ok=True)
     rng = np.random.RandomState(seed)
     history, step, start_epoch, last_ckpt, skip, partial_sums = [], 0, 0, None, 0, None
     if resume:
-        found, last_ckpt = model.load(ckpt_dir)
+        found, last_ckpt = model.load(run.log)
         if not found:
-            raise TrainingError(f"no checkpoint to resume in {ckpt_dir}")
-        with open(state_path) as f:
-            state = json.load(f)
+            raise TrainingError(f"no checkpoint to resume in {run.log}")
+        state = run.read_state()
         _set_rng_state(rng, state["rng"])       # the batch order of the epoch to continue
         history, skip, partial_sums = state["history"], state["batches_done"], state["sums"]
         step, start_epoch = (int(v) for v in sess.run([model.global_step, model.epoch]))
         log(f"[train] resumed from {last_ckpt} at epoch {start_epoch + 1}, step {step}")
     with model.graph.as_default():   # the v1 FileWriter refuses to open in eager mode
-        writer = tf1.summary.FileWriter(ckpt_dir, graph=None if resume else model.graph)
+        writer = tf1.summary.FileWriter(run.log, graph=None if resume else model.graph)
     x_restore = data.x_valid[:N_RESTORE]
     adversarial = model.objective != "autoencoder"
     n_per_epoch = int(np.ceil(len(data.x_train) / batch_size))
@@ -152,7 +122,7 @@ def train(model, data, ckpt_dir, results_dir, epochs=100, batch_size=32, seed=0,
                 if bar:
                     bar.update(i + 1, [("loss_g", loss_g), ("loss_d", loss_d)])
                 if stop.signum:
-                    last_ckpt = _save_checkpoint(model, ckpt_prefix, state_path, {
+                    last_ckpt = _save_checkpoint(model, run, {
                         "rng": rng_epoch_start, "batches_done": i + 1, "sums": sums, "history": history})
                     writer.close()
                     raise Interrupted(stop.signum, last_ckpt)
@@ -165,14 +135,16 @@ def train(model, data, ckpt_dir, results_dir, epochs=100, batch_size=32, seed=0,
             dev_all = model.run_scores(data.x_dev_anomalous)
             dev_aurocs = {k: dev_auroc_of(valid_all[k], dev_all[k]) for k in valid_all}
             valid, dev_auroc = valid_all[model.score_name], dev_aurocs[model.score_name]
-            g_x, d_g_x = model.reconstruct(x_restore)
-            grid = plots.restoration_grid(x_restore, g_x, d_g_x)
-            plots.save_image(grid, os.path.join(restore_dir, f"epoch_{epoch + 1:04d}.png"))
+            png = plots.example_grid(
+                x_restore, model.panels(x_restore),
+                [f"{cls}\nscore {v:.3g}" for cls, v in zip(data.y_valid[:N_RESTORE], valid[:N_RESTORE])],
+                f"epoch {epoch + 1}, step {step}: validation normals ({model.score_name})",
+                os.path.join(run.restoration_dir, f"epoch_{epoch + 1:04d}.png"))
+            writer.add_summary(board.image("restoration/validation_normals", png, *plots.png_size(png)), step)
             k_t = float(sess.run(model.k))
             balance = sums.pop("balance") / max(1, sums["images"])
             writer.add_summary(sess.run(model.summary_epoch, {
-                model.valid_scores_in: valid, model.valid_auroc_in: dev_auroc,
-                model.restoration_in: (grid * 255).astype(np.uint8)[None, ..., None]}), step)
+                model.valid_scores_in: valid, model.valid_auroc_in: dev_auroc}), step)
             sess.run(model.next_epoch)
             n_images = sums.pop("images")
             record = {key: value / n_images for key, value in sums.items()}
@@ -180,7 +152,7 @@ def train(model, data, ckpt_dir, results_dir, epochs=100, batch_size=32, seed=0,
                           dev_auroc=dev_auroc, dev_auroc_per_score=dev_aurocs,
                           seconds=seconds, images_per_second=n_images / seconds)
             history.append(record)
-            last_ckpt = _save_checkpoint(model, ckpt_prefix, state_path, {
+            last_ckpt = _save_checkpoint(model, run, {
                 "rng": _rng_state(rng), "batches_done": 0, "sums": None, "history": history})
             record["extra_seconds"] = time.time() - t_extra
             writer.flush()
@@ -203,15 +175,16 @@ def dev_auroc_of(valid_normal_scores, dev_anomalous_scores):
     return metrics.ranking_metrics(labels, scores)["AUROC"]
 
 
-def _save_checkpoint(model, ckpt_prefix, state_path, state):
+def _save_checkpoint(model, run, state):
     """Saver checkpoint (the Saver keeps the last few) plus the loop's state: batch-order RNG, position, history."""
-    path = model.save(ckpt_prefix)
-    write_json(dict(state, checkpoint=path), state_path)
+    path = model.save(run.checkpoint_prefix)
+    run.write_state(dict(state, checkpoint=path))
     return path
 
 
-def evaluate(model, data, results_dir, history=None, class_names=None, log=print):
-    """Score validation and test images; write metrics, scores.csv, figures and sample grids."""
+def evaluate(model, data, run, history=None, class_names=None, log=print):
+    """Score validation and test images; write metrics, scores.csv, figures and sample grids, and the
+    test PR curve and grids to TensorBoard."""
     t0 = time.time()
     valid = model.run_scores(data.x_valid)
     t_score = time.time()
@@ -226,25 +199,33 @@ def evaluate(model, data, results_dir, history=None, class_names=None, log=print
     anomalous = data.anomalous_test
     threshold = metrics.threshold_from_normals(valid[name])
     result = metrics.all_metrics(anomalous, score, threshold)
-    result["score"] = name
+    result["score_name"] = name
     result["AUROC_per_score"] = {k: metrics.ranking_metrics(anomalous, v)["AUROC"] for k, v in test.items()}
-    predicted = (score > threshold).astype(int)
-    # validation normals' scores: the reference for percentiles when new images are scored
-    write_csv([[repr(float(v))] for v in valid[name]], ["valid_score"], os.path.join(results_dir, "valid_scores.csv"))
-    write_csv([[i, int(data.y_test[i]), int(anomalous[i]), repr(float(score[i])), int(predicted[i])]
-               for i in range(len(score))],
-              ["index", "label", "anomalous", "score", "predicted_anomalous"],
-              os.path.join(results_dir, "scores.csv"))
+    predicted = metrics.verdicts(score, threshold)
+    run.write_valid_scores(valid[name])
+    run.write_scores(data.y_test, anomalous, score, predicted)
 
     t_plot = time.time()
-    plots.box_plot(score, data.y_test, threshold, os.path.join(results_dir, "box_plot.png"), class_names)
+    with model.graph.as_default():
+        writer = tf1.summary.FileWriter(run.log)
+    step = int(model.sess.run(model.global_step))
+    plots.box_plot(score, data.y_test, threshold, run.figure("box_plot"), class_names,
+                   normal_classes=data.normal_digits)
     curves = {f"ADAE {k}" if k == name else k: v for k, v in test.items()}
-    plots.roc_curve(anomalous, curves, os.path.join(results_dir, "roc_curve.png"))
-    plots.pr_curve(anomalous, curves, os.path.join(results_dir, "pr_curve.png"))
-    plots.score_histogram(score, anomalous, threshold, os.path.join(results_dir, "score_histogram.png"))
+    plots.roc_curve(anomalous, curves, run.figure("roc_curve"))
+    plots.pr_curve(anomalous, curves, run.figure("pr_curve"))
+    plots.score_histogram(score, anomalous, threshold, run.figure("score_histogram"))
+    writer.add_summary(board.pr_curve("test/pr_curve", anomalous, score), step)
     if history:
-        plots.loss_curves(history, os.path.join(results_dir, "loss_curves.png"))
-    write_sample_grids(model, data, score, predicted, os.path.join(results_dir, "grids"))
+        plots.loss_curves(history, run.figure("loss_curves"))
+    os.makedirs(run.grid_dir, exist_ok=True)
+    for grid_name, title, idx in sample_grid_indices(anomalous, predicted, score):
+        png = plots.example_grid(
+            data.x_test[idx], model.panels(data.x_test[idx]),
+            [f"{_class_name(data.y_test[i], class_names)}\nscore {score[i]:.3g}" for i in idx],
+            f"{title} (threshold {threshold:.3g}, score {name})", run.figure(f"grids/{grid_name}"))
+        writer.add_summary(board.image(f"test_grids/{grid_name}", png, *plots.png_size(png)), step)
+    writer.close()
     result["valid_score_mean"] = float(valid[name].mean())
     result["valid_score_std"] = float(valid[name].std())
     timings = {"scoring": t_plot - t0, "plotting": time.time() - t_plot,
@@ -252,15 +233,17 @@ def evaluate(model, data, results_dir, history=None, class_names=None, log=print
     return result, timings
 
 
-def write_sample_grids(model, data, score, predicted, grid_dir):
-    """The four grids: (normal|anomalous) as (normal|anomalous), most telling examples first."""
-    os.makedirs(grid_dir, exist_ok=True)
-    anomalous = data.anomalous_test
+def _class_name(label, class_names):
+    return class_names[label] if class_names else str(label)
+
+
+def sample_grid_indices(anomalous, predicted, score, n=N_GRID):
+    """The four grids (normal|anomalous) as (normal|anomalous): file name, title and test indices, most
+    telling first (flagged images: highest scores first; passed images: lowest first)."""
+    out = []
     for truth, truth_name in ((0, "normal"), (1, "anomalous")):
         for verdict, verdict_name in ((0, "normal"), (1, "anomalous")):
             idx = np.flatnonzero((anomalous == truth) & (predicted == verdict))
-            # flagged images: highest scores first; passed images: lowest scores first
-            idx = idx[np.argsort(-score[idx] if verdict else score[idx])][:N_GRID]
-            recon = model.reconstruct(data.x_test[idx])[1] if len(idx) else data.x_test[idx]
-            plots.save_image(plots.sample_grid(data.x_test[idx], recon),
-                             os.path.join(grid_dir, f"{truth_name}_as_{verdict_name}.png"))
+            idx = idx[np.argsort(-score[idx] if verdict else score[idx], kind="stable")][:n]
+            out.append((f"{truth_name}_as_{verdict_name}", f"{truth_name} images judged {verdict_name}", idx))
+    return out

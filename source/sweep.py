@@ -1,10 +1,7 @@
 """Aggregate one-class experiments over classes and seeds: sweep.csv, sweep.md and a chart."""
-import os
-
 import numpy as np
 
-from source import plots
-from source.solver import write_csv
+from source import plots, rundir
 
 
 def table(rows):
@@ -33,15 +30,19 @@ def markdown(tab, protocol, class_names=None):
     return "\n".join(lines) + "\n"
 
 
-def write(rows, out_dir, protocol, class_names=None):
-    """Write sweep.csv (one row per run and method), sweep.md and sweep.png; return the table."""
+def rows_of(summary, protocol, digit, seed):
+    """sweep.csv rows of one sub-run: ADAE and each baseline."""
+    methods = {"ADAE": summary["metrics"], **summary["baselines"]}
+    return [{"protocol": protocol, "digit": digit, "seed": seed, "method": m, "AUROC": r["AUROC"],
+             "AUPRC": r["AUPRC"]} for m, r in methods.items()]
+
+
+def write(rows, run, protocol, class_names=None):
+    """Write sweep.csv (one row per run and method), sweep.md and sweep.png into run's results; return the table."""
     keys = ["protocol", "digit", "seed", "method", "AUROC", "AUPRC"]
-    write_csv([[r[k] if not isinstance(r[k], float) else repr(float(r[k])) for k in keys] for r in rows], keys,
-              os.path.join(out_dir, "sweep.csv"))
+    rundir.write_csv([[r[k] for k in keys] for r in rows], keys, run.sweep_csv_path)
     tab = table(rows)
-    tmp = os.path.join(out_dir, "sweep.md.tmp")
-    with open(tmp, "w") as f:
-        f.write(f"AUROC mean ± std over seeds, protocol --{protocol} K\n\n" + markdown(tab, protocol, class_names))
-    os.replace(tmp, os.path.join(out_dir, "sweep.md"))
-    plots.sweep_chart(tab, os.path.join(out_dir, "sweep.png"), f"AUROC per class, --{protocol} K")
+    rundir.write_text(f"AUROC mean ± std over seeds, protocol --{protocol} K\n\n" + markdown(tab, protocol, class_names),
+                      run.sweep_md_path)
+    plots.sweep_chart(tab, run.figure("sweep"), f"AUROC per class, --{protocol} K")
     return tab

@@ -1,13 +1,13 @@
 """Metrics, classic baselines and sweep tables on small exact cases."""
 import csv
 import json
-import os
 
 import numpy as np
 import pytest
 
 import run
 from source import baselines, metrics, sweep
+from source.rundir import RunDir
 
 
 def test_threshold_is_mean_plus_three_std():
@@ -63,7 +63,7 @@ def test_sweep_table_markdown_and_csv(tmp_path):
     rows = [{"protocol": "normal", "digit": d, "seed": s, "method": m, "AUROC": a, "AUPRC": 0.5}
             for d, s, m, a in [(0, 0, "ADAE", 0.8), (0, 1, "ADAE", 0.9), (1, 0, "ADAE", 1.0), (1, 1, "ADAE", 1.0),
                                (0, 0, "PCA", 0.7), (0, 1, "PCA", 0.7), (1, 0, "PCA", 0.5), (1, 1, "PCA", 0.5)]]
-    tab = sweep.write(rows, str(tmp_path), "normal")
+    tab = sweep.write(rows, RunDir("", str(tmp_path), ""), "normal")
     assert tab["ADAE"][0] == pytest.approx((0.85, 0.05))
     md = (tmp_path / "sweep.md").read_text().strip().splitlines()
     assert md[-1] == "| mean | **0.925** | **0.600** |"

@@ -42,7 +42,7 @@ def test_output_shapes(model, batch):
     size, low = (32, -1.0) if model.arch == "paper" else (28, 0.0)
     for out in (x_net, g_x, d_x, d_g_x):
         assert out.shape == (8, size, size, 1) and out.min() >= low and out.max() <= 1
-    for out in model.reconstruct(batch):
+    for out in model.reconstruct(batch).values():
         assert out.shape == batch.shape and out.min() >= 0 and out.max() <= 1
     scores = model.run_scores(batch)
     assert set(scores) == {"x_dgx", "x_gx", "x_dx", "gx_dgx"}

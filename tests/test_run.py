@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import run
+from source.rundir import RunDir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARTIFACTS = ["summary.json", "scores.csv", "box_plot.png", "roc_curve.png", "pr_curve.png",
@@ -63,7 +64,8 @@ def test_run_prints_metrics_last(e2e):
     lines = proc.stdout.strip().splitlines()
     assert "AUROC" in lines[-2] and "AUPRC" in lines[-2] and "F1" in lines[-2]
     assert "embedded_normal1" in lines[-1]
-    assert "falls back" not in proc.stdout and "source: embedded" in proc.stdout
+    assert "MNIST from the embedded subset" in proc.stdout and "forced with --data embedded" in proc.stdout
+    assert not [line for line in (proc.stdout + proc.stderr).splitlines() if "cuInit" in line or "I0000" in line]
     assert sum(line.startswith("[train] epoch") for line in lines) == 2
 
 
@@ -77,12 +79,77 @@ def test_event_file_has_graph_scalars_and_images(e2e):
             has_graph |= bool(event.graph_def)
             tags |= {v.tag for v in event.summary.value}
     assert has_graph
-    for tag in ("loss/loss_g", "loss/loss_d", "loss_terms/g_rec_x_gx", "loss_terms/g_adv_gx_dgx",
-                "loss_terms/d_real_x_dx", "loss_terms/d_fake_gx_dgx", "health/k_t", "health/d_fake_over_real",
-                "valid/score_mean", "valid/scores"):
+    for tag in ("loss/loss_g", "loss/loss_d", "loss_terms/g_rec_x_gx", "loss_terms/d_real_x_dx",
+                "loss_terms/d_fake_gx_dgx", "health/k_t", "health/balance", "health/d_fake_over_real",
+                "valid/score_mean", "valid/scores", "valid/auroc_dev", "restoration/validation_normals",
+                "test/AUROC", "valid/dev_AUROC", "test_grids/normal_as_normal", "test_grids/anomalous_as_anomalous",
+                "_hparams_/session_start_info"):
         assert tag in tags, tag
-    assert any(t.startswith("restoration/") for t in tags)
+    for plugin_tag in ("test/pr_curve/", "report/summary/"):   # plugins append their own suffix
+        assert any(t.startswith(plugin_tag) for t in tags), plugin_tag
     assert glob.glob(str(tmp / "Checkpoint" / "embedded_normal1" / "model.ckpt-*.index"))
+
+
+def _free_port():
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_tensorboard_serves_the_runs_scalars_and_images(e2e):
+    """`tensorboard --logdir` on a tiny run's logs, bound to 127.0.0.1: the scalar, image, PR-curve and
+    text tags come back over HTTP; the server is stopped afterwards."""
+    import shutil
+    import time
+    import urllib.request
+    tmp, _, _ = e2e
+    binary = shutil.which("tensorboard") or os.path.join(os.path.dirname(sys.executable), "tensorboard")
+    if not os.path.exists(binary):
+        pytest.skip("the tensorboard command is not installed")
+    port = _free_port()
+    server = subprocess.Popen([binary, "--logdir", str(tmp / "Checkpoint"), "--host", "127.0.0.1", "--port",
+                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}/data/plugin"
+    try:
+        deadline, tags = time.time() + 90, None
+        while time.time() < deadline and server.poll() is None:
+            try:
+                with urllib.request.urlopen(f"{base}/scalars/tags", timeout=5) as response:
+                    tags = json.loads(response.read())
+                if "embedded_normal1" in tags:
+                    break
+            except OSError:
+                pass
+            time.sleep(1)
+        if server.poll() is not None or not tags:
+            pytest.skip(f"TensorBoard did not start: {server.stderr.read()[-300:] if server.poll() is not None else 'timeout'}")
+        assert {"loss/loss_g", "loss/loss_d", "health/k_t", "valid/auroc_dev"} <= set(tags["embedded_normal1"])
+        with urllib.request.urlopen(f"{base}/images/tags", timeout=10) as response:
+            images = json.loads(response.read())["embedded_normal1"]
+        assert "restoration/validation_normals" in images and "test_grids/normal_as_anomalous" in images
+        for plugin, tag in (("pr_curves", "test/pr_curve/"), ("text", "report/summary/")):
+            with urllib.request.urlopen(f"{base}/{plugin}/tags", timeout=10) as response:
+                assert any(t.startswith(tag) for t in json.loads(response.read())["embedded_normal1"]), plugin
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_report_and_csv_round_trip(e2e):
+    """report.md embeds every figure by a relative path that exists; scores.csv and valid_scores.csv hold
+    floats that read back exactly, so the threshold recomputed from valid_scores.csv is summary.json's."""
+    tmp, _, _ = e2e
+    run_dir = tmp / "results" / "embedded_normal1"
+    report = (run_dir / "report.md").read_text()
+    assert report.startswith("# embedded_normal1") and "python run.py" in report and "| method | AUROC |" in report
+    import re
+    figures = re.findall(r"!\[[^]]*\]\(([^)]+)\)", report)
+    assert len(figures) >= 9 and all((run_dir / f).is_file() for f in figures)
+    from source import metrics
+    valid = [float(r["valid_score"]) for r in csv.DictReader(open(run_dir / "valid_scores.csv"))]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert metrics.threshold_from_normals(valid) == summary["threshold"]
 
 
 def test_same_name_does_not_overwrite(e2e):
@@ -129,21 +196,36 @@ def _bad_inputs(tmp):
         "no training images": ["--data", _npz(tmp / "nodigit.npz", y_train=np.arange(40) % 5 + 2)],
         "unwritable results": ["--results", str(blocker / "results")],
         "unwritable logdir": ["--logdir", str(blocker / "logs")],
+        "bad widths": ["--widths", "32,x"], "arch": ["--arch", "big"],
+        "pixels out of range": ["--no-datnorm", "--data", _npz(tmp / "range.npz")],
+        "resume without name": ["--resume"], "score without name": ["--score", str(tmp / "a_file")],
     }
 
 
-@pytest.mark.parametrize("case", [
-    "batch zero", "batch text", "epoch negative", "lr zero", "lr nan", "ksize zero", "digit 10", "digit text",
-    "two protocols", "missing data", "folder without idx", "truncated gz", "npz missing keys", "not 28x28",
-    "label count", "no training images", "unwritable results", "unwritable logdir"])
-def test_bad_input_exits_2_with_one_line(case, tmp_path, capsys):
-    """Each user mistake: exit status 2, one line on stderr, nothing written."""
+@pytest.mark.parametrize("case, phrase", [
+    ("batch zero", "--batch: must be >= 1"), ("batch text", "--batch: expected int"),
+    ("epoch negative", "--epoch: must be >= 0"), ("lr zero", "--lr: must be > 0"),
+    ("lr nan", "--lr: expected a finite number"), ("ksize zero", "--ksize: must be >= 1"),
+    ("digit 10", "digit must be 0-9"), ("digit text", "expected a digit 0-9 or 'all'"),
+    ("two protocols", "choose one protocol"), ("missing data", "does not exist"),
+    ("folder without idx", "needs the four MNIST IDX files"), ("truncated gz", "cannot read IDX file"),
+    ("npz missing keys", "lacks the arrays y_test"), ("not 28x28", "expected (N, 28, 28)"),
+    ("label count", "40 images but 39 labels"), ("no training images", "leaves 0 training images"),
+    ("unwritable results", "--results"), ("unwritable logdir", "--logdir"),
+    ("bad widths", "expected comma-separated channel counts"), ("arch", "invalid choice: 'big'"),
+    ("pixels out of range", "--no-datnorm needs pixels already in [0, 1]"),
+    ("resume without name", "need --name of an earlier run"), ("score without name", "--score needs --name")])
+def test_bad_input_exits_2_with_one_line(case, phrase, tmp_path, capsys):
+    """Each user mistake: exit status 2, one line on stderr that says what to fix, nothing written."""
     flags = _bad_inputs(tmp_path)[case]
     out_flags = ["--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")]
     code = run.main(out_flags + flags)   # later flags win, so the unwritable cases override the roots
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1 and err.startswith("run.py: error:"), err
+    assert phrase in err, err
+    if case.startswith("unwritable"):
+        assert "is not writable" in err
     assert not (tmp_path / "r").exists() and not (tmp_path / "c").exists()
 
 
@@ -210,7 +292,8 @@ def test_non_finite_loss_stops_with_step_and_checkpoint(digit1, tmp_path):
     data.x_train[:] = np.nan
     model = ADAE()
     with pytest.raises(solver.TrainingError, match="non-finite loss at step 1.*last good checkpoint: none"):
-        solver.train(model, data, str(tmp_path / "c"), str(tmp_path / "r"), epochs=1, log=lambda s: None)
+        solver.train(model, data, RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "nan"), epochs=1,
+                      log=lambda s: None)
     model.close()
 
 
@@ -260,8 +343,8 @@ def test_steps_budget_overrides_epochs(digit1, tmp_path):
     from source import solver
     from source.neuralnet import ADAE
     model = ADAE(seed=0)
-    history = solver.train(model, digit1, str(tmp_path / "c"), str(tmp_path / "r"), epochs=100, steps=8,
-                           batch_size=64, log=lambda s: None)
+    history = solver.train(model, digit1, RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "steps"), epochs=100,
+                           steps=8, batch_size=64, log=lambda s: None)
     assert [h["step"] for h in history] == [6, 8]
     assert model.sess.run(model.global_step) == 8
     assert history[1]["images_per_second"] > 0 and set(history[1]["dev_auroc_per_score"]) == {

@@ -1,0 +1,175 @@
+"""One experiment (data -> model -> train -> evaluate -> baselines -> summary), and sweeps of them.
+
+`config` is the run's settings as a plain dict (run.py builds it from the flags); nothing here reads flags.
+"""
+import os
+import platform
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from source import baselines, board, datamanager, metrics, plots, report, solver, sweep
+from source.neuralnet import ADAE
+
+MODEL_KEYS = ("arch", "widths", "latent", "ksize", "lr", "beta1", "balance", "gamma", "lambda_k", "bn_momentum",
+              "code_channels", "out_bias", "keep_checkpoints", "threads", "xla", "precision")
+
+
+def model_kwargs(config, seed):
+    """ADAE's keyword arguments from a run's config (the objective and score are passed apart)."""
+    return dict({k: config[k] for k in MODEL_KEYS}, seed=seed)
+
+
+def run_one(config, arrays, source, digit, seed, run, resume=False, load_from=None, log=print):
+    """Train ADAE on one protocol, digit and seed (resume: from run's checkpoint; load_from: no training,
+    the final checkpoint of that earlier run), evaluate it and the baselines, write run's folders;
+    return summary.json's content."""
+    timings, t = {}, time.time()
+    class_names = datamanager.CLASS_NAMES[config["dataset"]]
+    data = datamanager.Dataset(*arrays, datnorm=config["datnorm"], **{config["protocol"]: digit})
+    timings["data"] = time.time() - t
+    os.makedirs(run.results, exist_ok=True)   # run.py chose a new name unless this run is resumed
+    os.makedirs(run.log, exist_ok=True)
+    if not resume:
+        run.write_config(dict(config, digit=digit, seed=seed, name=run.name))
+
+    t = time.time()
+    model = ADAE(objective=config["objective"], score_name=config["anomaly_score"], **model_kwargs(config, seed))
+    timings["graph_build"] = time.time() - t
+    log(f"[model] {config['arch']} arch, {config['objective']} objective, score {model.score_name}; "
+        f"parameters G {model.n_params_g:,}  D {model.n_params_d:,}; {model.precision['used']}")
+    c = data.counts()
+    log(f"[data] --{data.protocol} {class_names[digit]}: {c['train_normal']:,} training and {c['valid_normal']:,} "
+        f"validation normals, {c['dev_anomalous']} development anomalies; test {c['test']:,} images, "
+        f"{c['test_anomalous']:,} anomalous")
+
+    t = time.time()
+    train_kwargs = dict(epochs=config["epoch"], steps=config["steps"], batch_size=config["batch"], seed=seed,
+                        summary_every=config["summary_every"])
+    if load_from:
+        found, path = model.load(load_from.log)
+        if not found:
+            raise solver.TrainingError(f"run {load_from.name!r} has no checkpoint in {load_from.log}")
+        log(f"[test] evaluating {path}")
+        history = load_from.read_state()["history"]
+    else:
+        history = solver.train(model, data, run, resume=resume, log=log, **train_kwargs)
+    timings["training"] = time.time() - t
+    seconds = sum(h["seconds"] for h in history)
+    trained = sum(h["images_per_second"] * h["seconds"] for h in history)
+    timings["training_images_per_second"] = trained / seconds if seconds else 0.0
+    timings["per_epoch_extras"] = sum(h.get("extra_seconds", 0.0) for h in history)
+
+    result, eval_timings = solver.evaluate(model, data, run, history, class_names=class_names, log=log)
+    timings.update(eval_timings)
+    step, precision = int(model.sess.run(model.global_step)), model.precision
+    model.close()
+
+    baseline_results, baseline_info = {}, {}
+    if config["baselines"]:
+        t = time.time()
+        baseline_results, baseline_info = run_baselines(config, data, seed, run, train_kwargs)
+        bars = {"ADAE": result["AUROC"], **{m: r["AUROC"] for m, r in baseline_results.items()}}
+        plots.bar_chart(bars, run.figure("baselines"), f"--{data.protocol} {class_names[digit]}: test AUROC")
+        timings["baselines"] = time.time() - t
+
+    summary = {
+        "name": run.name, "metrics": result, "threshold": result["threshold"], "baselines": baseline_results,
+        "baseline_info": baseline_info,
+        "data": {"source": source, "protocol": data.protocol, "digit": digit, **data.counts()},
+        "config": dict(config, digit=digit, seed=seed, name=run.name), "seed": seed,
+        "model": ADAE_config(config, seed), "precision": precision,
+        "final_epoch": history[-1] if history else None, "timings": timings,
+        "versions": {"tensorflow": tf.__version__, "numpy": np.__version__, "python": platform.python_version()},
+    }
+    run.write_summary(summary)
+    run.write_report(report.run_report(summary, run))
+    write_board_report(run.log, step, summary)
+    log_table(summary, log)
+    log(f"[test] results: {run.results}  (report.md)")
+    return summary
+
+
+def ADAE_config(config, seed):  # noqa: N802 - the keyword arguments that rebuild this run's ADAE
+    """Keyword arguments that rebuild the run's ADAE for scoring new images."""
+    return dict(model_kwargs(config, seed), objective=config["objective"], score_name=config["anomaly_score"])
+
+
+def run_baselines(config, data, seed, run, train_kwargs):
+    """The classic detectors and ConvAE (G alone, same architecture and budget) on the run's images."""
+    scores, seconds = baselines.classic_scores(data.x_train, data.x_test, seed)
+    t = time.time()
+    ae = ADAE(objective="autoencoder", **model_kwargs(config, seed))
+    ae_run = run.sub("conv_ae")
+    solver.train(ae, data, ae_run, log=lambda line: None, resume=ae_run.has_state(), **train_kwargs)
+    scores["ConvAE"] = ae.run_scores(data.x_test, names=("x_gx",))["x_gx"]
+    ae.close()
+    seconds["ConvAE"] = time.time() - t
+    results = {m: metrics.ranking_metrics(data.anomalous_test, s) for m, s in scores.items()}
+    info = {"settings": dict(baselines.settings(len(data.x_train)),
+                             ConvAE={"note": "G alone, same architecture and budget"}),
+            "seconds": seconds}
+    return results, info
+
+
+def log_table(summary, log):
+    """The run's last lines: each method's AUROC and AUPRC, then ADAE's threshold metrics."""
+    rows = report.method_rows(summary)
+    if len(rows) > 1:
+        log(f"[test] {'method':16s} AUROC   AUPRC")
+        for method, r in rows:
+            log(f"[test] {method:16s} {r['AUROC']:.4f}  {r['AUPRC']:.4f}")
+    m = summary["metrics"]
+    log(f"[test] AUROC {m['AUROC']:.4f}  AUPRC {m['AUPRC']:.4f}  F1 {m['F1']:.4f} (threshold {m['threshold']:.4f})")
+
+
+def write_board_report(log_dir, step, summary):
+    """TensorBoard: the run's config and result table as text, test and development AUROC as scalars and
+    the run's flags as HParams, so runs compare side by side."""
+    with tf.Graph().as_default():
+        writer = tf.compat.v1.summary.FileWriter(log_dir)
+    writer.add_summary(board.text("report/summary", report.run_report(summary, None)), step)
+    writer.add_summary(board.hparams(summary["config"]), step)
+    writer.add_summary(board.scalar("test/AUROC", summary["metrics"]["AUROC"]), step)
+    dev = (summary["final_epoch"] or {}).get("dev_auroc", float("nan"))
+    writer.add_summary(board.scalar("valid/dev_AUROC", dev), step)
+    writer.close()
+
+
+def run_all(config, arrays, source, run, resume=False, load_from=None, log=print):
+    """Every (digit, seed) of the config: one run, or a sweep whose sub-runs live in run's folders.
+    A resumed sweep keeps finished sub-runs, resumes a started one from its checkpoint, runs the rest,
+    and rebuilds its table from all sub-runs. load_from: evaluate that run's checkpoint (one run only)."""
+    runs = [(digit, seed) for digit in config["digits"] for seed in range(config["seed"], config["seed"] + config["seeds"])]
+    sweeping = len(runs) > 1
+    if sweeping and not resume:
+        os.makedirs(run.log)
+        run.write_config(config)
+        with tf.Graph().as_default():
+            writer = tf.compat.v1.summary.FileWriter(run.log)
+        writer.add_summary(board.hparams_config())
+        writer.close()
+    rows, summaries, t_start, trained = [], [], time.time(), 0   # trained: sub-runs run now, for the estimate
+    for done, (digit, seed) in enumerate(runs):
+        sub = run.sub(f"{config['protocol']}{digit}_seed{seed}") if sweeping else run
+        if sweeping and resume and sub.is_finished():
+            summary = sub.read_summary()
+            log(f"[sweep] {sub.name}: finished earlier, kept")
+        else:
+            resumed = resume and (not sweeping or sub.has_state())
+            summary = run_one(config, arrays, source, digit, seed, sub, resumed, load_from, log)
+            trained += 1
+        summaries.append(summary)
+        rows += sweep.rows_of(summary, config["protocol"], digit, seed)
+        if sweeping:
+            left = (time.time() - t_start) / max(1, trained) * (len(runs) - done - 1)
+            log(f"[sweep] {done + 1}/{len(runs)} runs done; about {left / 60:.0f} min left")
+    if sweeping:
+        class_names = datamanager.CLASS_NAMES[config["dataset"]]
+        tab = sweep.write(rows, run, config["protocol"], class_names)
+        run.write_report(report.sweep_report(config, tab, summaries, run))
+        for method, per_class in tab.items():
+            log(f"[sweep] {method:16s} mean AUROC {np.mean([v[0] for v in per_class.values()]):.4f}")
+        log(f"[sweep] results: {run.results}  (report.md)")
+    return summaries

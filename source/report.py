@@ -1,0 +1,65 @@
+"""report.md: one page per run (or sweep) that reads well in any Markdown viewer, figures by relative path."""
+import os
+
+FIGURES = [("box_plot", "Scores per class (normal classes green)"), ("roc_curve", "ROC curves of every score"),
+           ("pr_curve", "Precision-recall curves"), ("score_histogram", "Score histogram with the threshold"),
+           ("loss_curves", "Losses, balance and validation score per epoch"), ("baselines", "ADAE beside the baselines"),
+           ("grids/normal_as_normal", "Normal images judged normal"),
+           ("grids/anomalous_as_normal", "Anomalous images judged normal (misses)"),
+           ("grids/normal_as_anomalous", "Normal images judged anomalous (false alarms)"),
+           ("grids/anomalous_as_anomalous", "Anomalous images judged anomalous")]
+
+
+def method_rows(summary):
+    """[(method, {AUROC, AUPRC})] with ADAE first, then the baselines of the run."""
+    return [(f"ADAE ({summary['metrics']['score_name']})", summary["metrics"])] + list(summary["baselines"].items())
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]) + "\n"
+
+
+def run_report(summary, run=None):
+    """The run's command, data, metrics of every method, threshold metrics, timings and figures (figures
+    only with `run`, whose results folder is checked for each file)."""
+    c, d, m, t = summary["config"], summary["data"], summary["metrics"], summary["timings"]
+    out = [f"# {summary['name']}\n", f"`{c.get('command', '')}`\n",
+           f"- data: {d['source'].get('path', d['source']['name'])} ({d['source']['reason']}); "
+           f"--{d['protocol']} {d['digit']}; normal digits {d['normal_digits']}",
+           f"- images: {d['train_normal']:,} training and {d['valid_normal']:,} validation normals, "
+           f"{d['dev_anomalous']} development anomalies; test {d['test']:,} ({d['test_anomalous']:,} anomalous)",
+           f"- model: --arch {c['arch']}, --objective {c['objective']}, score {m['score_name']}, batch {c['batch']}, "
+           f"lr {c['lr']}, beta1 {c['beta1']}, balance {c['balance']}, "
+           + (f"{c['steps']} steps" if c.get("steps") is not None else f"{c['epoch']} epochs")
+           + f", seed {summary['seed']}, {summary['precision']['used']}\n",
+           "## Test metrics\n",
+           _table(["method", "AUROC", "AUPRC"], [(name, f"{r['AUROC']:.4f}", f"{r['AUPRC']:.4f}")
+                                                for name, r in method_rows(summary)]),
+           "ADAE's other scores (test AUROC): "
+           + ", ".join(f"{k} {v:.4f}" for k, v in m["AUROC_per_score"].items()) + "\n",
+           f"At the threshold {m['threshold']:.6g} (mean + 3 std of the validation normals' scores): "
+           f"precision {m['precision']:.4f}, recall {m['recall']:.4f}, F1 {m['F1']:.4f} "
+           f"(TP {m['TP']}, FP {m['FP']}, FN {m['FN']}, TN {m['TN']}); F1Max {m['F1Max']:.4f}.\n"]
+    final = summary.get("final_epoch") or {}
+    if final:
+        out.append(f"Last epoch: development AUROC {final.get('dev_auroc', float('nan')):.4f}, step {final['step']}, "
+                   f"k_t {final['k_t']:.3f}, balance {final.get('balance', 0.5):.2f}.\n")
+    out += ["## Timings (seconds)\n", _table(["stage", "value"], [(k, f"{v:.1f}") for k, v in t.items()])]
+    if run is not None:
+        shown = [(name, caption) for name, caption in FIGURES if os.path.isfile(run.figure(name))]
+        out.append("## Figures\n")
+        out += [f"### {caption}\n\n![{caption}]({name}.png)\n" for name, caption in shown]
+    return "\n".join(out)
+
+
+def sweep_report(config, tab, summaries, run):
+    """The sweep's command, its AUROC table (mean over seeds per class) and chart, and links to sub-runs."""
+    from source import sweep
+    out = [f"# {run.name}\n", f"`{config.get('command', '')}`\n",
+           f"AUROC on the test split, --{config['protocol']} K, mean ± std over seeds.\n",
+           sweep.markdown(tab, config["protocol"]),
+           "![AUROC per class](sweep.png)\n", "## Runs\n"]
+    out += [f"- [{os.path.basename(s['name'])}]({os.path.basename(s['name'])}/report.md): "
+            f"AUROC {s['metrics']['AUROC']:.4f}" for s in summaries]
+    return "\n".join(out) + "\n"
