@@ -245,6 +245,12 @@ def resume_command(argv, name):
     return " ".join(["python", "run.py"] + argv + ["--resume"])
 
 
+def fail(error, status):
+    """The one-line error every failure prints; returns the exit status."""
+    print(f"run.py: error: {error}", file=sys.stderr)
+    return status
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     import_tensorflow("--verbose" in argv)
@@ -260,8 +266,7 @@ def main(argv=None):
         for digit in args.digits:      # a protocol that leaves no training images fails before any run
             datamanager.check_protocol(arrays[1], arrays[3], **{args.protocol: digit})
     except (UsageError, datamanager.DataError) as err:
-        print(f"run.py: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(err, EXIT_USAGE)
 
     default = f"{'embedded' if source['name'] == 'embedded' else args.dataset}_{args.protocol}"
     default += "all" if len(args.digits) > 1 else str(args.digits[0])
@@ -283,8 +288,7 @@ def main(argv=None):
         print(f"run.py: interrupted; {saved}resume with: {resume_command(argv, name)}", file=sys.stderr)
         return 128 + err.signum
     except solver.TrainingError as err:
-        print(f"run.py: error: {err}", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(err, EXIT_FAILED)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -188,16 +188,24 @@ def describe(source):
     return f"{name} from {where}: {source['reason']}"
 
 
+def as_image_stack(x):
+    """(N, 784) rows and (N, H, W, C) arrays as (N, H, W): one channel kept, RGB(A) to luminance."""
+    x = np.asarray(x)
+    if x.ndim == 2 and x.shape[1] == 784:
+        return x.reshape(-1, 28, 28)
+    if x.ndim == 4 and x.shape[-1] == 1:
+        return x[..., 0]
+    if x.ndim == 4 and x.shape[-1] in (3, 4):
+        return x[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return x
+
+
 def check_arrays(x_train, y_train, x_test, y_test):
     """Validate shapes and label counts; return images as (N, 28, 28) and labels as int64."""
     out = []
     for name, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
-        x = np.asarray(x)
+        x = as_image_stack(x)
         y = np.asarray(y).reshape(-1)
-        if x.ndim == 4 and x.shape[-1] == 1:
-            x = x[..., 0]
-        if x.ndim == 2 and x.shape[1] == 784:
-            x = x.reshape(-1, 28, 28)
         if x.ndim != 3 or x.shape[1:] != (28, 28):
             raise DataError(f"{name} images have shape {x.shape}; expected (N, 28, 28)")
         if len(x) != len(y):

@@ -51,10 +51,7 @@ def read_array(path):
     except (OSError, ValueError) as err:
         raise DataError(f"cannot read {path}: {err}") from None
     x = np.asarray(x, np.float32)
-    if x.ndim == 2:
-        x = x[None] if x.shape != (len(x), 784) else x.reshape(-1, 28, 28)
-    if x.ndim == 4 and x.shape[-1] in (1, 3, 4):
-        x = x[..., 0] if x.shape[-1] == 1 else x[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+    x = x[None] if x.ndim == 2 and x.shape[1] != 784 else datamanager.as_image_stack(x)   # one 2-D image
     if x.ndim != 3 or len(x) == 0:
         raise DataError(f"{path} has shape {x.shape}; expected images (N, H, W), (N, H, W, C) or (N, 784)")
     if not np.isfinite(x).all():

@@ -12,6 +12,7 @@ from source import board, metrics, plots
 tf1 = tf.compat.v1
 N_RESTORE = 6        # validation images shown in the restoration grids
 N_GRID = 8           # examples per sample grid
+N_DRAWN = 20         # restoration figures per run at most (every epoch for runs of up to 20 epochs)
 
 
 class TrainingError(RuntimeError):
@@ -82,6 +83,8 @@ def train(model, data, run, epochs=100, batch_size=32, seed=0, steps=None, summa
     n_per_epoch = int(np.ceil(len(data.x_train) / batch_size))
     total_steps = steps if steps is not None else epochs * n_per_epoch
     epochs = int(np.ceil(total_steps / n_per_epoch))
+    # a matplotlib figure costs about a second: at most N_DRAWN restoration figures per run
+    draw_every = max(1, int(np.ceil(epochs / N_DRAWN)))
 
     with StopFlag() as stop:
         for epoch in range(start_epoch, epochs):
@@ -135,12 +138,13 @@ def train(model, data, run, epochs=100, batch_size=32, seed=0, steps=None, summa
             dev_all = model.run_scores(data.x_dev_anomalous)
             dev_aurocs = {k: dev_auroc_of(valid_all[k], dev_all[k]) for k in valid_all}
             valid, dev_auroc = valid_all[model.score_name], dev_aurocs[model.score_name]
-            png = plots.example_grid(
-                x_restore, model.panels(x_restore),
-                [f"{cls}\nscore {v:.3g}" for cls, v in zip(data.y_valid[:N_RESTORE], valid[:N_RESTORE])],
-                f"epoch {epoch + 1}, step {step}: validation normals ({model.score_name})",
-                os.path.join(run.restoration_dir, f"epoch_{epoch + 1:04d}.png"))
-            writer.add_summary(board.image("restoration/validation_normals", png, *plots.png_size(png)), step)
+            if (epoch + 1) % draw_every == 0 or epoch + 1 == epochs:
+                png = plots.example_grid(
+                    x_restore, model.panels(x_restore),
+                    [f"{cls}\nscore {v:.3g}" for cls, v in zip(data.y_valid[:N_RESTORE], valid[:N_RESTORE])],
+                    f"epoch {epoch + 1}, step {step}: validation normals ({model.score_name})",
+                    os.path.join(run.restoration_dir, f"epoch_{epoch + 1:04d}.png"))
+                writer.add_summary(board.image("restoration/validation_normals", png, *plots.png_size(png)), step)
             k_t = float(sess.run(model.k))
             balance = sums.pop("balance") / max(1, sums["images"])
             writer.add_summary(sess.run(model.summary_epoch, {

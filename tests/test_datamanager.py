@@ -200,3 +200,20 @@ def test_full_mnist_npz_counts_and_paper_protocol():
     data = dm.Dataset(*arrays, anomaly=8)
     assert len(data.x_train) + len(data.x_valid) == 60000 - 5851
     assert data.anomalous_test.sum() == 974
+
+
+def test_score_inputs_flat_rgb_and_multi_array(tmp_path):
+    """--score arrays: flat 784-pixel rows and RGB images become (N, 28, 28); a multi-array .npz is read
+    from its 'x' (or 'images') array, not from whichever comes first."""
+    from source import inference
+    rng = np.random.RandomState(0)
+    images = rng.randint(0, 256, (3, 28, 28)).astype(np.float32)
+    np.save(tmp_path / "flat.npy", images.reshape(3, 784))
+    names, x, notes = inference.read_array(str(tmp_path / "flat.npy"))
+    assert names == ["0", "1", "2"] and x.shape == (3, 28, 28) and not notes
+    np.testing.assert_array_equal(x, images)
+    rgb = np.repeat(images[..., None], 3, axis=-1)
+    np.save(tmp_path / "rgb.npy", rgb)
+    np.testing.assert_allclose(inference.read_array(str(tmp_path / "rgb.npy"))[1], images, rtol=1e-5)
+    np.savez(tmp_path / "multi.npz", labels=np.arange(3), x=images)
+    np.testing.assert_array_equal(inference.read_array(str(tmp_path / "multi.npz"))[1], images)

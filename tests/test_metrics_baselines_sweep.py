@@ -118,3 +118,25 @@ class _Recorder:
 
     def decision_function(self, x):
         return np.zeros(len(x))
+
+
+def test_dev_auroc_of_exact_and_nan_cases():
+    """Validation normals vs development anomalies: one swapped pair of four gives 0.75; no anomalies
+    or a NaN score gives NaN instead of a number."""
+    from source.solver import dev_auroc_of
+    assert dev_auroc_of(np.array([0.1, 0.5]), np.array([0.3, 0.9])) == 0.75
+    assert np.isnan(dev_auroc_of(np.array([0.1]), np.array([])))
+    assert np.isnan(dev_auroc_of(np.array([0.1, np.nan]), np.array([0.3])))
+
+
+def test_cli_anomaly_protocol(tmp_path):
+    """--anomaly 3 through the command line: nine normal digits, digit 3's test images are the anomalies."""
+    code = run.main(["--anomaly", "3", "--epoch", "0", "--data", "embedded",
+                     "--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")])
+    assert code == 0
+    summary = json.loads((tmp_path / "r" / "embedded_anomaly3" / "summary.json").read_text())
+    assert summary["data"]["normal_digits"] == [0, 1, 2, 4, 5, 6, 7, 8, 9]
+    assert summary["data"]["test_anomalous"] == 100 and summary["data"]["train_normal"] == 3240
+    rows = list(csv.DictReader(open(tmp_path / "r" / "embedded_anomaly3" / "scores.csv")))
+    assert {r["anomalous"] for r in rows if r["label"] == "3"} == {"1"}
+    assert {r["anomalous"] for r in rows if r["label"] != "3"} == {"0"}

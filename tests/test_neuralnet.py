@@ -10,10 +10,23 @@ from source.neuralnet import ADAE
 tf1 = tf.compat.v1
 
 
+def _build(arch):
+    return ADAE(arch=arch, objective="equilibrium", lr=1e-4, seed=0, gamma=0.5, lambda_k=0.01)
+
+
 @pytest.fixture(scope="module", params=["paper", "reference"])
 def model(request):
-    """One model per architecture, equilibrium objective so k_t's rule can be checked."""
-    m = ADAE(arch=request.param, objective="equilibrium", lr=1e-4, seed=0, gamma=0.5, lambda_k=0.01)
+    """One model per architecture, equilibrium objective so k_t's rule can be checked; shared by the
+    tests that only read it."""
+    m = _build(request.param)
+    yield m
+    m.close()
+
+
+@pytest.fixture(params=["paper", "reference"])
+def fresh_model(request):
+    """A model of its own for each test that trains it, so no test depends on another's steps."""
+    m = _build(request.param)
     yield m
     m.close()
 
@@ -123,8 +136,9 @@ def test_balance_follows_ds_margin(batch):
     np.testing.assert_allclose([lr_g, lr_d], [2e-3 * expected, 2e-3 * (1 - expected)], rtol=1e-5)
 
 
-def test_d_step_changes_only_d_and_updates_k(model, batch):
+def test_d_step_changes_only_d_and_updates_k(fresh_model, batch):
     """A D step moves D's weights and batch-norm averages, leaves G alone, and applies k_t's rule."""
+    model = fresh_model
     g0, d0 = _values(model, model.vars_g + _moving(model, "generator")), _values(
         model, model.vars_d + _moving(model, "discriminator"))
     k0, real, fake = model.sess.run([model.k, model.loss_d_real, model.loss_d_fake], {model.x: batch})
@@ -137,8 +151,9 @@ def test_d_step_changes_only_d_and_updates_k(model, batch):
     np.testing.assert_allclose(model.sess.run(model.k), expected_k, rtol=1e-5, atol=1e-7)
 
 
-def test_g_step_changes_only_g(model, batch):
+def test_g_step_changes_only_g(fresh_model, batch):
     """A G step moves G's weights and averages and the global step, and leaves D alone."""
+    model = fresh_model
     g0 = _values(model, model.vars_g + _moving(model, "generator"))
     d0 = _values(model, model.vars_d + _moving(model, "discriminator"))
     step0 = model.sess.run(model.global_step)
@@ -157,8 +172,9 @@ def test_inference_uses_moving_averages(model, batch):
     assert not np.allclose(first[0], together[0])
 
 
-def test_save_restore_gives_identical_scores(model, batch, tmp_path):
+def test_save_restore_gives_identical_scores(fresh_model, batch, tmp_path):
     """Scores after restoring a checkpoint equal the scores when it was written."""
+    model = fresh_model
     model.sess.run([model.step_d], {model.x: batch})
     model.sess.run([model.step_g], {model.x: batch})
     before = model.run_scores(batch)
@@ -171,6 +187,11 @@ def test_save_restore_gives_identical_scores(model, batch, tmp_path):
     assert found
     for name, value in model.run_scores(batch).items():
         np.testing.assert_array_equal(value, before[name])
+    other = ADAE(arch=model.arch, objective="equilibrium", seed=7)   # a new graph and session, other weights
+    assert other.load(str(tmp_path))[0]
+    for name, value in other.run_scores(batch).items():
+        np.testing.assert_allclose(value, before[name], rtol=1e-6)
+    other.close()
 
 
 def test_paper_objective_keeps_k_at_one(batch):
