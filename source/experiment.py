@@ -35,7 +35,7 @@ def run_one(config, arrays, source, digit, seed, run, resume=False, load_from=No
         run.write_config(dict(config, digit=digit, seed=seed, name=run.name))
 
     t = time.time()
-    model = ADAE(objective=config["objective"], score_name=config["anomaly_score"], **model_kwargs(config, seed))
+    model = ADAE(**adae_kwargs(config, seed))
     timings["graph_build"] = time.time() - t
     log(f"[model] {config['arch']} arch, {config['objective']} objective, score {model.score_name}; "
         f"parameters G {model.n_params_g:,}  D {model.n_params_d:,}; {model.precision['used']}")
@@ -79,7 +79,7 @@ def run_one(config, arrays, source, digit, seed, run, resume=False, load_from=No
         "baseline_info": baseline_info,
         "data": {"source": source, "protocol": data.protocol, "digit": digit, **data.counts()},
         "config": dict(config, digit=digit, seed=seed, name=run.name), "seed": seed,
-        "model": ADAE_config(config, seed), "precision": precision,
+        "model": adae_kwargs(config, seed), "precision": precision,
         "final_epoch": history[-1] if history else None, "timings": timings,
         "versions": {"tensorflow": tf.__version__, "numpy": np.__version__, "python": platform.python_version()},
     }
@@ -91,8 +91,8 @@ def run_one(config, arrays, source, digit, seed, run, resume=False, load_from=No
     return summary
 
 
-def ADAE_config(config, seed):  # noqa: N802 - the keyword arguments that rebuild this run's ADAE
-    """Keyword arguments that rebuild the run's ADAE for scoring new images."""
+def adae_kwargs(config, seed):
+    """Keyword arguments that rebuild the run's ADAE (summary.json's "model", read by --score)."""
     return dict(model_kwargs(config, seed), objective=config["objective"], score_name=config["anomaly_score"])
 
 
@@ -168,7 +168,8 @@ def run_all(config, arrays, source, run, resume=False, load_from=None, log=print
     if sweeping:
         class_names = datamanager.CLASS_NAMES[config["dataset"]]
         tab = sweep.write(rows, run, config["protocol"], class_names)
-        run.write_report(report.sweep_report(config, tab, summaries, run))
+        table_markdown = sweep.markdown(tab, config["protocol"], class_names)
+        run.write_report(report.sweep_report(config, table_markdown, summaries, run))
         for method, per_class in tab.items():
             log(f"[sweep] {method:16s} mean AUROC {np.mean([v[0] for v in per_class.values()]):.4f}")
         log(f"[sweep] results: {run.results}  (report.md)")

@@ -53,12 +53,11 @@ def run_report(summary, run=None):
     return "\n".join(out)
 
 
-def sweep_report(config, tab, summaries, run):
+def sweep_report(config, table_markdown, summaries, run):
     """The sweep's command, its AUROC table (mean over seeds per class) and chart, and links to sub-runs."""
-    from source import sweep
     out = [f"# {run.name}\n", f"`{config.get('command', '')}`\n",
            f"AUROC on the test split, --{config['protocol']} K, mean ± std over seeds.\n",
-           sweep.markdown(tab, config["protocol"]),
+           table_markdown,
            "![AUROC per class](sweep.png)\n", "## Runs\n"]
     out += [f"- [{os.path.basename(s['name'])}]({os.path.basename(s['name'])}/report.md): "
             f"AUROC {s['metrics']['AUROC']:.4f}" for s in summaries]
