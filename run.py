@@ -56,7 +56,7 @@ def widths_list(text):
         values = tuple(int(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated channel counts like 32,64,128, got {text!r}") from None
-    if not 1 <= len(values) <= 5 or min(values) < 1 or max(values) > 1024:
+    if not 1 <= len(values) <= 5 or min(values) < 1 or max(values) > 1024:   # 5 halvings take 32x32 to 1x1
         raise argparse.ArgumentTypeError(f"expected 1-5 channel counts in 1..1024, got {text!r}")
     return values
 
@@ -148,8 +148,6 @@ def parse_args(argv):
     for key, value in ARCH_DEFAULTS[args.arch].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    if args.arch == "paper" and 32 % (2 ** len(args.widths)) != 0:
-        raise UsageError(f"--widths {args.widths}: 32x32 inputs allow at most 5 strided layers")
     if args.normal is not None and args.anomaly is not None:
         raise UsageError("choose one protocol: --normal K or --anomaly K, not both")
     if args.normal is None and args.anomaly is None:
