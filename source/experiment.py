@@ -162,9 +162,9 @@ def run_all(config, arrays, source, run, resume=False, load_from=None, log=print
             trained += 1
         summaries.append(summary)
         rows += sweep.rows_of(summary, config["protocol"], digit, seed)
-        if sweeping:
-            left = (time.time() - t_start) / max(1, trained) * (len(runs) - done - 1)
-            log(f"[sweep] {done + 1}/{len(runs)} runs done; about {left / 60:.0f} min left")
+        if sweeping:   # the estimate counts only runs trained now, not those kept from before a resume
+            left = (time.time() - t_start) / trained * (len(runs) - done - 1) if trained else None
+            log(f"[sweep] {done + 1}/{len(runs)} runs done" + (f"; about {left / 60:.0f} min left" if trained else ""))
     if sweeping:
         class_names = datamanager.CLASS_NAMES[config["dataset"]]
         tab = sweep.write(rows, run, config["protocol"], class_names)
