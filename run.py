@@ -72,6 +72,7 @@ ARCH_DEFAULTS = {
 
 def build_parser():
     from source.datamanager import DATASETS
+    from source.layers import INITS
     from source.neuralnet import ARCHS, OBJECTIVES, PRECISIONS, SCORES
     p = Parser(description="Anomaly Detection with Adversarial Dual Autoencoders (ADAE) on MNIST.")
     g = p.add_argument_group("data")
@@ -108,6 +109,8 @@ def build_parser():
                    help="reference arch: initial bias of the sigmoid output layer")
     g.add_argument("--bn-momentum", type=bounded(float, 0, 0.9999), default=0.9,
                    help="momentum of batch-norm moving averages")
+    g.add_argument("--init", choices=INITS, default="he", help="he: truncated normal with std sqrt(2 / fan-in), "
+                   "the fan-in of a transposed convolution read from its input channels; dcgan: N(0, 0.02)")
     g = p.add_argument_group("optimizer")
     g.add_argument("--batch", type=bounded(int, 1), help="mini-batch size (*)")
     g.add_argument("--epoch", type=bounded(int, 0), default=100, help="training epochs")
@@ -178,7 +181,7 @@ ARCHITECTURE = ("arch", "widths", "latent", "ksize", "code_channels", "objective
 
 def check_existing_run(args):
     """--resume/--test-only: the named run must exist and match the requested architecture."""
-    from source.rundir import RunDir
+    from source.rundir import RunDir, portable_path
     if args.resume and args.test_only:
         raise UsageError("use --resume or --test-only, not both")
     if not args.name:
@@ -193,7 +196,7 @@ def check_existing_run(args):
               if stored.get(k) != json.loads(json.dumps(getattr(args, k)))]   # tuples are stored as lists
     if differ:
         raise UsageError(f"run {args.name!r} was made with another architecture: " + ", ".join(differ))
-    if (stored.get(args.protocol) != getattr(args, args.protocol) or stored.get("data") != args.data
+    if (stored.get(args.protocol) != getattr(args, args.protocol) or stored.get("data") != portable_path(args.data)
             or stored.get("dataset", "mnist") != args.dataset):
         raise UsageError(f"run {args.name!r} used --data {stored.get('data')} --{stored.get('protocol')} "
                          f"{stored.get('digit')}; pass the same data and protocol")
@@ -253,7 +256,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     import_tensorflow("--verbose" in argv)
     from source import datamanager, experiment, inference, solver
-    from source.rundir import RunDir, unique_name
+    from source.rundir import RunDir, portable_command, portable_path, unique_name
     try:
         args = parse_args(argv)
         if args.score:
@@ -275,7 +278,9 @@ def main(argv=None):
         load_from = None
         name = args.name if args.resume else unique_name(args.name or default, [args.results, args.logdir])
     config = {k: v for k, v in vars(args).items() if k not in ("resume", "test_only", "score")}
-    config["command"] = " ".join(["python", "run.py"] + argv)
+    for key in ("data", "logdir", "results"):   # records carry no folder of this machine
+        config[key] = config[key] if config[key] in ("auto", "embedded") else portable_path(config[key])
+    config["command"] = "python run.py " + portable_command(argv)
     # a signal outside a training loop (which checkpoints first) stops the run or sweep where it is
     previous = {signum: signal.signal(signum, interrupted) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:

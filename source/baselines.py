@@ -18,6 +18,12 @@ OCSVM_MAX_TRAIN = 10000
 SUBSAMPLE_SEED = 0
 
 
+def mean_image_distance(x_train, x_test, seed=0):
+    """Euclidean distance to the mean normal training image: the template baseline, which is what the
+    reconstruction error of an untrained autoencoder measures. Every run reports it."""
+    return np.linalg.norm(x_test - x_train.mean(axis=0), axis=1)
+
+
 def pca_error(x_train, x_test, seed=0):
     """Reconstruction error of a PCA fitted on the normal training images."""
     pca = PCA(n_components=PCA_VARIANCE, svd_solver="full", random_state=seed).fit(x_train)
@@ -50,12 +56,14 @@ def isolation_forest(x_train, x_test, seed=0):
     return -forest.score_samples(x_test)
 
 
+TEMPLATE = {"MeanImage": mean_image_distance}
 CLASSIC = {"PCA": pca_error, "kNN": knn_distance, "OC-SVM": ocsvm, "IsolationForest": isolation_forest}
 
 
 def settings(n_train):
     """The fixed settings of the classic detectors for a training set of n_train images."""
-    return {"PCA": {"variance": PCA_VARIANCE}, "kNN": {"k": KNN_K},
+    return {"MeanImage": {"note": "L2 distance to the mean normal training image"},
+            "PCA": {"variance": PCA_VARIANCE}, "kNN": {"k": KNN_K},
             "OC-SVM": {"nu": OCSVM_NU, "kernel": "rbf", "gamma": "scale",
                        "train_images": min(n_train, OCSVM_MAX_TRAIN), "subsample_seed": SUBSAMPLE_SEED},
             "IsolationForest": {"n_estimators": 200}}

@@ -8,6 +8,8 @@ import struct
 
 import numpy as np
 
+from source.rundir import portable_path
+
 SPLIT_SEED = 20190219     # fixed: every run tests on the same images, whatever --seed
 VALID_SHARE = 0.1         # share of the normal training images held out for the threshold
 EMBEDDED_TEST_SHARE = 0.2
@@ -149,7 +151,7 @@ def load_data(data="auto", dataset="mnist", log=print):
         raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     if data not in ("auto", "embedded"):
         arrays = load_path(data)
-        source = {"name": "path", "path": os.path.abspath(data), "reason": "given with --data"}
+        source = {"name": "path", "path": portable_path(data), "reason": "given with --data"}
     elif data == "embedded":
         if dataset != "mnist":
             raise DataError(f"--data embedded holds MNIST only; {dataset} needs Keras, {DEBIAN_FASHION} or --data")
@@ -157,20 +159,21 @@ def load_data(data="auto", dataset="mnist", log=print):
         source = {"name": "embedded", "reason": "forced with --data embedded"}
     elif dataset == "fashion_mnist" and os.path.isdir(DEBIAN_FASHION):
         arrays = load_idx_folder(DEBIAN_FASHION)
-        source = {"name": "debian", "path": DEBIAN_FASHION, "reason": "Debian's dataset-fashion-mnist files"}
+        source = {"name": "debian", "path": portable_path(DEBIAN_FASHION),
+                  "reason": "Debian's dataset-fashion-mnist files"}
     else:
         cache = keras_cache_path(dataset)
         try:
             arrays = load_keras(dataset)
             how = "cache" if os.path.exists(cache) else "download"
-            source = {"name": "keras", "path": cache, "reason": f"Keras {how}"}
+            source = {"name": "keras", "path": portable_path(cache), "reason": f"Keras {how}"}
         except OSError as err:
             if dataset != "mnist":
                 raise DataError(f"cannot load {dataset}: no Keras cache at {cache}, download failed ({err}), "
                                 f"no {DEBIAN_FASHION}; pass --data") from None
             arrays = load_embedded()
             source = {"name": "embedded",
-                      "reason": f"no Keras cache at {cache} and the download failed ({err}); "
+                      "reason": f"no Keras cache ({portable_path(cache)}) and the download failed ({err}); "
                                 "using the embedded subset instead"}
     source["dataset"] = dataset
     log(f"[data] {describe(source)}")
@@ -283,6 +286,8 @@ class Dataset:
         self.x_valid = scale(x_train[self.valid_index], datnorm)
         self.y_valid = np.asarray(y_train, np.int64)[self.valid_index]
         self.x_dev_anomalous = scale(x_train[self.dev_anomalous_index], datnorm)
+        # the template baseline (MeanImage): what an untrained reconstruction of a normal image measures
+        self.mean_normal_image = self.x_train.mean(axis=0)
         self.x_test = scale(x_test, datnorm)
         self.y_test = np.asarray(y_test, np.int64)
         self.anomalous_test = (~np.isin(self.y_test, self.normal_digits)).astype(np.int64)

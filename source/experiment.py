@@ -13,7 +13,7 @@ from source import baselines, board, datamanager, metrics, plots, report, solver
 from source.neuralnet import ADAE
 
 MODEL_KEYS = ("arch", "widths", "latent", "ksize", "lr", "beta1", "balance", "gamma", "lambda_k", "bn_momentum",
-              "code_channels", "out_bias", "keep_checkpoints", "threads", "xla", "precision")
+              "code_channels", "out_bias", "init", "keep_checkpoints", "threads", "xla", "precision")
 
 
 def model_kwargs(config, seed):
@@ -61,18 +61,15 @@ def run_one(config, arrays, source, digit, seed, run, resume=False, load_from=No
     timings["training_images_per_second"] = trained / seconds if seconds else 0.0
     timings["per_epoch_extras"] = sum(h.get("extra_seconds", 0.0) for h in history)
 
-    result, eval_timings = solver.evaluate(model, data, run, history, class_names=class_names, log=log)
+    result, eval_timings, scored = solver.evaluate(model, data, run)
     timings.update(eval_timings)
     step, precision = int(model.sess.run(model.global_step)), model.precision
-    model.close()
+    trained_run = load_from or run
+    curve = trained_run.read_state().get("curve", []) if trained_run.has_state() else []
 
-    baseline_results, baseline_info = {}, {}
-    if config["baselines"]:
-        t = time.time()
-        baseline_results, baseline_info = run_baselines(config, data, seed, run, train_kwargs)
-        bars = {"ADAE": result["AUROC"], **{m: r["AUROC"] for m, r in baseline_results.items()}}
-        plots.bar_chart(bars, run.figure("baselines"), f"--{data.protocol} {class_names[digit]}: test AUROC")
-        timings["baselines"] = time.time() - t
+    t = time.time()
+    baseline_results, baseline_info = run_baselines(config, data, seed, run, train_kwargs)
+    timings["baselines"] = time.time() - t
 
     summary = {
         "name": run.name, "metrics": result, "threshold": result["threshold"], "baselines": baseline_results,
@@ -80,9 +77,18 @@ def run_one(config, arrays, source, digit, seed, run, resume=False, load_from=No
         "data": {"source": source, "protocol": data.protocol, "digit": digit, **data.counts()},
         "config": dict(config, digit=digit, seed=seed, name=run.name), "seed": seed,
         "model": adae_kwargs(config, seed), "precision": precision,
-        "final_epoch": history[-1] if history else None, "timings": timings,
+        "final_epoch": history[-1] if history else None, "dev_curve": curve, "timings": timings,
         "versions": {"tensorflow": tf.__version__, "numpy": np.__version__, "python": platform.python_version()},
     }
+    run.write_summary(summary)   # the evaluation is on disk before any figure is drawn
+
+    t = time.time()
+    bars = {"ADAE": result["AUROC"], **{m: r["AUROC"] for m, r in baseline_results.items()}}
+    summary["figures"] = solver.draw_figures(
+        model, data, run, scored, history, class_names, bars=bars,
+        bars_title=f"--{data.protocol} {class_names[digit]}: test AUROC", log=log)
+    model.close()
+    timings["plotting"] = time.time() - t
     run.write_summary(summary)
     run.write_report(report.run_report(summary, run))
     write_board_report(run.log, step, summary)
@@ -97,19 +103,23 @@ def adae_kwargs(config, seed):
 
 
 def run_baselines(config, data, seed, run, train_kwargs):
-    """The classic detectors and ConvAE (G alone, same architecture and budget) on the run's images."""
-    scores, seconds = baselines.classic_scores(data.x_train, data.x_test, seed)
+    """MeanImage (every run), and with config["baselines"] the classic detectors and ConvAE (G alone, same
+    architecture and budget), on the run's images."""
+    methods = dict(baselines.TEMPLATE, **(baselines.CLASSIC if config["baselines"] else {}))
+    scores, seconds = baselines.classic_scores(data.x_train, data.x_test, seed, methods)
+    results = {m: metrics.ranking_metrics(data.anomalous_test, s) for m, s in scores.items()}
+    info = {"settings": {m: v for m, v in baselines.settings(len(data.x_train)).items() if m in methods},
+            "seconds": seconds}
+    if not config["baselines"]:
+        return results, info
     t = time.time()
     ae = ADAE(objective="autoencoder", **model_kwargs(config, seed))
     ae_run = run.sub("conv_ae")
     solver.train(ae, data, ae_run, log=lambda line: None, resume=ae_run.has_state(), **train_kwargs)
-    scores["ConvAE"] = ae.run_scores(data.x_test, names=("x_gx",))["x_gx"]
+    results["ConvAE"] = metrics.ranking_metrics(data.anomalous_test, ae.run_scores(data.x_test, names=("x_gx",))["x_gx"])
     ae.close()
     seconds["ConvAE"] = time.time() - t
-    results = {m: metrics.ranking_metrics(data.anomalous_test, s) for m, s in scores.items()}
-    info = {"settings": dict(baselines.settings(len(data.x_train)),
-                             ConvAE={"note": "G alone, same architecture and budget"}),
-            "seconds": seconds}
+    info["settings"]["ConvAE"] = {"note": "G alone, same architecture and budget"}
     return results, info
 
 

@@ -1,31 +1,53 @@
 """TF1-style layer helpers on tf.compat.v1.get_variable (no Keras layers)."""
+import math
+
 import tensorflow as tf
 
 tf1 = tf.compat.v1
 
+INITS = ("he", "dcgan")
+DCGAN_STD = 0.02
+# A truncated normal cut at 2 std has a std of 0.8796 times its parameter; dividing by it gives the
+# intended std (as tf's variance_scaling_initializer does).
+TRUNCATED_STD = 0.87962566103423978
 
-def _init():
-    # He-normal suits ReLU stacks. No op seed: each initializer derives one from the graph-level
-    # seed and its position in the graph, so weights are reproducible and layers of the same
-    # shape do not start identical (as one shared op seed would make them).
-    return tf1.variance_scaling_initializer(scale=2.0, mode="fan_in", distribution="truncated_normal")
+
+def weight_std(init, fan_in):
+    """The std a kernel starts with: He, sqrt(2 / fan_in) (suits ReLU stacks), or DCGAN's fixed 0.02."""
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    return math.sqrt(2.0 / fan_in) if init == "he" else DCGAN_STD
 
 
-def conv2d(x, out_channels, ksize, stride=1, name="conv", bias_init=0.0, padding="SAME"):
+def _kernel_init(init, fan_in):
+    # The fan-in is passed explicitly: a transposed convolution's filter is [k, k, out, in], so an
+    # initializer that reads it from the shape (shape[-2]) would see the output channels. No op seed:
+    # each initializer derives one from the graph-level seed and its position in the graph, so weights
+    # are reproducible and layers of the same shape do not start identical.
+    std = weight_std(init, fan_in)
+    if init == "he":
+        return tf1.truncated_normal_initializer(stddev=std / TRUNCATED_STD)
+    return tf1.random_normal_initializer(stddev=std)
+
+
+def conv2d(x, out_channels, ksize, stride=1, name="conv", bias_init=0.0, padding="SAME", init="he"):
     """2-D convolution with bias ("SAME" keeps size / stride; "VALID" shrinks by ksize - 1)."""
-    in_channels = x.shape[-1]
+    in_channels = int(x.shape[-1])
     with tf1.variable_scope(name):
-        w = tf1.get_variable("weight", [ksize, ksize, in_channels, out_channels], initializer=_init())
+        w = tf1.get_variable("weight", [ksize, ksize, in_channels, out_channels],
+                             initializer=_kernel_init(init, ksize * ksize * in_channels))
         b = tf1.get_variable("bias", [out_channels], initializer=tf1.constant_initializer(bias_init))
-        return tf.nn.conv2d(x, w, strides=[1, stride, stride, 1], padding=padding) + b
+        return tf.nn.bias_add(tf.nn.conv2d(x, w, strides=[1, stride, stride, 1], padding=padding), b)
 
 
-def conv2d_transpose(x, out_channels, ksize, stride=2, name="deconv", padding="SAME"):
+def conv2d_transpose(x, out_channels, ksize, stride=2, name="deconv", padding="SAME", init="he"):
     """Transposed convolution: "SAME" multiplies height and width by stride, "VALID" with stride 1
     grows a 1x1 code to ksize x ksize."""
-    in_channels = x.shape[-1]
+    in_channels = int(x.shape[-1])
     with tf1.variable_scope(name):
-        w = tf1.get_variable("weight", [ksize, ksize, out_channels, in_channels], initializer=_init())
+        # the fan-in counts the input channels (the filter's last axis), not shape[-2]
+        w = tf1.get_variable("weight", [ksize, ksize, out_channels, in_channels],
+                             initializer=_kernel_init(init, ksize * ksize * in_channels))
         b = tf1.get_variable("bias", [out_channels], initializer=tf1.zeros_initializer())
         if padding == "SAME":
             height, width = x.shape[1] * stride, x.shape[2] * stride
@@ -34,7 +56,7 @@ def conv2d_transpose(x, out_channels, ksize, stride=2, name="deconv", padding="S
         out_shape = tf.stack([tf.shape(x)[0], height, width, out_channels])
         y = tf.nn.conv2d_transpose(x, w, out_shape, strides=[1, stride, stride, 1], padding=padding)
         y = tf.reshape(y, [-1, height, width, out_channels])
-        return y + b
+        return tf.nn.bias_add(y, b)
 
 
 def batch_norm(x, training, update_stats=True, momentum=0.9, epsilon=1e-3, name="bn"):

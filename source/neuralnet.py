@@ -18,14 +18,14 @@ PAD = 2   # the paper's networks see MNIST zero-padded from 28x28 to 32x32
 
 
 def reference_autoencoder(x, training, update_stats=True, bn_momentum=0.9, ksize=3, code_channels=0,
-                          out_bias=0.0):
+                          out_bias=0.0, init="he"):
     """Reference conv autoencoder: 3 levels of 16/32/64 channels, max pooling, mirrored decoder, sigmoid output."""
     def conv_bn_relu(h, channels, name):
-        h = layers.conv2d(h, channels, ksize, name=name)
+        h = layers.conv2d(h, channels, ksize, name=name, init=init)
         return layers.relu(layers.batch_norm(h, training, update_stats, bn_momentum, name=name + "_bn"))
 
     def deconv_bn_relu(h, channels, name):
-        h = layers.conv2d_transpose(h, channels, ksize, stride=2, name=name)
+        h = layers.conv2d_transpose(h, channels, ksize, stride=2, name=name, init=init)
         return layers.relu(layers.batch_norm(h, training, update_stats, bn_momentum, name=name + "_bn"))
 
     with tf1.variable_scope("encoder"):
@@ -48,11 +48,12 @@ def reference_autoencoder(x, training, update_stats=True, bn_momentum=0.9, ksize
         h = deconv_bn_relu(h, 16, "deconv1")          # 28x28
         h = conv_bn_relu(h, 16, "conv1_1")
         # out_bias < 0 starts the sigmoid near MNIST's dark background instead of at 0.5 gray
-        h = layers.conv2d(h, int(x.shape[-1]), ksize, name="out", bias_init=out_bias)
+        h = layers.conv2d(h, int(x.shape[-1]), ksize, name="out", bias_init=out_bias, init=init)
         return layers.sigmoid(h)
 
 
-def paper_autoencoder(x, training, update_stats=True, bn_momentum=0.9, widths=(32, 64, 128), latent=32):
+def paper_autoencoder(x, training, update_stats=True, bn_momentum=0.9, widths=(32, 64, 128), latent=32,
+                      init="he"):
     """The paper's autoencoder: 4x4 convolutions of stride 2 (no pooling, no dense layer) down to a
     1x1xlatent code, a mirrored transposed-convolution decoder and a tanh output in [-1, 1].
 
@@ -65,26 +66,28 @@ def paper_autoencoder(x, training, update_stats=True, bn_momentum=0.9, widths=(3
     with tf1.variable_scope("encoder"):
         h = x                                                        # 32x32
         for i, channels in enumerate(widths):
-            h = layers.conv2d(h, channels, 4, stride=2, name=f"conv{i + 1}")
+            h = layers.conv2d(h, channels, 4, stride=2, name=f"conv{i + 1}", init=init)
             h = layers.leaky_relu(h if i == 0 else bn(h, f"conv{i + 1}"))
         size = int(h.shape[1])                                      # 4x4 for 32x32 and three widths
-        z = layers.conv2d(h, latent, size, padding="VALID", name="latent")   # 1x1xlatent
+        z = layers.conv2d(h, latent, size, padding="VALID", name="latent", init=init)   # 1x1xlatent
     with tf1.variable_scope("decoder"):
-        h = layers.conv2d_transpose(z, widths[-1], size, stride=1, padding="VALID", name="unlatent")
+        h = layers.conv2d_transpose(z, widths[-1], size, stride=1, padding="VALID", name="unlatent", init=init)
         h = layers.relu(bn(h, "unlatent"))
         for i, channels in reversed(list(enumerate(widths[:-1]))):
-            h = layers.conv2d_transpose(h, channels, 4, stride=2, name=f"deconv{i + 2}")
+            h = layers.conv2d_transpose(h, channels, 4, stride=2, name=f"deconv{i + 2}", init=init)
             h = layers.relu(bn(h, f"deconv{i + 2}"))
-        h = layers.conv2d_transpose(h, int(x.shape[-1]), 4, stride=2, name="deconv1")
+        h = layers.conv2d_transpose(h, int(x.shape[-1]), 4, stride=2, name="deconv1", init=init)
         return layers.tanh(h)
 
 
-def network_fn(arch, widths=(32, 64, 128), latent=32, ksize=3, code_channels=0, out_bias=0.0, bn_momentum=0.9):
+def network_fn(arch, widths=(32, 64, 128), latent=32, ksize=3, code_channels=0, out_bias=0.0, bn_momentum=0.9,
+               init="he"):
     """The autoencoder builder of an architecture with its settings bound: f(x, training, update_stats)."""
     if arch == "paper":
-        return functools.partial(paper_autoencoder, bn_momentum=bn_momentum, widths=tuple(widths), latent=latent)
+        return functools.partial(paper_autoencoder, bn_momentum=bn_momentum, widths=tuple(widths), latent=latent,
+                                 init=init)
     return functools.partial(reference_autoencoder, bn_momentum=bn_momentum, ksize=ksize,
-                             code_channels=code_channels, out_bias=out_bias)
+                             code_channels=code_channels, out_bias=out_bias, init=init)
 
 
 def to_network(x, arch):
@@ -92,6 +95,11 @@ def to_network(x, arch):
     if arch == "reference":
         return x
     return tf.pad(x, [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]]) * 2.0 - 1.0
+
+
+# how far a [0, 1] pixel difference stretches in the network's range: an L2 error in [0, 1] units times this
+# is the same error in the network's frame (the paper's zero padding adds no difference)
+RANGE = {"paper": 2.0, "reference": 1.0}
 
 
 def to_image(y, arch):
@@ -127,7 +135,7 @@ class ADAE:
 
     def __init__(self, height=28, width=28, channels=1, arch="paper", ksize=3, widths=(32, 64, 128), latent=32,
                  lr=1e-5, beta1=0.5, objective="paper", balance=0.0, gamma=0.5, lambda_k=1e-3, bn_momentum=0.9,
-                 code_channels=0, out_bias=0.0, score_name=None, seed=0, keep_checkpoints=3, threads=0,
+                 code_channels=0, out_bias=0.0, init="he", score_name=None, seed=0, keep_checkpoints=3, threads=0,
                  xla=False, precision="fp32"):
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}")
@@ -141,9 +149,9 @@ class ADAE:
         self.config = dict(height=height, width=width, channels=channels, arch=arch, ksize=ksize, widths=widths,
                            latent=latent, lr=lr, beta1=beta1, objective=objective, balance=balance, gamma=gamma,
                            lambda_k=lambda_k, bn_momentum=bn_momentum, code_channels=code_channels,
-                           out_bias=out_bias, score_name=self.score_name)
+                           out_bias=out_bias, init=init, score_name=self.score_name)
         network = network_fn(arch, widths=widths, latent=latent, ksize=ksize, code_channels=code_channels,
-                             out_bias=out_bias, bn_momentum=bn_momentum)
+                             out_bias=out_bias, bn_momentum=bn_momentum, init=init)
         self.graph = tf.Graph()
         with self.graph.as_default():
             tf1.set_random_seed(seed)
@@ -286,6 +294,8 @@ class ADAE:
 
     def reconstruct(self, x):
         """G(x), D(G(x)) and D(x) (G(x) alone for the autoencoder) as images in [0, 1], 28x28."""
+        if not len(x):   # some oneDNN kernels (AVX-512) reject an empty batch: never send one
+            return {name: np.zeros((0,) + tuple(t.shape[1:]), np.float32) for name, t in self.images.items()}
         return self.sess.run(self.images, {self.x: x})
 
     def panels(self, x):

@@ -108,9 +108,10 @@ def score_histogram(scores, anomalous, threshold, path):
 
 
 def loss_curves(history, path):
-    """Per-epoch losses, their terms, k_t and the validation score."""
+    """Per-epoch losses, their terms, k_t, the validation score and G's and D's reconstruction error of
+    validation normals beside the mean normal image's (a network that learns ends well below it)."""
     epochs = [h["epoch"] for h in history]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
     for key in ("loss_g", "loss_d", "loss_g_rec", "loss_d_real", "loss_d_fake"):
         axes[0].plot(epochs, [h[key] for h in history], label=key)
     axes[0].set_title("losses")
@@ -118,6 +119,11 @@ def loss_curves(history, path):
     axes[1].set_title("balance k_t")
     axes[2].plot(epochs, [h["valid_score"] for h in history], label="validation normals")
     axes[2].set_title("mean validation score")
+    for key, label in (("rec_g", "G: ||x - G(x)||"), ("rec_d", "D: ||x - D(x)||"),
+                       ("rec_template", "template: ||x - mean image||")):
+        if all(key in h for h in history):
+            axes[3].plot(epochs, [h[key] for h in history], "--" if key == "rec_template" else "-", label=label)
+    axes[3].set_title("reconstruction error, validation normals")
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.legend(fontsize=8)

@@ -45,11 +45,25 @@ def run_report(summary, run=None):
     if final:
         out.append(f"Last epoch: development AUROC {final.get('dev_auroc', float('nan')):.4f}, step {final['step']}, "
                    f"k_t {final['k_t']:.3f}, balance {final.get('balance', 0.5):.2f}.\n")
+        if "rec_g" in final:
+            out.append(f"Reconstruction error of validation normals (L2, network frame): G {final['rec_g']:.3f}, "
+                       f"D {final['rec_d']:.3f}, the mean normal image (template) {final['rec_template']:.3f}. "
+                       "A network that reconstructs sits well below the template.\n")
     out += ["## Timings (seconds)\n", _table(["stage", "value"], [(k, f"{v:.1f}") for k, v in t.items()])]
     if run is not None:
-        shown = [(name, caption) for name, caption in FIGURES if os.path.isfile(run.figure(name))]
+        figures = summary.get("figures", {})
+        empty, failed = figures.get("empty_grids", {}), figures.get("failed", {})
         out.append("## Figures\n")
-        out += [f"### {caption}\n\n![{caption}]({name}.png)\n" for name, caption in shown]
+        for name, caption in FIGURES:
+            grid = name.split("/")[-1]
+            if name in failed:
+                out.append(f"### {caption}\n\nNot drawn: the figure failed ({failed[name]}).\n")
+            elif grid in empty:
+                out.append(f"### {caption}\n\nNo test image falls in this category.\n")
+            elif os.path.isfile(run.figure(name)):
+                out.append(f"### {caption}\n\n![{caption}]({name}.png)\n")
+        out += [f"Not drawn: {name} ({error})\n" for name, error in failed.items()
+                if name not in dict(FIGURES)]
     return "\n".join(out)
 
 

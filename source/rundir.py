@@ -61,6 +61,21 @@ def write_text(text, path):
         f.write(text)
 
 
+def portable_path(path):
+    """A path as committed files record it: relative to the working directory when under it, else its file
+    name alone, so no record names a folder of the machine that made it."""
+    full = os.path.abspath(path)
+    cwd = os.getcwd()
+    if full == cwd or full.startswith(cwd + os.sep):
+        return os.path.relpath(full, cwd)
+    return os.path.basename(os.path.normpath(full)) or full
+
+
+def portable_command(argv):
+    """A command line whose path arguments are written with portable_path."""
+    return " ".join(portable_path(a) if os.path.isabs(a) else a for a in argv)
+
+
 def unique_name(name, roots):
     """name, name_2, name_3, ...: the first that exists under none of the roots."""
     candidate, n = name, 1

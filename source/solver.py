@@ -8,11 +8,33 @@ import numpy as np
 import tensorflow as tf
 
 from source import board, metrics, plots
+from source.neuralnet import RANGE
 
 tf1 = tf.compat.v1
 N_RESTORE = 6        # validation images shown in the restoration grids
 N_GRID = 8           # examples per sample grid
 N_DRAWN = 20         # restoration figures per run at most (every epoch for runs of up to 20 epochs)
+CURVE_PER_DECADE = 4  # development evaluations per decade of steps (10, 18, 32, 56, 100, ...), besides epoch ends
+
+
+def curve_steps(total_steps, per_decade=CURVE_PER_DECADE):
+    """Log-spaced steps at which the development AUROC is measured inside epochs, so a learning curve
+    has points early on even when an epoch is long (the paper protocol's epoch is ~750 iterations)."""
+    if total_steps < 10:
+        return set()
+    top = int(np.floor(np.log10(total_steps) * per_decade))
+    return {int(round(10 ** (k / per_decade))) for k in range(per_decade, top + 1)} - {0}
+
+
+def validation_health(model, data, template_error):
+    """What one look at the validation split says: each score's development AUROC and mean on validation
+    normals; G's and D's reconstruction error of validation normals (x_gx, x_dx) beside the template's
+    (the mean normal training image), all as L2 in the network's frame."""
+    valid = model.run_scores(data.x_valid)
+    dev = model.run_scores(data.x_dev_anomalous)
+    return {"valid": valid, "dev_auroc_per_score": {k: dev_auroc_of(valid[k], dev[k]) for k in valid},
+            "rec_g": float(valid["x_gx"].mean()), "rec_d": float(valid["x_dx"].mean()),
+            "rec_template": template_error}
 
 
 class TrainingError(RuntimeError):
@@ -66,7 +88,7 @@ def train(model, data, run, epochs=100, batch_size=32, seed=0, steps=None, summa
     os.makedirs(run.log, exist_ok=True)
     os.makedirs(run.restoration_dir, exist_ok=True)
     rng = np.random.RandomState(seed)
-    history, step, start_epoch, last_ckpt, skip, partial_sums = [], 0, 0, None, 0, None
+    history, step, start_epoch, last_ckpt, skip, partial_sums, state = [], 0, 0, None, 0, None, {}
     if resume:
         found, last_ckpt = model.load(run.log)
         if not found:
@@ -83,6 +105,24 @@ def train(model, data, run, epochs=100, batch_size=32, seed=0, steps=None, summa
     n_per_epoch = int(np.ceil(len(data.x_train) / batch_size))
     total_steps = steps if steps is not None else epochs * n_per_epoch
     epochs = int(np.ceil(total_steps / n_per_epoch))
+    # the template baseline's error on validation normals, in the network's units like x_gx and x_dx
+    template_error = float(RANGE[model.arch] * np.mean(np.sqrt(
+        np.square(data.x_valid - data.mean_normal_image).sum(axis=(1, 2, 3)))))
+    curve = list(state.get("curve", [])) if resume else []
+    at_curve = curve_steps(total_steps)
+
+    def look(tag_step):
+        """Validation health at this step: one curve point, a TensorBoard record, and what it measured."""
+        health = validation_health(model, data, template_error)
+        point = {"step": tag_step, "rec_g": health["rec_g"], "rec_d": health["rec_d"],
+                 "rec_template": template_error, "k_t": float(sess.run(model.k)),
+                 "dev_auroc_per_score": health["dev_auroc_per_score"]}
+        curve.append(point)
+        for key in ("rec_g", "rec_d", "rec_template"):
+            writer.add_summary(board.scalar(f"reconstruction/{key}", point[key]), tag_step)
+        for key, value in point["dev_auroc_per_score"].items():
+            writer.add_summary(board.scalar(f"dev_auroc/{key}", value), tag_step)
+        return health
     # a matplotlib figure costs about a second: at most N_DRAWN restoration figures per run
     draw_every = max(1, int(np.ceil(epochs / N_DRAWN)))
 
@@ -124,9 +164,12 @@ def train(model, data, run, epochs=100, batch_size=32, seed=0, steps=None, summa
                 sums["images"] += len(x)
                 if bar:
                     bar.update(i + 1, [("loss_g", loss_g), ("loss_d", loss_d)])
+                if step in at_curve and step % n_per_epoch:   # epoch ends are looked at below
+                    look(step)
                 if stop.signum:
                     last_ckpt = _save_checkpoint(model, run, {
-                        "rng": rng_epoch_start, "batches_done": i + 1, "sums": sums, "history": history})
+                        "rng": rng_epoch_start, "batches_done": i + 1, "sums": sums, "history": history,
+                        "curve": curve})
                     writer.close()
                     raise Interrupted(stop.signum, last_ckpt)
             skip, partial_sums = 0, None
@@ -134,10 +177,9 @@ def train(model, data, run, epochs=100, batch_size=32, seed=0, steps=None, summa
 
             # evaluate on validation normals, draw restorations, checkpoint (per-epoch extras)
             t_extra = time.time()
-            valid_all = model.run_scores(data.x_valid)
-            dev_all = model.run_scores(data.x_dev_anomalous)
-            dev_aurocs = {k: dev_auroc_of(valid_all[k], dev_all[k]) for k in valid_all}
-            valid, dev_auroc = valid_all[model.score_name], dev_aurocs[model.score_name]
+            health = look(step)
+            dev_aurocs = health["dev_auroc_per_score"]
+            valid, dev_auroc = health["valid"][model.score_name], dev_aurocs[model.score_name]
             if (epoch + 1) % draw_every == 0 or epoch + 1 == epochs:
                 png = plots.example_grid(
                     x_restore, model.panels(x_restore),
@@ -153,17 +195,21 @@ def train(model, data, run, epochs=100, batch_size=32, seed=0, steps=None, summa
             n_images = sums.pop("images")
             record = {key: value / n_images for key, value in sums.items()}
             record.update(epoch=epoch + 1, step=step, k_t=k_t, balance=balance, valid_score=float(valid.mean()),
-                          dev_auroc=dev_auroc, dev_auroc_per_score=dev_aurocs,
+                          dev_auroc=dev_auroc, dev_auroc_per_score=dev_aurocs, rec_g=health["rec_g"],
+                          rec_d=health["rec_d"], rec_template=template_error,
                           seconds=seconds, images_per_second=n_images / seconds)
             history.append(record)
-            last_ckpt = _save_checkpoint(model, run, {
-                "rng": _rng_state(rng), "batches_done": 0, "sums": None, "history": history})
             record["extra_seconds"] = time.time() - t_extra
+            last_ckpt = _save_checkpoint(model, run, {
+                "rng": _rng_state(rng), "batches_done": 0, "sums": None, "history": history, "curve": curve})
             writer.flush()
             log(f"[train] epoch {epoch + 1:4d}/{epochs}  iter {step:6d}  loss_g {record['loss_g']:.4f}  "
                 f"loss_d {record['loss_d']:.4f}  k_t {k_t:.3f}  b {balance:.2f}  valid {record['valid_score']:.3f}  "
-                f"dev AUROC {dev_auroc:.3f}  "
-                f"{seconds:5.1f}s  {record['images_per_second']:6.0f} img/s")
+                f"dev AUROC {dev_auroc:.3f}  rec G {health['rec_g']:.2f} D {health['rec_d']:.2f} "
+                f"template {template_error:.2f}  {seconds:5.1f}s  {record['images_per_second']:6.0f} img/s")
+            if stop.signum:   # a signal during this epoch's extras: the checkpoint above holds everything
+                writer.close()
+                raise Interrupted(stop.signum, last_ckpt)
     writer.close()
     return history
 
@@ -186,9 +232,10 @@ def _save_checkpoint(model, run, state):
     return path
 
 
-def evaluate(model, data, run, history=None, class_names=None, log=print):
-    """Score validation and test images; write metrics, scores.csv, figures and sample grids, and the
-    test PR curve and grids to TensorBoard."""
+def evaluate(model, data, run):
+    """Score validation and test images; write valid_scores.csv and scores.csv; return the metrics, the
+    timings and what the figures need ({"test": scores per name, "threshold", "predicted"}). The threshold
+    comes from the validation normals alone."""
     t0 = time.time()
     valid = model.run_scores(data.x_valid)
     t_score = time.time()
@@ -205,36 +252,60 @@ def evaluate(model, data, run, history=None, class_names=None, log=print):
     result = metrics.all_metrics(anomalous, score, threshold)
     result["score_name"] = name
     result["AUROC_per_score"] = {k: metrics.ranking_metrics(anomalous, v)["AUROC"] for k, v in test.items()}
+    result["valid_score_mean"] = float(valid[name].mean())
+    result["valid_score_std"] = float(valid[name].std())
     predicted = metrics.verdicts(score, threshold)
     run.write_valid_scores(valid[name])
     run.write_scores(data.y_test, anomalous, score, predicted)
+    timings = {"scoring": time.time() - t0, "scoring_images_per_second": len(data.x_test) / score_seconds}
+    return result, timings, {"test": test, "threshold": threshold, "predicted": predicted}
 
-    t_plot = time.time()
+
+def draw_figures(model, data, run, scored, history=None, class_names=None, bars=None, bars_title="", log=print):
+    """Every figure of a run, each on its own: one that fails is named on one line and the others are still
+    drawn. Sample grids of an empty category are stated, not drawn. Returns {"failed": {figure: error},
+    "empty_grids": {grid: title}} for report.md and summary.json."""
+    name, test, threshold = model.score_name, scored["test"], scored["threshold"]
+    score, anomalous = test[name], data.anomalous_test
     with model.graph.as_default():
         writer = tf1.summary.FileWriter(run.log)
     step = int(model.sess.run(model.global_step))
-    plots.box_plot(score, data.y_test, threshold, run.figure("box_plot"), class_names,
-                   normal_classes=data.normal_digits)
     curves = {f"ADAE {k}" if k == name else k: v for k, v in test.items()}
-    plots.roc_curve(anomalous, curves, run.figure("roc_curve"))
-    plots.pr_curve(anomalous, curves, run.figure("pr_curve"))
-    plots.score_histogram(score, anomalous, threshold, run.figure("score_histogram"))
-    writer.add_summary(board.pr_curve("test/pr_curve", anomalous, score), step)
+    jobs = [("box_plot", lambda: plots.box_plot(score, data.y_test, threshold, run.figure("box_plot"), class_names,
+                                                normal_classes=data.normal_digits)),
+            ("roc_curve", lambda: plots.roc_curve(anomalous, curves, run.figure("roc_curve"))),
+            ("pr_curve", lambda: plots.pr_curve(anomalous, curves, run.figure("pr_curve"))),
+            ("score_histogram", lambda: plots.score_histogram(score, anomalous, threshold,
+                                                              run.figure("score_histogram"))),
+            ("test/pr_curve", lambda: writer.add_summary(board.pr_curve("test/pr_curve", anomalous, score), step))]
     if history:
-        plots.loss_curves(history, run.figure("loss_curves"))
+        jobs.append(("loss_curves", lambda: plots.loss_curves(history, run.figure("loss_curves"))))
+    if bars:
+        jobs.append(("baselines", lambda: plots.bar_chart(bars, run.figure("baselines"), bars_title)))
     os.makedirs(run.grid_dir, exist_ok=True)
-    for grid_name, title, idx in sample_grid_indices(anomalous, predicted, score):
-        png = plots.example_grid(
-            data.x_test[idx], model.panels(data.x_test[idx]),
-            [f"{_class_name(data.y_test[i], class_names)}\nscore {score[i]:.3g}" for i in idx],
-            f"{title} (threshold {threshold:.3g}, score {name})", run.figure(f"grids/{grid_name}"))
-        writer.add_summary(board.image(f"test_grids/{grid_name}", png, *plots.png_size(png)), step)
+    empty = {}
+    for grid_name, title, idx in sample_grid_indices(anomalous, scored["predicted"], score):
+        if not len(idx):
+            empty[grid_name] = title
+            writer.add_summary(board.text(f"test_grids/{grid_name}", f"No test image: no {title}."), step)
+            continue
+
+        def grid(grid_name=grid_name, title=title, idx=idx):
+            png = plots.example_grid(
+                data.x_test[idx], model.panels(data.x_test[idx]),
+                [f"{_class_name(data.y_test[i], class_names)}\nscore {score[i]:.3g}" for i in idx],
+                f"{title} (threshold {threshold:.3g}, score {name})", run.figure(f"grids/{grid_name}"))
+            writer.add_summary(board.image(f"test_grids/{grid_name}", png, *plots.png_size(png)), step)
+        jobs.append((f"grids/{grid_name}", grid))
+    failed = {}
+    for figure, draw in jobs:
+        try:
+            draw()
+        except Exception as err:   # a figure must never cost the evaluation: name it and go on
+            failed[figure] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            log(f"[figures] {figure} failed: {failed[figure]}")
     writer.close()
-    result["valid_score_mean"] = float(valid[name].mean())
-    result["valid_score_std"] = float(valid[name].std())
-    timings = {"scoring": t_plot - t0, "plotting": time.time() - t_plot,
-               "scoring_images_per_second": len(data.x_test) / score_seconds}
-    return result, timings
+    return {"failed": failed, "empty_grids": empty}
 
 
 def _class_name(label, class_names):

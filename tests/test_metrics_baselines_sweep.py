@@ -78,7 +78,7 @@ def test_cli_sweep_with_baselines(tmp_path, capsys):
                      "--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")])
     assert code == 0
     root = tmp_path / "r" / "embedded_normal4"
-    methods = {"ADAE", "PCA", "kNN", "OC-SVM", "IsolationForest", "ConvAE"}
+    methods = {"ADAE", "MeanImage", "PCA", "kNN", "OC-SVM", "IsolationForest", "ConvAE"}
     rows = list(csv.DictReader(open(root / "sweep.csv")))
     assert {(r["seed"], r["method"]) for r in rows} == {(str(s), m) for s in (0, 1) for m in methods}
     for seed in (0, 1):

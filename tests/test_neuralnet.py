@@ -104,7 +104,7 @@ def test_paper_arch_has_a_32d_latent_and_no_pooling():
     m = ADAE(arch="paper", latent=32)
     shapes = {v.name: v.shape.as_list() for v in m.vars_g}
     assert shapes["generator/encoder/latent/weight:0"] == [4, 4, 128, 32]
-    code = m.graph.get_tensor_by_name("generator/encoder/latent/add:0")
+    code = m.graph.get_tensor_by_name("generator/encoder/latent/BiasAdd:0")
     assert code.shape.as_list() == [None, 1, 1, 32]
     assert not [op for op in m.graph.get_operations() if "MaxPool" in op.type]
     m.close()
