@@ -181,12 +181,15 @@ def train(model, data, run, epochs=100, batch_size=32, seed=0, steps=None, summa
             dev_aurocs = health["dev_auroc_per_score"]
             valid, dev_auroc = health["valid"][model.score_name], dev_aurocs[model.score_name]
             if (epoch + 1) % draw_every == 0 or epoch + 1 == epochs:
-                png = plots.example_grid(
-                    x_restore, model.panels(x_restore),
-                    [f"{cls}\nscore {v:.3g}" for cls, v in zip(data.y_valid[:N_RESTORE], valid[:N_RESTORE])],
-                    f"epoch {epoch + 1}, step {step}: validation normals ({model.score_name})",
-                    os.path.join(run.restoration_dir, f"epoch_{epoch + 1:04d}.png"))
-                writer.add_summary(board.image("restoration/validation_normals", png, *plots.png_size(png)), step)
+                def restorations():
+                    png = plots.example_grid(
+                        x_restore, model.panels(x_restore),
+                        [f"{cls}\nscore {v:.3g}" for cls, v in zip(data.y_valid[:N_RESTORE], valid[:N_RESTORE])],
+                        f"epoch {epoch + 1}, step {step}: validation normals ({model.score_name})",
+                        os.path.join(run.restoration_dir, f"epoch_{epoch + 1:04d}.png"))
+                    writer.add_summary(board.image("restoration/validation_normals", png, *plots.png_size(png)),
+                                       step)
+                _draw(f"restoration/epoch_{epoch + 1:04d}", restorations, {}, log)
             k_t = float(sess.run(model.k))
             balance = sums.pop("balance") / max(1, sums["images"])
             writer.add_summary(sess.run(model.summary_epoch, {
@@ -299,13 +302,18 @@ def draw_figures(model, data, run, scored, history=None, class_names=None, bars=
         jobs.append((f"grids/{grid_name}", grid))
     failed = {}
     for figure, draw in jobs:
-        try:
-            draw()
-        except Exception as err:   # a figure must never cost the evaluation: name it and go on
-            failed[figure] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-            log(f"[figures] {figure} failed: {failed[figure]}")
+        _draw(figure, draw, failed, log)
     writer.close()
     return {"failed": failed, "empty_grids": empty}
+
+
+def _draw(figure, draw, failed, log):
+    """Draw one figure; one that fails is named on one line and in `failed`, and never costs the run."""
+    try:
+        draw()
+    except Exception as err:
+        failed[figure] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        log(f"[figures] {figure} failed: {failed[figure]}")
 
 
 def _class_name(label, class_names):

@@ -1,0 +1,217 @@
+"""A model that can learn and runs that finish on every CPU: initialisation scales, no empty batch sent to
+the graph, evaluations written before figures, interrupts honoured at any point, records without machine
+paths, and the template baseline."""
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from source import baselines, experiment, layers, report, solver
+from source.neuralnet import ADAE, RANGE
+from source.rundir import RunDir, portable_command, portable_path
+
+tf1 = tf.compat.v1
+ARCHS = ("paper", "reference")
+
+
+def _kernels(model):
+    return [v for v in model.vars_g if v.name.endswith("weight:0")]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("init", layers.INITS)
+def test_every_kernel_starts_at_the_std_of_its_true_fan_in(arch, init):
+    """He: sqrt(2 / (k * k * input channels)), for transposed convolutions too (filter [k, k, out, in]);
+    DCGAN: 0.02. Checked on the drawn weights, within 15% (sampling noise of the smallest kernels)."""
+    model = ADAE(arch=arch, init=init, seed=0)
+    for var, value in zip(_kernels(model), model.sess.run(_kernels(model))):
+        k = value.shape[0]
+        fan_in = k * k * (value.shape[3] if "deconv" in var.name or "unlatent" in var.name else value.shape[2])
+        expected = np.sqrt(2.0 / fan_in) if init == "he" else 0.02
+        assert value.std() == pytest.approx(expected, rel=0.15), (var.name, value.std(), expected)
+    model.close()
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("init", layers.INITS)
+def test_initial_output_is_not_saturated(arch, init, digit1):
+    """On real images the first training batch leaves under 2% of G's and D's output pixels near the
+    output's limits (|tanh| > 0.96, or the sigmoid's equivalent), where the output barely learns."""
+    model = ADAE(arch=arch, init=init, seed=0)
+    x = digit1.x_train[:64]
+    for out in model.sess.run([model.g_x, model.d_x], {model.x: x}):
+        distance = np.abs(out) if arch == "paper" else np.abs(2.0 * out - 1.0)
+        assert (distance > 0.96).mean() < 0.02
+    model.close()
+
+
+def test_empty_batches_never_reach_the_session(digit1, monkeypatch):
+    """0 images in: empty results of the right shape, and no session call (AVX-512 oneDNN rejects them)."""
+    model = ADAE(seed=0)
+    monkeypatch.setattr(model, "sess", _NoSession())
+    empty = np.zeros((0, 28, 28, 1), np.float32)
+    images = model.reconstruct(empty)
+    assert set(images) == {"G(x)", "D(G(x))", "D(x)"}
+    assert all(v.shape == (0, 28, 28, 1) for v in images.values())
+    assert all(v.shape == (0,) for v in model.run_scores(empty).values())
+    assert [(title, v.shape) for title, v in model.panels(empty)][-1] == ("|x - D(G(x))|", (0, 28, 28, 1))
+
+
+class _NoSession:
+    def run(self, *args, **kwargs):
+        raise AssertionError("the session was called")
+
+
+def _evaluated(digit1, tmp_path):
+    model = ADAE(seed=0)
+    run = RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "eval")
+    os.makedirs(run.results)
+    result, _, scored = solver.evaluate(model, digit1, run)
+    return model, run, result, scored
+
+
+def test_empty_grid_category_is_stated_not_drawn(digit1, tmp_path):
+    """Every image judged normal: the two 'judged anomalous' grids are stated as empty in the returned
+    record, in report.md and in TensorBoard text; every other figure is drawn."""
+    model, run, result, scored = _evaluated(digit1, tmp_path)
+    scored["predicted"] = np.zeros_like(scored["predicted"])
+    figures = solver.draw_figures(model, digit1, run, scored, log=lambda s: None)
+    model.close()
+    assert set(figures["empty_grids"]) == {"normal_as_anomalous", "anomalous_as_anomalous"}
+    assert figures["failed"] == {}
+    for name in ("box_plot", "roc_curve", "pr_curve", "score_histogram", "grids/normal_as_normal",
+                 "grids/anomalous_as_normal"):
+        assert os.path.getsize(run.figure(name)) > 0, name
+    assert not os.path.exists(run.figure("grids/normal_as_anomalous"))
+    summary = _summary(result, figures)
+    text = report.run_report(summary, run)
+    assert text.count("No test image falls in this category.") == 2
+    texts = [v.tag for path in os.listdir(run.log) if path.startswith("events")
+             for e in tf1.train.summary_iterator(os.path.join(run.log, path)) for v in e.summary.value]
+    assert any(t.startswith("test_grids/normal_as_anomalous") for t in texts)
+
+
+def _summary(result, figures):
+    return {"name": "eval", "metrics": result, "baselines": {}, "timings": {}, "seed": 0, "figures": figures,
+            "precision": {"used": "fp32"},
+            "config": {"command": "python run.py", "arch": "paper", "objective": "paper", "batch": 64,
+                       "lr": 1e-5, "beta1": 0.5, "balance": 0.0, "epoch": 1},
+            "data": {"source": {"name": "embedded", "reason": "test"}, "protocol": "normal", "digit": 1,
+                     "normal_digits": [1], "train_normal": 1, "valid_normal": 1, "dev_anomalous": 1, "test": 1,
+                     "test_anomalous": 1}}
+
+
+def test_a_failing_figure_is_named_and_the_others_drawn(digit1, tmp_path, monkeypatch):
+    """The box plot raises: it is named in the log and the record; the ROC curve and grids still exist."""
+    from source import plots
+    model, run, result, scored = _evaluated(digit1, tmp_path)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no font")
+    monkeypatch.setattr(plots, "box_plot", broken)
+    lines = []
+    figures = solver.draw_figures(model, digit1, run, scored, log=lines.append)
+    model.close()
+    assert figures["failed"] == {"box_plot": "RuntimeError: no font"}
+    assert lines == ["[figures] box_plot failed: RuntimeError: no font"]
+    assert os.path.isfile(run.figure("roc_curve")) and os.path.isfile(run.figure("grids/normal_as_normal"))
+    assert "Not drawn: the figure failed (RuntimeError: no font)" in report.run_report(_summary(result, figures), run)
+
+
+def test_run_keeps_its_evaluation_when_every_grid_fails(embedded, tmp_path, monkeypatch):
+    """A run whose image grids all fail still writes summary.json, scores.csv and report.md, which names
+    each failed figure."""
+    from source import plots
+
+    def broken(*args, **kwargs):
+        raise ValueError("input depth must be evenly divisible by filter depth")
+    monkeypatch.setattr(plots, "example_grid", broken)
+    config = _config()
+    run = RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "broken")
+    summary = experiment.run_one(config, embedded, {"name": "embedded", "reason": "test", "dataset": "mnist"},
+                                 1, 0, run, log=lambda s: None)
+    on_disk = json.loads(open(run.summary_path).read())
+    assert on_disk["metrics"]["AUROC"] == summary["metrics"]["AUROC"]
+    assert sorted(on_disk["figures"]["failed"]) == [f"grids/{g}" for g in sorted(
+        ["anomalous_as_anomalous", "anomalous_as_normal", "normal_as_anomalous", "normal_as_normal"])
+        if g not in on_disk["figures"]["empty_grids"]]
+    assert os.path.isfile(run.scores_path)
+    assert "Not drawn: the figure failed (ValueError" in open(run.report_path).read()
+
+
+def _config(**override):
+    config = {"dataset": "mnist", "datnorm": True, "protocol": "normal", "arch": "paper", "widths": (32, 64, 128),
+              "latent": 32, "ksize": 3, "lr": 2e-4, "beta1": 0.5, "balance": 0.0, "gamma": 0.5, "lambda_k": 1e-3,
+              "bn_momentum": 0.9, "code_channels": 0, "out_bias": 0.0, "init": "he", "keep_checkpoints": 2,
+              "threads": 0, "xla": False, "precision": "fp32", "objective": "equilibrium", "anomaly_score": "x_dgx",
+              "epoch": 1, "steps": 4, "batch": 32, "summary_every": 2, "baselines": False}
+    config.update(override)
+    return config
+
+
+def test_signal_during_the_last_epochs_extras_is_honoured(digit1, tmp_path, monkeypatch):
+    """SIGINT while the last epoch is being evaluated: training raises Interrupted with the checkpoint
+    written after that epoch; resuming from it trains nothing more and ends at the same step."""
+    run = RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "late")
+    health = solver.validation_health
+    calls = []
+
+    def signalling(model, data, template_error):
+        calls.append(1)
+        if len(calls) == 2:   # the second epoch's (the last epoch's) evaluation
+            os.kill(os.getpid(), signal.SIGINT)
+        return health(model, data, template_error)
+    monkeypatch.setattr(solver, "validation_health", signalling)
+    model = ADAE(seed=0)
+    with pytest.raises(solver.Interrupted) as caught:
+        solver.train(model, digit1, run, epochs=2, batch_size=128, log=lambda s: None)
+    model.close()
+    assert caught.value.checkpoint.endswith("model.ckpt-6") and caught.value.signum == signal.SIGINT
+    monkeypatch.setattr(solver, "validation_health", health)
+    model = ADAE(seed=0)
+    history = solver.train(model, digit1, run, epochs=2, batch_size=128, resume=True, log=lambda s: None)
+    assert [h["step"] for h in history] == [3, 6] and model.sess.run(model.global_step) == 6
+    model.close()
+
+
+def test_portable_paths(tmp_path, monkeypatch):
+    """Under the working directory: relative; elsewhere: the file name alone."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results").mkdir()
+    assert portable_path(str(tmp_path / "results" / "run")) == os.path.join("results", "run")
+    assert portable_path("results") == "results"
+    assert portable_path("/somewhere/else/mnist.npz") == "mnist.npz"
+    assert portable_command(["--data", "/somewhere/else/mnist.npz", "--results", str(tmp_path / "r"),
+                             "--lr", "2e-4"]) == "--data mnist.npz --results r --lr 2e-4"
+
+
+def test_mean_image_baseline_matches_numpy():
+    """MeanImage: the L2 distance of each test image to the mean of the normal training images."""
+    rng = np.random.RandomState(0)
+    train, test = rng.rand(30, 784), rng.rand(5, 784)
+    expected = np.sqrt(((test - train.mean(axis=0)) ** 2).sum(axis=1))
+    np.testing.assert_allclose(baselines.mean_image_distance(train, test), expected, rtol=1e-12)
+
+
+def test_validation_health_measures_the_template_in_the_networks_units(digit1):
+    """rec_g and rec_d are the mean x_gx and x_dx scores of validation normals; the template error given in
+    [0, 1] pixels becomes network units through RANGE (2 for the paper's [-1, 1] frame)."""
+    model = ADAE(seed=0)
+    template = RANGE["paper"] * np.mean(np.sqrt(((digit1.x_valid - digit1.mean_normal_image) ** 2).sum((1, 2, 3))))
+    health = solver.validation_health(model, digit1, template)
+    scores = model.run_scores(digit1.x_valid)
+    assert health["rec_g"] == pytest.approx(scores["x_gx"].mean(), rel=1e-6)
+    assert health["rec_d"] == pytest.approx(scores["x_dx"].mean(), rel=1e-6)
+    # the template's error in the network frame, computed by the graph's own L2 on the padded images
+    padded = np.pad(digit1.x_valid - digit1.mean_normal_image, [(0, 0), (2, 2), (2, 2), (0, 0)]) * 2.0
+    assert template == pytest.approx(np.sqrt((padded ** 2).sum((1, 2, 3))).mean(), rel=1e-5)
+    model.close()
+
+
+def test_curve_steps_are_log_spaced():
+    """Four points per decade from 10 up to the budget."""
+    assert sorted(solver.curve_steps(1000)) == [10, 18, 32, 56, 100, 178, 316, 562, 1000]
+    assert solver.curve_steps(5) == set()
