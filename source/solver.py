@@ -164,7 +164,7 @@ def train(model, data, run, epochs=100, batch_size=32, seed=0, steps=None, summa
                 sums["images"] += len(x)
                 if bar:
                     bar.update(i + 1, [("loss_g", loss_g), ("loss_d", loss_d)])
-                if step in at_curve and step % n_per_epoch:   # epoch ends are looked at below
+                if step in at_curve and step % n_per_epoch and step < total_steps:   # epoch ends: below
                     look(step)
                 if stop.signum:
                     last_ckpt = _save_checkpoint(model, run, {
