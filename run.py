@@ -128,6 +128,10 @@ def build_parser():
     g.add_argument("--logdir", default="Checkpoint", help="root of TensorBoard logs and checkpoints")
     g.add_argument("--results", default="results", help="root of result folders")
     g.add_argument("--name", help="run name (default: <data>_<protocol><digit>); never overwritten")
+    g.add_argument("--records", metavar="DIR", help="sweeps: also write each finished sub-run's summary to "
+                   "DIR/<name>/ (small, committable); --resume takes those records as finished sub-runs")
+    g.add_argument("--part-of", metavar="NAME", help="run one digit and seed as a sub-run of sweep NAME (a "
+                   "job-array task); python -m source.collect NAME builds the sweep's table")
     g.add_argument("--summary-every", type=bounded(int, 1), default=20, help="write scalar summaries every K steps")
     g.add_argument("--keep-checkpoints", type=bounded(int, 1), default=3, help="checkpoints kept per run")
     g.add_argument("--resume", action="store_true", help="continue run --name from its latest checkpoint "
@@ -157,8 +161,13 @@ def parse_args(argv):
         args.normal = 1
     args.protocol = "normal" if args.normal is not None else "anomaly"
     args.digits = list(range(10)) if getattr(args, args.protocol) == "all" else [getattr(args, args.protocol)]
-    if args.name is not None and (not args.name or os.sep in args.name or args.name.startswith(".")):
-        raise UsageError(f"--name must be a plain folder name, got {args.name!r}")
+    for flag, value in (("--name", args.name), ("--part-of", args.part_of)):
+        if value is not None and (not value or os.sep in value or value.startswith(".")):
+            raise UsageError(f"{flag} must be a plain folder name, got {value!r}")
+    if args.part_of and (len(args.digits) > 1 or args.seeds > 1):
+        raise UsageError("--part-of runs one digit and one seed; give --normal K or --anomaly K")
+    if args.part_of and (args.name or args.test_only or args.score):
+        raise UsageError("--part-of names its sub-run itself; drop --name, --test-only and --score")
     if args.data not in ("auto", "embedded") and not os.path.exists(args.data):
         raise UsageError(f"--data {args.data} does not exist")
     for flag, root in (("--results", args.results), ("--logdir", args.logdir)):
@@ -171,7 +180,7 @@ def parse_args(argv):
         for path in (run.config_path, run.summary_path):
             if not os.path.isfile(path):
                 raise UsageError(f"run {args.name!r} is missing {path}")
-    elif args.resume or args.test_only:
+    elif (args.resume or args.test_only) and not args.part_of:
         check_existing_run(args)
     return args
 
@@ -181,7 +190,7 @@ ARCHITECTURE = ("arch", "widths", "latent", "ksize", "code_channels", "objective
 
 def check_existing_run(args):
     """--resume/--test-only: the named run must exist and match the requested architecture."""
-    from source.rundir import RunDir, portable_path
+    from source.rundir import RecordDir, RunDir, portable_path
     if args.resume and args.test_only:
         raise UsageError("use --resume or --test-only, not both")
     if not args.name:
@@ -189,9 +198,13 @@ def check_existing_run(args):
     if args.test_only and (len(args.digits) > 1 or args.seeds > 1):
         raise UsageError("--test-only takes one run, not a sweep")
     run = RunDir(args.logdir, args.results, args.name)
-    if not os.path.isfile(run.config_path):
+    records = RecordDir(args.records, args.name) if args.records else None
+    if os.path.isfile(run.config_path):
+        stored = run.read_config()
+    elif args.resume and records and records.has_config():   # a sweep resumed from committed records
+        stored = records.read_config()
+    else:
         raise UsageError(f"no run {args.name!r} under {args.logdir} (missing {run.config_path})")
-    stored = run.read_config()
     differ = [f"--{k.replace('_', '-')} {stored[k]} (asked {getattr(args, k)})" for k in ARCHITECTURE
               if stored.get(k) != json.loads(json.dumps(getattr(args, k)))]   # tuples are stored as lists
     if differ:
@@ -241,7 +254,7 @@ def interrupted(signum, frame):
 def resume_command(argv, name):
     """The command line that continues this run or sweep."""
     argv = [a for a in argv if a != "--resume"]
-    if "--name" not in argv:
+    if "--name" not in argv and "--part-of" not in argv:
         argv += ["--name", name]
     return " ".join(["python", "run.py"] + argv + ["--resume"])
 
@@ -274,18 +287,27 @@ def main(argv=None):
     if args.test_only:
         load_from = RunDir(args.logdir, args.results, args.name)
         name = unique_name(args.name + "_eval", [args.results, args.logdir])
+    elif args.part_of:
+        load_from = None
+        name = experiment.sub_name(args.protocol, args.digits[0], args.seed)
+        run = RunDir(args.logdir, args.results, args.part_of).sub(name)
+        if os.path.exists(run.results) and not args.resume:
+            return fail(f"sub-run {name} of {args.part_of} exists; add --resume to continue it", EXIT_USAGE)
     else:
         load_from = None
         name = args.name if args.resume else unique_name(args.name or default, [args.results, args.logdir])
     config = {k: v for k, v in vars(args).items() if k not in ("resume", "test_only", "score")}
-    for key in ("data", "logdir", "results"):   # records carry no folder of this machine
-        config[key] = config[key] if config[key] in ("auto", "embedded") else portable_path(config[key])
+    for key in ("data", "logdir", "results", "records"):   # records carry no folder of this machine
+        if config[key] not in (None, "auto", "embedded"):
+            config[key] = portable_path(config[key])
     config["command"] = "python run.py " + portable_command(argv)
     # a signal outside a training loop (which checkpoints first) stops the run or sweep where it is
     previous = {signum: signal.signal(signum, interrupted) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
-        experiment.run_all(config, arrays, source, RunDir(args.logdir, args.results, name), resume=args.resume,
-                           load_from=load_from, log=log)
+        if not args.part_of:
+            run = RunDir(args.logdir, args.results, name)
+        experiment.run_all(config, arrays, source, run, resume=args.resume and (not args.part_of or run.has_state()),
+                           load_from=load_from, records_root=args.records, log=log)
     except solver.Interrupted as err:
         saved = f"checkpoint {err.checkpoint}; " if err.checkpoint else ""
         print(f"run.py: interrupted; {saved}resume with: {resume_command(argv, name)}", file=sys.stderr)

@@ -10,7 +10,8 @@ import numpy as np
 import tensorflow as tf
 
 from source import baselines, board, datamanager, metrics, plots, report, solver, sweep
-from source.neuralnet import ADAE
+from source.neuralnet import ADAE, cpu_flags
+from source.rundir import RecordDir
 
 MODEL_KEYS = ("arch", "widths", "latent", "ksize", "lr", "beta1", "balance", "gamma", "lambda_k", "bn_momentum",
               "code_channels", "out_bias", "init", "keep_checkpoints", "threads", "xla", "precision")
@@ -79,6 +80,7 @@ def run_one(config, arrays, source, digit, seed, run, resume=False, load_from=No
         "model": adae_kwargs(config, seed), "precision": precision,
         "final_epoch": history[-1] if history else None, "dev_curve": curve, "timings": timings,
         "versions": {"tensorflow": tf.__version__, "numpy": np.__version__, "python": platform.python_version()},
+        "machine": machine(),
     }
     run.write_summary(summary)   # the evaluation is on disk before any figure is drawn
 
@@ -95,6 +97,21 @@ def run_one(config, arrays, source, digit, seed, run, resume=False, load_from=No
     log_table(summary, log)
     log(f"[test] results: {run.results}  (report.md)")
     return summary
+
+
+def machine():
+    """The CPU a run's timings and last float bits come from: model name, cores, the vector units oneDNN picks
+    kernels by."""
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    flags = cpu_flags()
+    units = [name for name, flag in (("AVX-512", "avx512f"), ("AVX512-BF16", "avx512_bf16"), ("AMX-BF16", "amx_bf16"))
+             if flag in flags] or (["AVX2"] if "avx2" in flags else [])
+    return {"cpu": f"{model}, {os.cpu_count()} cores, {'/'.join(units) or 'no AVX2'}"}
 
 
 def adae_kwargs(config, seed):
@@ -147,40 +164,62 @@ def write_board_report(log_dir, step, summary):
     writer.close()
 
 
-def run_all(config, arrays, source, run, resume=False, load_from=None, log=print):
+def sub_name(protocol, digit, seed):
+    """A sweep's sub-run folder name, the same whoever runs it (a sweep, or a job-array task with --part-of)."""
+    return f"{protocol}{digit}_seed{seed}"
+
+
+def run_all(config, arrays, source, run, resume=False, load_from=None, records_root=None, log=print):
     """Every (digit, seed) of the config: one run, or a sweep whose sub-runs live in run's folders.
-    A resumed sweep keeps finished sub-runs, resumes a started one from its checkpoint, runs the rest,
-    and rebuilds its table from all sub-runs. load_from: evaluate that run's checkpoint (one run only)."""
+    A resumed sweep keeps finished sub-runs (in its folders or, with records_root, committed records),
+    resumes a started one from its checkpoint, runs the rest, and rebuilds its table from all sub-runs.
+    With records_root every finished sub-run's summary is also written there. load_from: evaluate
+    that run's checkpoint (one run only)."""
     runs = [(digit, seed) for digit in config["digits"] for seed in range(config["seed"], config["seed"] + config["seeds"])]
     sweeping = len(runs) > 1
-    if sweeping and not resume:
-        os.makedirs(run.log)
+    part_of = config.get("part_of")   # one job-array task's sub-run of that sweep
+    records = RecordDir(records_root, part_of or run.name) if records_root and (sweeping or part_of) else None
+    if sweeping and not os.path.isfile(run.config_path):   # new, or resumed on a clone that has only records
+        os.makedirs(run.log, exist_ok=True)
         run.write_config(config)
         with tf.Graph().as_default():
             writer = tf.compat.v1.summary.FileWriter(run.log)
         writer.add_summary(board.hparams_config())
         writer.close()
-    rows, summaries, t_start, trained = [], [], time.time(), 0   # trained: sub-runs run now, for the estimate
+    if records and sweeping and not records.has_config():
+        records.write_config(config)
+    summaries, t_start, trained = [], time.time(), 0   # trained: sub-runs run now, for the estimate
     for done, (digit, seed) in enumerate(runs):
-        sub = run.sub(f"{config['protocol']}{digit}_seed{seed}") if sweeping else run
+        sub = run.sub(sub_name(config["protocol"], digit, seed)) if sweeping else run
         if sweeping and resume and sub.is_finished():
             summary = sub.read_summary()
             log(f"[sweep] {sub.name}: finished earlier, kept")
+        elif records and resume and records.has(sub.name):
+            summary = records.read(sub.name)
+            log(f"[sweep] {sub.name}: kept from the committed record")
         else:
             resumed = resume and (not sweeping or sub.has_state())
             summary = run_one(config, arrays, source, digit, seed, sub, resumed, load_from, log)
             trained += 1
+        if records and not records.has(sub.name):
+            records.write(sub.name, summary)
         summaries.append(summary)
-        rows += sweep.rows_of(summary, config["protocol"], digit, seed)
         if sweeping:   # the estimate counts only runs trained now, not those kept from before a resume
             left = (time.time() - t_start) / trained * (len(runs) - done - 1) if trained else None
             log(f"[sweep] {done + 1}/{len(runs)} runs done" + (f"; about {left / 60:.0f} min left" if trained else ""))
     if sweeping:
-        class_names = datamanager.CLASS_NAMES[config["dataset"]]
-        tab = sweep.write(rows, run, config["protocol"], class_names)
-        table_markdown = sweep.markdown(tab, config["protocol"], class_names)
-        run.write_report(report.sweep_report(config, table_markdown, summaries, run))
-        for method, per_class in tab.items():
-            log(f"[sweep] {method:16s} mean AUROC {np.mean([v[0] for v in per_class.values()]):.4f}")
-        log(f"[sweep] results: {run.results}  (report.md)")
+        finish_sweep(config, summaries, run, log)
     return summaries
+
+
+def finish_sweep(config, summaries, run, log=print):
+    """sweep.csv, sweep.md, sweep.png and report.md of a sweep from its sub-runs' summaries; returns the table."""
+    rows = [row for s in summaries for row in sweep.rows_of(s, s["data"]["protocol"], s["data"]["digit"], s["seed"])]
+    class_names = datamanager.CLASS_NAMES[config.get("dataset", "mnist")]
+    protocol = summaries[0]["data"]["protocol"]
+    tab = sweep.write(rows, run, protocol, class_names)
+    run.write_report(report.sweep_report(config, sweep.markdown(tab, protocol, class_names), summaries, run))
+    for method, per_class in tab.items():
+        log(f"[sweep] {method:16s} mean AUROC {np.mean([v[0] for v in per_class.values()]):.4f}")
+    log(f"[sweep] results: {run.results}  (report.md)")
+    return tab

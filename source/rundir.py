@@ -171,3 +171,44 @@ class RunDir:
         write_csv([[n, float(s), f"{p:.1f}", "anomalous" if v else "normal"]
                    for n, s, p, v in zip(names, scores, percentiles, verdicts)],
                   [key, "score", "valid_percentile", "verdict"], os.path.join(folder, "scores.csv"))
+
+
+class RecordDir:
+    """Committed records of a sweep: <records>/<sweep>/config.json and one <sub-run>.json per finished
+    sub-run (its summary.json, no checkpoints or figures). A table grows across machines and sessions from
+    these files; a resumed sweep takes each record as a finished sub-run."""
+
+    def __init__(self, root, sweep):
+        self.path = os.path.join(root, sweep)
+
+    config_path = property(lambda self: os.path.join(self.path, "config.json"))
+
+    def write_config(self, config):
+        os.makedirs(self.path, exist_ok=True)
+        write_json(config, self.config_path)
+
+    def read_config(self):
+        return read_json(self.config_path)
+
+    def has_config(self):
+        return os.path.isfile(self.config_path)
+
+    def _sub(self, name):
+        return os.path.join(self.path, name + ".json")
+
+    def has(self, name):
+        return os.path.isfile(self._sub(name))
+
+    def read(self, name):
+        return read_json(self._sub(name))
+
+    def write(self, name, summary):
+        os.makedirs(self.path, exist_ok=True)
+        write_json(summary, self._sub(name))
+
+    def summaries(self):
+        """Every sub-run record, by sub-run name."""
+        if not os.path.isdir(self.path):
+            return {}
+        return {f[:-5]: read_json(os.path.join(self.path, f)) for f in sorted(os.listdir(self.path))
+                if f.endswith(".json") and f != "config.json"}

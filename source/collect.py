@@ -1,0 +1,66 @@
+"""Build a sweep's table from sub-runs made anywhere: job-array tasks (`run.py --part-of NAME`), other
+machines, or committed records.
+
+    python -m source.collect NAME [--results results] [--logdir Checkpoint] [--records records]
+
+Reads results/NAME/<sub-run>/summary.json and, for sub-runs not there, records/NAME/<sub-run>.json; writes
+sweep.csv, sweep.md, sweep.png and report.md into results/NAME, as a sweep run straight through would.
+"""
+import argparse
+import os
+import sys
+
+from source import experiment
+from source.rundir import RecordDir, RunDir
+
+
+def gather(run, records=None):
+    """{sub-run name: summary} from a sweep's results folder, then from records for the sub-runs it lacks;
+    ordered by digit and seed, as a sweep runs them."""
+    found = {}
+    if os.path.isdir(run.results):
+        for name in sorted(os.listdir(run.results)):
+            sub = run.sub(name)
+            if sub.is_finished():
+                found[name] = sub.read_summary()
+    for name, summary in (records.summaries() if records else {}).items():
+        found.setdefault(name, summary)
+    return dict(sorted(found.items(), key=lambda kv: (kv[1]["data"]["digit"], kv[1]["seed"])))
+
+
+def collect(name, results="results", logdir="Checkpoint", records_root=None, log=print):
+    """Write the sweep files of NAME from every sub-run found; returns the table. ValueError when none."""
+    run = RunDir(logdir, results, name)
+    records = RecordDir(records_root, name) if records_root else None
+    summaries = gather(run, records)
+    if not summaries:
+        raise ValueError(f"no finished sub-run of {name!r} in {run.results}"
+                         + (f" or {records.path}" if records else ""))
+    if os.path.isfile(run.config_path):
+        config = run.read_config()
+    elif records and records.has_config():
+        config = records.read_config()
+    else:   # sub-runs made by job-array tasks: the first one's flags, as a sweep's
+        config = dict(next(iter(summaries.values()))["config"])
+    os.makedirs(run.results, exist_ok=True)
+    log(f"[collect] {name}: {len(summaries)} sub-runs")
+    return experiment.finish_sweep(config, list(summaries.values()), run, log)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Build a sweep's table from its sub-runs.")
+    p.add_argument("name")
+    p.add_argument("--results", default="results")
+    p.add_argument("--logdir", default="Checkpoint")
+    p.add_argument("--records", help="folder of committed records (records/NAME/*.json)")
+    args = p.parse_args(argv)
+    try:
+        collect(args.name, args.results, args.logdir, args.records)
+    except ValueError as err:
+        print(f"collect: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""The README's full-MNIST tables, generated from committed records (no number typed by hand).
+
+    python -m source.tables [--records records] [--readme README.md]
+
+For each sweep folder records/<name>/ (config.json and one <sub-run>.json per finished sub-run), a table of
+test AUROC per digit: ADAE's four scores, then every baseline of the same runs, and in the paper's protocol
+the paper's published ADAE figure where known. The table replaces the lines between
+<!-- table:<name> --> and <!-- /table:<name> --> in the README.
+"""
+import argparse
+import os
+import re
+import sys
+
+import numpy as np
+
+from source.rundir import RecordDir, write_text
+
+SCORES = ("x_dx", "x_dgx", "x_gx", "gx_dgx")
+# ADAE's published MNIST figures per anomalous digit (Vu et al., 2019), where this project has them
+PAPER = {"anomaly": {1: 0.821, 2: 0.948, 5: 0.906, 9: 0.631}}
+
+
+def table(summaries, protocol):
+    """Markdown of digit x method test AUROC (mean over seeds), means in the last row, the chosen score
+    marked with *; plus the sub-run count and their summed wall time in seconds."""
+    by_digit = {}
+    for s in summaries.values():
+        by_digit.setdefault(s["data"]["digit"], []).append(s)
+    first = next(iter(summaries.values()))
+    chosen = first["metrics"]["score_name"]
+    methods = [f"ADAE {k}" + ("*" if k == chosen else "") for k in SCORES] + list(first["baselines"])
+    paper = PAPER.get(protocol, {})
+    header = ["digit"] + methods + (["paper's ADAE"] if paper else [])
+    columns = {m: [] for m in methods}
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for digit in sorted(by_digit):
+        runs = by_digit[digit]
+        values = {f"ADAE {k}" + ("*" if k == chosen else ""): np.mean([r["metrics"]["AUROC_per_score"][k] for r in runs])
+                  for k in SCORES}
+        values.update({m: np.mean([r["baselines"][m]["AUROC"] for r in runs]) for m in first["baselines"]})
+        best = max(values.values())
+        cells = [f"**{values[m]:.3f}**" if values[m] == best else f"{values[m]:.3f}" for m in methods]
+        for m in methods:
+            columns[m].append(values[m])
+        extra = [f"{paper[digit]:.3f}" if digit in paper else ""] if paper else []
+        lines.append(f"| {digit} | " + " | ".join(cells + extra) + " |")
+    n = len(by_digit)
+    lines.append(f"| mean of {n} | " + " | ".join(f"{np.mean(columns[m]):.3f}" for m in methods)
+                 + (" | 0.858 (10 digits) |" if paper else " |"))
+    seconds = sum(sum(v for k, v in s["timings"].items() if k in ("data", "graph_build", "training", "scoring",
+                                                                   "baselines", "plotting"))
+                  for s in summaries.values())
+    return "\n".join(lines) + "\n", len(summaries), seconds
+
+
+def render(records_root, name):
+    """The Markdown block of one sweep's records: how it was made, then its table."""
+    records = RecordDir(records_root, name)
+    summaries = records.summaries()
+    config = records.read_config() if records.has_config() else next(iter(summaries.values()))["config"]
+    protocol = next(iter(summaries.values()))["data"]["protocol"]
+    markdown, n, seconds = table(summaries, protocol)
+    machines = sorted({s.get("machine", {}).get("cpu", "unrecorded CPU") for s in summaries.values()})
+    return (f"`{config.get('command', '')}`: {n} sub-runs, {seconds / 60:.0f} min of run time in all, on "
+            f"{'; '.join(machines)}. Test AUROC; the best of each row in bold; * the score ADAE reports.\n\n"
+            + markdown)
+
+
+def fill(readme_text, name, block):
+    """The README with the block between this sweep's markers replaced."""
+    pattern = re.compile(rf"(<!-- table:{re.escape(name)} -->\n).*?(<!-- /table:{re.escape(name)} -->)", re.S)
+    if not pattern.search(readme_text):
+        raise ValueError(f"the README has no <!-- table:{name} --> ... <!-- /table:{name} --> markers")
+    return pattern.sub(lambda m: m.group(1) + block + m.group(2), readme_text)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="README tables from committed records.")
+    p.add_argument("--records", default="records")
+    p.add_argument("--readme", help="rewrite this README's marked tables (default: print them)")
+    args = p.parse_args(argv)
+    names = sorted(d for d in os.listdir(args.records) if RecordDir(args.records, d).summaries()) \
+        if os.path.isdir(args.records) else []
+    text = open(args.readme).read() if args.readme else None
+    for name in names:
+        block = render(args.records, name)
+        if text is None:
+            print(f"## {name}\n\n{block}")
+        else:
+            text = fill(text, name, block)
+    if text is not None:
+        write_text(text, args.readme)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Tables that last: committed records, a sweep resumed from them on a fresh clone, job-array sub-runs
+(--part-of) collected into the same table as a straight sweep, README tables generated from records."""
+import json
+import os
+import shutil
+
+import pytest
+
+import run
+from source import collect, tables
+
+FLAGS = ["--data", "embedded", "--normal", "7", "--seeds", "2", "--steps", "3", "--batch", "64"]
+
+
+def _roots(root):
+    return ["--results", str(root / "r"), "--logdir", str(root / "c")]
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """A two-seed sweep run straight through, writing records."""
+    root = tmp_path_factory.mktemp("straight")
+    code = run.main(FLAGS + _roots(root) + ["--name", "sweep", "--records", str(root / "records")])
+    assert code == 0
+    return root
+
+
+def test_sweep_writes_one_record_per_sub_run(straight):
+    """records/sweep/ holds the sweep's config and each sub-run's summary, as finished."""
+    folder = straight / "records" / "sweep"
+    assert sorted(os.listdir(folder)) == ["config.json", "normal7_seed0.json", "normal7_seed1.json"]
+    for seed in (0, 1):
+        record = json.loads((folder / f"normal7_seed{seed}.json").read_text())
+        summary = json.loads((straight / "r" / "sweep" / f"normal7_seed{seed}" / "summary.json").read_text())
+        assert record == summary
+    assert json.loads((folder / "config.json").read_text())["seeds"] == 2
+
+
+def test_fresh_clone_resumes_from_records_and_matches(straight, tmp_path):
+    """Only the records travel (no Checkpoint/, no results/), one of them removed: --resume trains just the
+    missing sub-run and writes the same sweep.csv as the straight sweep."""
+    records = tmp_path / "records"
+    shutil.copytree(straight / "records", records)
+    os.remove(records / "sweep" / "normal7_seed1.json")
+    code = run.main(FLAGS + _roots(tmp_path) + ["--name", "sweep", "--records", str(records), "--resume"])
+    assert code == 0
+    assert not (tmp_path / "r" / "sweep" / "normal7_seed0").exists()   # kept from its record, not retrained
+    assert (tmp_path / "r" / "sweep" / "normal7_seed1" / "summary.json").exists()
+    assert (records / "sweep" / "normal7_seed1.json").exists()
+    assert (tmp_path / "r" / "sweep" / "sweep.csv").read_text() == (straight / "r" / "sweep" / "sweep.csv").read_text()
+
+
+def test_job_array_parts_collect_into_the_straight_table(straight, tmp_path, capsys):
+    """Each seed run alone with --part-of (as SLURM array tasks would), then collected: the same sweep.csv."""
+    for seed in ("1", "0"):   # any order
+        flags = [f for f in FLAGS if f not in ("--seeds", "2")] + ["--seed", seed, "--part-of", "sweep"]
+        assert run.main(flags + _roots(tmp_path)) == 0
+    assert collect.main(["sweep", "--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")]) == 0
+    assert (tmp_path / "r" / "sweep" / "sweep.csv").read_text() == (straight / "r" / "sweep" / "sweep.csv").read_text()
+    assert (tmp_path / "r" / "sweep" / "report.md").exists() and (tmp_path / "r" / "sweep" / "sweep.png").exists()
+    capsys.readouterr()
+    again = [f for f in FLAGS if f not in ("--seeds", "2")] + ["--part-of", "sweep"]
+    assert run.main(again + _roots(tmp_path)) == 2
+    assert "exists; add --resume" in capsys.readouterr().err
+
+
+def test_collect_without_sub_runs_fails_cleanly(tmp_path, capsys):
+    assert collect.main(["nothing", "--results", str(tmp_path)]) == 2
+    assert "no finished sub-run" in capsys.readouterr().err
+
+
+def test_readme_tables_come_from_records(straight, tmp_path):
+    """The marked block is replaced by the table of the records: one row per digit with each method's mean
+    AUROC over seeds, equal to the records' own numbers."""
+    readme = tmp_path / "README.md"
+    readme.write_text("before\n<!-- table:sweep -->\nold\n<!-- /table:sweep -->\nafter\n")
+    assert tables.main(["--records", str(straight / "records"), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert text.startswith("before\n<!-- table:sweep -->\n`python run.py") and text.endswith("<!-- /table:sweep -->\nafter\n")
+    assert "\nold\n" not in text and "2 sub-runs" in text
+    records = [json.loads((straight / "records" / "sweep" / f"normal7_seed{s}.json").read_text()) for s in (0, 1)]
+    row = [c.strip() for c in next(line for line in text.splitlines() if line.startswith("| 7 |")).split("|")]
+    header = [c.strip() for c in next(line for line in text.splitlines() if line.startswith("| digit |")).split("|")]
+    mean_image = sum(r["baselines"]["MeanImage"]["AUROC"] for r in records) / 2
+    assert float(row[header.index("MeanImage")].strip("*")) == pytest.approx(mean_image, abs=5e-4)
+    x_dgx = sum(r["metrics"]["AUROC_per_score"]["x_dgx"] for r in records) / 2
+    column = next(i for i, h in enumerate(header) if h.startswith("ADAE x_dgx"))
+    assert float(row[column].strip("*")) == pytest.approx(x_dgx, abs=5e-4)
