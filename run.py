@@ -141,7 +141,10 @@ def build_parser():
     g.add_argument("--test-only", action="store_true", help="evaluate run --name's checkpoint without training; "
                    "results go to a new folder <name>_eval")
     g = p.add_argument_group("system")
-    g.add_argument("--threads", type=bounded(int, 0, 256), default=0, help="intra-op threads (0: one per core)")
+    g.add_argument("--threads", type=bounded(int, 0, 256), default=0, help="intra-op threads (0: one per core; "
+                   "with --jobs N, cores / N per worker)")
+    g.add_argument("--jobs", type=bounded(int, 1, 64), default=1, help="sweeps: run sub-runs in N worker "
+                   "processes at once, each its own TensorFlow runtime (1: one after another in this process)")
     g.add_argument("--xla", action="store_true", help="XLA JIT compilation of the session graph")
     g.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up lines and Python warnings")
     g.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32; bf16: oneDNN automatic "
@@ -259,6 +262,24 @@ def resume_command(argv, name):
     return " ".join(["python", "run.py"] + argv + ["--resume"])
 
 
+SWEEP_FLAGS = {"--normal": 1, "--anomaly": 1, "--seed": 1, "--seeds": 1, "--jobs": 1, "--name": 1, "--threads": 1,
+               "--resume": 0}
+
+
+def part_argv(argv):
+    """A sweep's flags less those that choose its sub-runs, name it or size its processes: what each
+    worker's `run.py --part-of` shares."""
+    out, skip = [], 0
+    for arg in argv:
+        if skip:
+            skip -= 1
+        elif arg.split("=")[0] in SWEEP_FLAGS:
+            skip = SWEEP_FLAGS[arg] if "=" not in arg else 0
+        else:
+            out.append(arg)
+    return out
+
+
 def fail(error, status):
     """The one-line error every failure prints; returns the exit status."""
     print(f"run.py: error: {error}", file=sys.stderr)
@@ -306,8 +327,13 @@ def main(argv=None):
     try:
         if not args.part_of:
             run = RunDir(args.logdir, args.results, name)
-        experiment.run_all(config, arrays, source, run, resume=args.resume and (not args.part_of or run.has_state()),
-                           load_from=load_from, records_root=args.records, log=log)
+        if args.jobs > 1 and len(args.digits) * args.seeds > 1:
+            threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
+            experiment.run_all_in_processes(config, run, part_argv(argv), args.jobs, threads, args.resume,
+                                            args.records, log)
+        else:
+            experiment.run_all(config, arrays, source, run, resume=args.resume and (not args.part_of or run.has_state()),
+                               load_from=load_from, records_root=args.records, log=log)
     except solver.Interrupted as err:
         saved = f"checkpoint {err.checkpoint}; " if err.checkpoint else ""
         print(f"run.py: interrupted; {saved}resume with: {resume_command(argv, name)}", file=sys.stderr)

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from source import baselines, board, datamanager, metrics, plots, report, solver, sweep
+from source import baselines, board, datamanager, metrics, parallel, plots, report, solver, sweep
 from source.neuralnet import ADAE, cpu_flags
 from source.rundir import RecordDir
 
@@ -175,19 +175,12 @@ def run_all(config, arrays, source, run, resume=False, load_from=None, records_r
     resumes a started one from its checkpoint, runs the rest, and rebuilds its table from all sub-runs.
     With records_root every finished sub-run's summary is also written there. load_from: evaluate
     that run's checkpoint (one run only)."""
-    runs = [(digit, seed) for digit in config["digits"] for seed in range(config["seed"], config["seed"] + config["seeds"])]
+    runs = sweep_runs(config)
     sweeping = len(runs) > 1
     part_of = config.get("part_of")   # one job-array task's sub-run of that sweep
     records = RecordDir(records_root, part_of or run.name) if records_root and (sweeping or part_of) else None
-    if sweeping and not os.path.isfile(run.config_path):   # new, or resumed on a clone that has only records
-        os.makedirs(run.log, exist_ok=True)
-        run.write_config(config)
-        with tf.Graph().as_default():
-            writer = tf.compat.v1.summary.FileWriter(run.log)
-        writer.add_summary(board.hparams_config())
-        writer.close()
-    if records and sweeping and not records.has_config():
-        records.write_config(config)
+    if sweeping:
+        start_sweep(config, run, records)
     summaries, t_start, trained = [], time.time(), 0   # trained: sub-runs run now, for the estimate
     for done, (digit, seed) in enumerate(runs):
         sub = run.sub(sub_name(config["protocol"], digit, seed)) if sweeping else run
@@ -209,6 +202,49 @@ def run_all(config, arrays, source, run, resume=False, load_from=None, records_r
             log(f"[sweep] {done + 1}/{len(runs)} runs done" + (f"; about {left / 60:.0f} min left" if trained else ""))
     if sweeping:
         finish_sweep(config, summaries, run, log)
+    return summaries
+
+
+def sweep_runs(config):
+    """The (digit, seed) pairs of a config, in the order a sweep runs them."""
+    return [(digit, seed) for digit in config["digits"] for seed in range(config["seed"], config["seed"] + config["seeds"])]
+
+
+def start_sweep(config, run, records=None):
+    """A sweep's own folder, config and HParams experiment (new, or resumed on a clone that has only
+    records), and its records' config."""
+    if not os.path.isfile(run.config_path):
+        os.makedirs(run.log, exist_ok=True)
+        run.write_config(config)
+        with tf.Graph().as_default():
+            writer = tf.compat.v1.summary.FileWriter(run.log)
+        writer.add_summary(board.hparams_config())
+        writer.close()
+    if records and not records.has_config():
+        records.write_config(config)
+
+
+def run_all_in_processes(config, run, base_argv, jobs, threads, resume=False, records_root=None, log=print):
+    """A sweep whose sub-runs run as `run.py --part-of` in up to `jobs` worker processes of `threads` threads
+    each; finished sub-runs (and, resuming, records) are kept. The table is the straight sweep's."""
+    records = RecordDir(records_root, run.name) if records_root else None
+    start_sweep(config, run, records)
+    commands, subs = {}, []
+    for digit, seed in sweep_runs(config):
+        sub = run.sub(sub_name(config["protocol"], digit, seed))
+        subs.append(sub)
+        if sub.is_finished() or (resume and records and records.has(sub.name)):
+            log(f"[sweep] {sub.name}: finished earlier, kept")
+            continue
+        commands[sub.name] = parallel.child_command(base_argv, config["protocol"], digit, seed, run.name, threads,
+                                                    resume=os.path.exists(sub.results))
+    status = parallel.run_subprocesses(commands, jobs, run.log, log)
+    failed = sorted(label for label, code in status.items() if code)
+    if failed:
+        raise solver.TrainingError(f"sub-runs {', '.join(failed)} failed (their logs: {run.log}); "
+                                   "rerun with --resume to retry them")
+    summaries = [sub.read_summary() if sub.is_finished() else records.read(sub.name) for sub in subs]
+    finish_sweep(config, summaries, run, log)
     return summaries
 
 

@@ -86,3 +86,25 @@ def test_readme_tables_come_from_records(straight, tmp_path):
     x_dgx = sum(r["metrics"]["AUROC_per_score"]["x_dgx"] for r in records) / 2
     column = next(i for i, h in enumerate(header) if h.startswith("ADAE x_dgx"))
     assert float(row[column].strip("*")) == pytest.approx(x_dgx, abs=5e-4)
+
+
+def test_worker_processes_give_the_same_sweep(straight, tmp_path):
+    """--jobs 2 --threads 1 (each sub-run its own process) and a one-process sweep with --threads 1 write the
+    same sweep.csv; records are written by the workers. The one-process sweep runs in a fresh process: in this
+    long-lived test process, earlier sessions change oneDNN's choices in the last float bits."""
+    import subprocess
+    import sys
+    flags = FLAGS + ["--threads", "1", "--name", "sweep"]
+    one_process = subprocess.run([sys.executable, "run.py", *flags, *_roots(tmp_path / "one")], capture_output=True,
+                                 cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert one_process.returncode == 0, one_process.stderr[-2000:]
+    assert run.main(flags + _roots(tmp_path / "two") + ["--jobs", "2", "--records", str(tmp_path / "records")]) == 0
+    one = (tmp_path / "one" / "r" / "sweep" / "sweep.csv").read_text()
+    assert (tmp_path / "two" / "r" / "sweep" / "sweep.csv").read_text() == one
+    assert sorted(os.listdir(tmp_path / "records" / "sweep")) == ["config.json", "normal7_seed0.json",
+                                                                  "normal7_seed1.json"]
+
+
+def test_part_argv_drops_what_chooses_the_sub_runs():
+    argv = ["--normal", "all", "--seeds", "3", "--jobs=2", "--name", "x", "--resume", "--lr", "2e-4", "--threads", "1"]
+    assert run.part_argv(argv) == ["--lr", "2e-4"]
