@@ -61,15 +61,6 @@ def widths_list(text):
     return values
 
 
-# Per-architecture defaults of the flags marked (*). --arch paper takes the paper's settings (batch 64,
-# Adam lr 1e-5 and beta1 0.5, the literal losses) but two: the balancing is off and the score is D's own
-# error ||x - D(x)||; the README's recipe table gives the development AUROC behind both choices.
-ARCH_DEFAULTS = {
-    "paper": dict(batch=64, lr=1e-5, beta1=0.5, objective="paper", balance=0.0, anomaly_score="x_dx"),
-    "reference": dict(batch=32, lr=1e-4, beta1=0.9, objective="equilibrium", balance=0.0, anomaly_score="x_dgx"),
-}
-
-
 def build_parser():
     from source.datamanager import DATASETS
     from source.layers import INITS
@@ -92,16 +83,16 @@ def build_parser():
                    "reference: the reference code's 28x28 pooling network with a 7x7x64 code")
     g.add_argument("--widths", type=widths_list, default=(32, 64, 128),
                    help="paper arch: channels of the strided convolutions, comma-separated")
-    g.add_argument("--latent", type=bounded(int, 1, 4096), default=32, help="paper arch: size of the code")
+    g.add_argument("--latent", type=bounded(int, 1, 4096), help="paper arch: size of the code (*)")
     g.add_argument("--objective", choices=OBJECTIVES, help="paper: the literal losses (k=1); equilibrium: "
                    "BEGAN's k_t on D's fake term; autoencoder: G alone (*)")
     g.add_argument("--balance", type=bounded(float, 0), help="alpha of the G/D learning-rate balancing "
                    "b = sigmoid(alpha (|G(x)-D(G(x))| - |x-D(x)|)): G at 2b lr, D at 2(1-b) lr; 0 turns it off (*)")
     g.add_argument("--anomaly-score", choices=SCORES, help="the error used as anomaly score: x_dgx "
                    "||x - D(G(x))|| (the paper's), x_dx, x_gx or gx_dgx (*)")
-    g.add_argument("--gamma", type=bounded(float, 0, low_open=True), default=0.5,
-                   help="equilibrium target ratio of D's fake to real error")
-    g.add_argument("--lambda-k", type=bounded(float, 0), default=1e-3, help="learning rate of k_t")
+    g.add_argument("--gamma", type=bounded(float, 0, low_open=True),
+                   help="equilibrium target ratio of D's fake to real error (*)")
+    g.add_argument("--lambda-k", type=bounded(float, 0), help="learning rate of k_t (*)")
     g.add_argument("--ksize", type=bounded(int, 1, 9), default=3, help="reference arch: convolution kernel size")
     g.add_argument("--code-channels", type=bounded(int, 0, 64), default=0,
                    help="reference arch: channels of an extra 7x7 code layer (0: the reference's 7x7x64 code)")
@@ -109,8 +100,8 @@ def build_parser():
                    help="reference arch: initial bias of the sigmoid output layer")
     g.add_argument("--bn-momentum", type=bounded(float, 0, 0.9999), default=0.9,
                    help="momentum of batch-norm moving averages")
-    g.add_argument("--init", choices=INITS, default="he", help="he: truncated normal with std sqrt(2 / fan-in), "
-                   "the fan-in of a transposed convolution read from its input channels; dcgan: N(0, 0.02)")
+    g.add_argument("--init", choices=INITS, help="he: truncated normal with std sqrt(2 / fan-in), the fan-in "
+                   "of a transposed convolution read from its input channels; dcgan: N(0, 0.02) (*)")
     g = p.add_argument_group("optimizer")
     g.add_argument("--batch", type=bounded(int, 1), help="mini-batch size (*)")
     g.add_argument("--epoch", type=bounded(int, 0), default=100, help="training epochs")
@@ -155,6 +146,7 @@ def build_parser():
 def parse_args(argv):
     """Parse and check flags; raise UsageError with one line on a bad value."""
     args = build_parser().parse_args(argv)
+    from source.neuralnet import ARCH_DEFAULTS
     for key, value in ARCH_DEFAULTS[args.arch].items():
         if getattr(args, key) is None:
             setattr(args, key, value)

@@ -14,6 +14,16 @@ SCORES = ("x_dgx", "x_gx", "x_dx", "gx_dgx")   # score names: which two images t
 
 
 ARCHS = ("paper", "reference")
+# Each architecture's default recipe: the flags marked (*) in run.py. The paper network's is the recipe the
+# README's study chose on the development AUROC: BEGAN's equilibrium control of D's fake term (gamma 1,
+# lambda_k 0.01), lr 2e-4, DCGAN initialisation, an 8-d code, and the paper's score ||x - D(G(x))||. The
+# paper's own settings are `--objective paper --lr 1e-5 --init he --latent 32`.
+ARCH_DEFAULTS = {
+    "paper": dict(batch=64, lr=2e-4, beta1=0.5, objective="equilibrium", gamma=1.0, lambda_k=0.01, balance=0.0,
+                  init="dcgan", latent=8, anomaly_score="x_dgx"),
+    "reference": dict(batch=32, lr=1e-4, beta1=0.9, objective="equilibrium", gamma=0.5, lambda_k=1e-3, balance=0.0,
+                      init="he", latent=32, anomaly_score="x_dgx"),
+}
 PAD = 2   # the paper's networks see MNIST zero-padded from 28x28 to 32x32
 
 

@@ -15,30 +15,40 @@ import sys
 
 from source import rundir
 
-# recipe name -> run.py flags beyond the paper architecture's defaults (batch 64, beta1 0.5)
+# recipe name -> run.py flags, every setting of the balance spelled out so that a change of run.py's defaults
+# cannot change what a name means (batch 64 and beta1 0.5, the paper's, throughout)
+PAPER = ["--objective", "paper", "--init", "he", "--latent", "32"]
+EQ = ["--objective", "equilibrium", "--gamma", "0.5", "--lambda-k", "0.001", "--init", "he", "--latent", "32"]
+EQ_G1 = ["--objective", "equilibrium", "--gamma", "1", "--lambda-k", "0.01", "--latent", "32"]
 RECIPES = {
-    "paper_lr1e-5": ["--objective", "paper", "--lr", "1e-5"],
-    "paper_lr1e-4": ["--objective", "paper", "--lr", "1e-4"],
-    "paper_lr2e-4": ["--objective", "paper", "--lr", "2e-4"],
-    "paper_lr2e-4_dcgan": ["--objective", "paper", "--lr", "2e-4", "--init", "dcgan"],
-    "balance10_lr2e-4": ["--objective", "paper", "--lr", "2e-4", "--balance", "10"],
-    "eq_lr1e-4": ["--objective", "equilibrium", "--lr", "1e-4"],
-    "eq_lr2e-4": ["--objective", "equilibrium", "--lr", "2e-4"],
-    "eq_g1_lr1e-5": ["--objective", "equilibrium", "--gamma", "1", "--lambda-k", "0.01", "--lr", "1e-5"],
-    "eq_g1_lr1e-4": ["--objective", "equilibrium", "--gamma", "1", "--lambda-k", "0.01", "--lr", "1e-4"],
-    "eq_g1_lr2e-4": ["--objective", "equilibrium", "--gamma", "1", "--lambda-k", "0.01", "--lr", "2e-4"],
-    "eq_g1_lr2e-4_dcgan": ["--objective", "equilibrium", "--gamma", "1", "--lambda-k", "0.01", "--lr", "2e-4",
-                           "--init", "dcgan"],
-    "autoencoder_lr2e-4": ["--objective", "autoencoder", "--lr", "2e-4"],
+    "paper_lr1e-5": PAPER + ["--lr", "1e-5"],
+    "paper_lr1e-4": PAPER + ["--lr", "1e-4"],
+    "paper_lr2e-4": PAPER + ["--lr", "2e-4"],
+    "paper_lr2e-4_dcgan": PAPER + ["--lr", "2e-4", "--init", "dcgan"],
+    "balance10_lr2e-4": PAPER + ["--lr", "2e-4", "--balance", "10"],
+    "eq_lr1e-4": EQ + ["--lr", "1e-4"],
+    "eq_lr2e-4": EQ + ["--lr", "2e-4"],
+    "eq_g1_lr1e-5": EQ_G1 + ["--lr", "1e-5", "--init", "he"],
+    "eq_g1_lr1e-4": EQ_G1 + ["--lr", "1e-4", "--init", "he"],
+    "eq_g1_lr2e-4": EQ_G1 + ["--lr", "2e-4", "--init", "he"],
+    "eq_g1_lr2e-4_dcgan": EQ_G1 + ["--lr", "2e-4", "--init", "dcgan"],
+    "autoencoder_lr2e-4": ["--objective", "autoencoder", "--lr", "2e-4", "--init", "he", "--latent", "32"],
+    # second round, after the first: the best recipe's bottleneck, learning rate and budget
+    "eq_g1_lr2e-4_dcgan_latent16": EQ_G1 + ["--lr", "2e-4", "--init", "dcgan", "--latent", "16"],
+    "eq_g1_lr2e-4_dcgan_latent8": EQ_G1 + ["--lr", "2e-4", "--init", "dcgan", "--latent", "8"],
+    "eq_g1_lr5e-4_dcgan": EQ_G1 + ["--lr", "5e-4", "--init", "dcgan"],
+    "eq_g1_lr2e-4_dcgan_4k": EQ_G1 + ["--lr", "2e-4", "--init", "dcgan", "--steps", "4000"],
 }
 CASES = {"normal8": ["--normal", "8"], "anomaly1": ["--anomaly", "1"], "anomaly2": ["--anomaly", "2"],
          "anomaly9": ["--anomaly", "9"]}
-# which recipes each stage runs on which cases (fixed before any run: the one-class digit first, then the
-# paper protocol's three digits with the recipes that span the choice)
+# which recipes each stage runs on which cases: the one-class digit first, then the paper protocol's three
+# digits with the first round's best and the literal losses; the second round on the one-class digit
 STAGES = {
-    "one_class": (["normal8"], list(RECIPES)),
+    "one_class": (["normal8"], list(RECIPES)[:12]),
     "paper_protocol": (["anomaly2", "anomaly9", "anomaly1"],
-                       ["paper_lr2e-4", "eq_lr2e-4", "eq_g1_lr2e-4", "autoencoder_lr2e-4"]),
+                       ["eq_g1_lr2e-4_dcgan_latent8", "eq_g1_lr2e-4_dcgan", "paper_lr2e-4", "eq_lr2e-4"]),
+    "explore": (["normal8"], ["eq_g1_lr2e-4_dcgan_latent16", "eq_g1_lr2e-4_dcgan_latent8", "eq_g1_lr5e-4_dcgan",
+                              "eq_g1_lr2e-4_dcgan_4k"]),
 }
 SCORES = ("x_dgx", "x_dx", "x_gx", "gx_dgx")
 
@@ -50,8 +60,8 @@ def run_name(case, recipe):
 def run_study(data, steps, stage, root, threads):
     """Run every (case, recipe) of a stage that has no summary.json under root yet."""
     cases, recipes = STAGES[stage]
-    for case in cases:
-        for recipe in recipes:
+    for recipe in recipes:
+        for case in cases:
             name = run_name(case, recipe)
             if os.path.isfile(os.path.join(root, "results", name, "summary.json")):
                 print(f"[study] {name}: done earlier", flush=True)
