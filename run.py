@@ -321,7 +321,7 @@ def main(argv=None):
             run = RunDir(args.logdir, args.results, name)
         if args.jobs > 1 and len(args.digits) * args.seeds > 1:
             threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
-            experiment.run_all_in_processes(config, run, part_argv(argv), args.jobs, threads, args.resume,
+            experiment.run_all_in_processes(config, arrays, run, part_argv(argv), args.jobs, threads, args.resume,
                                             args.records, log)
         else:
             experiment.run_all(config, arrays, source, run, resume=args.resume and (not args.part_of or run.has_state()),

@@ -179,17 +179,16 @@ def run_all(config, arrays, source, run, resume=False, load_from=None, records_r
     sweeping = len(runs) > 1
     part_of = config.get("part_of")   # one job-array task's sub-run of that sweep
     records = RecordDir(records_root, part_of or run.name) if records_root and (sweeping or part_of) else None
+    subs = [run.sub(sub_name(config["protocol"], d, sd)) if sweeping else run for d, sd in runs]
     if sweeping:
         start_sweep(config, run, records)
+        project_sweep(config, arrays, [r for r, sub in zip(runs, subs) if not kept(sub, records, resume)[0]],
+                      threads=config["threads"], log=log)
     summaries, t_start, trained = [], time.time(), 0   # trained: sub-runs run now, for the estimate
-    for done, (digit, seed) in enumerate(runs):
-        sub = run.sub(sub_name(config["protocol"], digit, seed)) if sweeping else run
-        if sweeping and resume and sub.is_finished():
-            summary = sub.read_summary()
-            log(f"[sweep] {sub.name}: finished earlier, kept")
-        elif records and resume and records.has(sub.name):
-            summary = records.read(sub.name)
-            log(f"[sweep] {sub.name}: kept from the committed record")
+    for done, ((digit, seed), sub) in enumerate(zip(runs, subs)):
+        summary, why = kept(sub, records, resume) if sweeping else (None, None)
+        if summary:
+            log(f"[sweep] {sub.name}: {why}")
         else:
             resumed = resume and (not sweeping or sub.has_state())
             summary = run_one(config, arrays, source, digit, seed, sub, resumed, load_from, log)
@@ -205,9 +204,52 @@ def run_all(config, arrays, source, run, resume=False, load_from=None, records_r
     return summaries
 
 
+def kept(sub, records, resume):
+    """(summary, why) of a sweep's sub-run that need not run again: resuming, one finished in its folder or
+    in a committed record; else (None, None)."""
+    if resume and sub.is_finished():
+        return sub.read_summary(), "finished earlier, kept"
+    if resume and records and records.has(sub.name):
+        return records.read(sub.name), "kept from the committed record"
+    return None, None
+
+
 def sweep_runs(config):
     """The (digit, seed) pairs of a config, in the order a sweep runs them."""
     return [(digit, seed) for digit in config["digits"] for seed in range(config["seed"], config["seed"] + config["seeds"])]
+
+
+def project_sweep(config, arrays, todo, jobs=1, threads=0, log=print):
+    """Before a sweep trains: time a few training iterations of its model on this machine and print the
+    projected wall time of the sub-runs still to do (training, and ConvAE's with --baselines, at about a
+    third of ADAE's cost per iteration; evaluation and classic baselines come on top). Returns seconds."""
+    if not todo:
+        return 0.0
+    model = ADAE(**dict(adae_kwargs(config, seed=0), threads=threads))
+    x = np.random.RandomState(0).rand(config["batch"], 28, 28, 1).astype(np.float32)
+
+    def iteration():
+        if model.objective != "autoencoder":
+            model.sess.run(model.step_d, {model.x: x})
+        model.sess.run(model.step_g, {model.x: x})
+    for _ in range(3):   # warm-up: oneDNN builds its primitives on the first calls
+        iteration()
+    t, n = time.time(), 10
+    for _ in range(n):
+        iteration()
+    per_iteration = (time.time() - t) / n
+    model.close()
+    y_train = arrays[1]
+    iterations = 0
+    for digit, _ in todo:
+        normal = datamanager.check_protocol(y_train, arrays[3], **{config["protocol"]: digit})
+        n_train = int(np.isin(y_train, normal).sum() * (1 - datamanager.VALID_SHARE))
+        iterations += config["steps"] if config["steps"] is not None else \
+            config["epoch"] * int(np.ceil(n_train / config["batch"]))
+    seconds = per_iteration * iterations * (4 / 3 if config["baselines"] else 1) / max(1, jobs)
+    log(f"[sweep] {len(todo)} sub-runs to train, {iterations:,} iterations at {1 / per_iteration:.1f}/s measured "
+        f"here ({jobs} at a time): about {seconds / 60:.0f} min of training, plus evaluation and baselines")
+    return seconds
 
 
 def start_sweep(config, run, records=None):
@@ -224,21 +266,26 @@ def start_sweep(config, run, records=None):
         records.write_config(config)
 
 
-def run_all_in_processes(config, run, base_argv, jobs, threads, resume=False, records_root=None, log=print):
+def run_all_in_processes(config, arrays, run, base_argv, jobs, threads, resume=False, records_root=None, log=print):
     """A sweep whose sub-runs run as `run.py --part-of` in up to `jobs` worker processes of `threads` threads
     each; finished sub-runs (and, resuming, records) are kept. The table is the straight sweep's."""
     records = RecordDir(records_root, run.name) if records_root else None
     start_sweep(config, run, records)
-    commands, subs = {}, []
+    commands, subs, todo = {}, [], []
     for digit, seed in sweep_runs(config):
         sub = run.sub(sub_name(config["protocol"], digit, seed))
         subs.append(sub)
-        if sub.is_finished() or (resume and records and records.has(sub.name)):
-            log(f"[sweep] {sub.name}: finished earlier, kept")
+        summary, why = kept(sub, records, resume)
+        if summary:
+            log(f"[sweep] {sub.name}: {why}")
             continue
+        todo.append((digit, seed))
         commands[sub.name] = parallel.child_command(base_argv, config["protocol"], digit, seed, run.name, threads,
                                                     resume=os.path.exists(sub.results))
+    project_sweep(config, arrays, todo, jobs, threads, log)
+    t_start = time.time()
     status = parallel.run_subprocesses(commands, jobs, run.log, log)
+    log(f"[sweep] {len(commands)} sub-runs in {(time.time() - t_start) / 60:.1f} min wall time")
     failed = sorted(label for label, code in status.items() if code)
     if failed:
         raise solver.TrainingError(f"sub-runs {', '.join(failed)} failed (their logs: {run.log}); "

@@ -108,3 +108,17 @@ def test_worker_processes_give_the_same_sweep(straight, tmp_path):
 def test_part_argv_drops_what_chooses_the_sub_runs():
     argv = ["--normal", "all", "--seeds", "3", "--jobs=2", "--name", "x", "--resume", "--lr", "2e-4", "--threads", "1"]
     assert run.part_argv(argv) == ["--lr", "2e-4"]
+
+
+def test_sweep_projects_its_time_from_a_measurement(embedded):
+    """The projection counts the iterations still to do (2 epochs of 360 images in batches of 64 = 12 per
+    sub-run, two sub-runs) and divides by the number of workers."""
+    from tests.test_health import _config
+    from source import experiment
+    lines = []
+    config = _config(steps=None, epoch=2, batch=64, protocol="normal", baselines=False)
+    one = experiment.project_sweep(config, embedded, [(7, 0), (7, 1)], jobs=1, log=lines.append)
+    assert "2 sub-runs to train, 24 iterations" in lines[0] and "(1 at a time)" in lines[0]
+    rate = float(lines[0].split(" iterations at ")[1].split("/s")[0])
+    assert one == pytest.approx(24 / rate, rel=0.06)   # the printed rate is rounded to 0.1/s
+    assert experiment.project_sweep(config, embedded, [], log=lines.append) == 0.0 and len(lines) == 1
