@@ -166,6 +166,30 @@ def peak_gflops():
                                             "bf16_flags": sorted(flags & {"amx_bf16", "avx512_bf16"})}
 
 
+def measured_peak_gflops(precision="fp32", threads=0, n=2048, repeats=5):
+    """The GFLOP/s this machine reaches on a large matrix product in the given precision, with the same
+    session settings as the benchmarked graphs: the ceiling a convolution network's rate is divided by
+    (a peak computed from /proc/cpuinfo is not what oneDNN reaches, and can sit below what it does)."""
+    from source.neuralnet import session_config
+    dtype = tf.bfloat16 if precision == "bf16" else tf.float32
+    graph = tf.Graph()
+    with graph.as_default():
+        a = tf.cast(tf1.random_normal([n, n], seed=1), dtype)
+        b = tf.cast(tf1.random_normal([n, n], seed=2), dtype)
+        a, b = tf1.Variable(a), tf1.Variable(b)
+        product = tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32))   # a scalar back, not n^2 values
+        init = tf1.global_variables_initializer()
+    with tf1.Session(graph=graph, config=session_config(threads)) as sess:
+        sess.run(init)
+        sess.run(product)   # warm-up
+        best = 0.0
+        for _ in range(repeats):
+            t = time.perf_counter()
+            sess.run(product)
+            best = max(best, 2.0 * n ** 3 / (time.perf_counter() - t) / 1e9)
+    return best
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batches", type=int, nargs="+", default=[32, 64], help="training batch sizes")
@@ -179,7 +203,8 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     flops = {arch: count_flops(args.score_batch, arch) for arch in ("paper", "reference")}
-    peak, cpu = peak_gflops()
+    estimated, cpu = peak_gflops()
+    peaks = {p: measured_peak_gflops(p, args.threads) for p in ("fp32", "bf16")}
     results = []
     for name in args.configs:
         kwargs = dict(CONFIGS[name])
@@ -190,25 +215,28 @@ def main(argv=None):
     for arch, (train_flops, score_flops) in flops.items():
         print(f"FLOPs per image, {arch} arch: training iteration {train_flops / 1e9:.3f} GFLOP, "
               f"scoring {score_flops / 1e9:.4f} GFLOP")
-    print(f"machine peak (fp32, estimated): {peak:.0f} GFLOP/s {cpu}" if peak else "machine peak: unknown")
+    print(f"machine peak, measured on a {2048}x{2048} matrix product: fp32 {peaks['fp32']:.0f} GFLOP/s, "
+          f"bf16 {peaks['bf16']:.0f} GFLOP/s" + (f" (estimated from /proc/cpuinfo: fp32 {estimated:.0f}; {cpu})"
+                                                 if estimated else ""))
     print(f"{'config':15s} {'phase':6s} {'batch':>5s} {'img/s median':>12s} {'min':>8s} {'max':>8s} "
           f"{'GFLOP/s':>8s} {'of peak':>8s}")
     for r in results:
         train_flops, score_flops = flops[r["config"]["arch"]]
         if r["config"].get("objective") == "autoencoder":
             train_flops /= 3   # one network of three; the profiler count is ADAE's
+        peak = peaks["bf16" if r["precision"]["used"] == "bf16" else "fp32"]
         for phase, per_image in (("train", train_flops), ("score", score_flops)):
             for batch, s in r[phase].items():
                 gflops = s["median"] * per_image / 1e9
-                s["gflops"], s["fraction_of_peak"] = gflops, (gflops / peak if peak else None)
+                s["gflops"], s["fraction_of_peak"] = gflops, gflops / peak
                 print(f"{r['label']:15s} {phase:6s} {batch:5d} {s['median']:12.0f} {s['min']:8.0f} {s['max']:8.0f} "
-                      f"{gflops:8.1f} {(f'{100 * gflops / peak:7.1f}%') if peak else '':>8s}")
+                      f"{gflops:8.1f} {f'{100 * gflops / peak:7.1f}%':>8s}")
     projection = project_tables(results)
     for line in projection.get("lines", []):
         print(line)
     print(f"peak resident memory: {peak_mib:.0f} MiB")
     report = {"flops_per_image": flops, "results": results, "peak_memory_mib": peak_mib,
-              "projection": projection, "peak_gflops": peak,
+              "projection": projection, "peak_gflops": peaks, "estimated_fp32_peak_gflops": estimated,
               "host": dict(cpu, cpus=os.cpu_count(), machine=platform.machine(), tensorflow=tf.__version__)}
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w") as f:
