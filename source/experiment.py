@@ -159,6 +159,8 @@ def write_board_report(log_dir, step, summary):
     writer.add_summary(board.text("report/summary", report.run_report(summary, None)), step)
     writer.add_summary(board.hparams(summary["config"]), step)
     writer.add_summary(board.scalar("test/AUROC", summary["metrics"]["AUROC"]), step)
+    # the development AUROC's last value again, under the tag the training loop logs every epoch: HParams
+    # reads it from here, and a --test-only run has no epochs of its own
     dev = (summary["final_epoch"] or {}).get("dev_auroc", float("nan"))
     writer.add_summary(board.scalar("valid/dev_AUROC", dev), step)
     writer.close()

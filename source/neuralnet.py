@@ -259,7 +259,7 @@ class ADAE:
             self.summary_epoch = tf1.summary.merge([
                 tf1.summary.scalar("valid/score_mean", tf.reduce_mean(self.valid_scores_in)),
                 tf1.summary.histogram("valid/scores", self.valid_scores_in),
-                tf1.summary.scalar("valid/auroc_dev", self.valid_auroc_in),
+                tf1.summary.scalar("valid/dev_AUROC", self.valid_auroc_in),
             ])
 
             self.saver = tf1.train.Saver(max_to_keep=keep_checkpoints)

@@ -86,7 +86,7 @@ def test_event_file_has_graph_scalars_and_images(e2e):
     assert has_graph
     for tag in ("loss/loss_g", "loss/loss_d", "loss_terms/g_rec_x_gx", "loss_terms/d_real_x_dx",
                 "loss_terms/d_fake_gx_dgx", "health/k_t", "health/balance", "health/d_fake_over_real",
-                "valid/score_mean", "valid/scores", "valid/auroc_dev", "restoration/validation_normals",
+                "valid/score_mean", "valid/scores", "restoration/validation_normals",
                 "test/AUROC", "valid/dev_AUROC", "test_grids/normal_as_normal",
                 "reconstruction/rec_g", "reconstruction/rec_d", "reconstruction/rec_template", "dev_auroc/x_dgx",
                 "_hparams_/session_start_info"):
@@ -133,7 +133,7 @@ def test_tensorboard_serves_the_runs_scalars_and_images(e2e):
             time.sleep(1)
         if server.poll() is not None or not tags:
             pytest.skip(f"TensorBoard did not start: {server.stderr.read()[-300:] if server.poll() is not None else 'timeout'}")
-        assert {"loss/loss_g", "loss/loss_d", "health/k_t", "valid/auroc_dev"} <= set(tags["embedded_normal1"])
+        assert {"loss/loss_g", "loss/loss_d", "health/k_t", "valid/dev_AUROC"} <= set(tags["embedded_normal1"])
         with urllib.request.urlopen(f"{base}/images/tags", timeout=10) as response:
             images = json.loads(response.read())["embedded_normal1"]
         assert "restoration/validation_normals" in images and "test_grids/normal_as_normal" in images
