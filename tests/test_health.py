@@ -235,3 +235,18 @@ def test_default_recipe_learns_to_reconstruct(digit1, tmp_path):
     assert last["rec_g"] < 0.4 * initial["rec_g"] and last["rec_g"] < template
     assert last["rec_d"] < template
     assert max(h["rec_d"] for h in history[len(history) // 2:]) < initial["rec_d"] * 0.5
+
+
+def test_threshold_comes_from_validation_normals_only(digit1, tmp_path):
+    """The threshold is mean + 3 std of the model's scores of the validation normals, computed here from
+    the model itself; replacing every test image leaves it unchanged."""
+    import copy
+    model, run, result, _ = _evaluated(digit1, tmp_path)
+    valid = model.run_scores(digit1.x_valid)[model.score_name]
+    assert result["threshold"] == pytest.approx(valid.mean() + 3 * valid.std(), rel=1e-9)
+    other = copy.copy(digit1)
+    other.x_test = np.clip(digit1.x_test[::-1] * 0.5 + 0.2, 0, 1)
+    run2 = RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "eval2")
+    os.makedirs(run2.results)
+    assert solver.evaluate(model, other, run2)[0]["threshold"] == result["threshold"]
+    model.close()

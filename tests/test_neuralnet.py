@@ -249,3 +249,52 @@ def test_forced_precisions_build_and_score(batch):
     np.testing.assert_array_equal(runs["fp32"][0], runs["fp32"][1])
     assert np.isfinite(runs["bf16"][0]).all()
     np.testing.assert_allclose(runs["bf16"][0], runs["fp32"][0], rtol=0.05)
+
+
+def test_loss_d_weighs_the_fake_term_by_k(fresh_model, batch):
+    """With k_t = 0.3 (loaded into the variable), L_D = real - 0.3 fake: the adversarial term is checked
+    with a non-zero weight, not only at the equilibrium fixture's k = 0."""
+    model = fresh_model
+    with model.graph.as_default():   # feeds the variable's initial value: no new op in the finalized graph
+        model.k.load(0.3, model.sess)
+    out = model.sess.run({"real": model.loss_d_real, "fake": model.loss_d_fake, "loss_d": model.loss_d},
+                         {model.x: batch})
+    assert out["fake"] > 0.01
+    np.testing.assert_allclose(out["loss_d"], out["real"] - 0.3 * out["fake"], rtol=1e-5)
+
+
+def test_batch_norm_moving_averages_follow_the_batch(batch):
+    """One G step: each moving mean becomes momentum * old + (1 - momentum) * the batch mean of that layer's
+    input, and each moving variance the same with the batch variance (TF's fused batch norm reports the
+    unbiased variance, n / (n - 1) times the population one)."""
+    model = ADAE(arch="paper", objective="equilibrium", seed=0, bn_momentum=0.9, init="he")
+    pre = model.graph.get_tensor_by_name("generator/encoder/conv2/BiasAdd:0")   # input of conv2_bn
+    mean_var = [v for v in _moving(model, "generator") if "encoder/conv2_bn/" in v.name]
+    before = dict(zip([v.name for v in mean_var], model.sess.run(mean_var)))
+    h = model.sess.run(pre, {model.x: batch})
+    model.sess.run(model.step_g, {model.x: batch})
+    after = dict(zip([v.name for v in mean_var], model.sess.run(mean_var)))
+    n = h.shape[0] * h.shape[1] * h.shape[2]
+    batch_mean, batch_var = h.mean(axis=(0, 1, 2)), h.var(axis=(0, 1, 2)) * n / (n - 1)
+    for name, stat in (("moving_mean", batch_mean), ("moving_variance", batch_var)):
+        key = next(k for k in after if name in k)
+        np.testing.assert_allclose(after[key], 0.9 * before[key] + 0.1 * stat, rtol=1e-4, atol=1e-6)
+    model.close()
+
+
+def test_inference_matches_training_output_after_training(digit1):
+    """After 150 training iterations the inference path (moving averages) rebuilds a large batch of training
+    images almost as the training path (that batch's own statistics) does: the moving averages describe
+    the data the test-time graph sees."""
+    from source import solver
+    from source.rundir import RunDir
+    import tempfile
+    model = ADAE(arch="paper", objective="equilibrium", lr=2e-4, gamma=1.0, lambda_k=0.01, latent=8, seed=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        solver.train(model, digit1, RunDir(tmp, tmp, "bn"), steps=150, batch_size=32, log=lambda s: None)
+    x = digit1.x_train[:256]
+    train_out, test_out = model.sess.run([model.g_x, model.g_x_test], {model.x: x})
+    x_net = model.sess.run(model.x_net, {model.x: x})
+    gap = np.abs(train_out - test_out).mean()
+    assert gap < 0.25 * np.abs(x_net - test_out).mean(), gap
+    model.close()

@@ -44,7 +44,6 @@ def test_run_writes_every_artifact(e2e):
     assert summary["figures"]["failed"] == {}
     for grid in GRIDS:   # a grid is drawn, or stated empty when no test image falls in its category
         assert (run_dir / "grids" / f"{grid}.png").is_file() != (grid in summary["figures"]["empty_grids"]), grid
-    assert 0.0 <= summary["metrics"]["AUROC"] <= 1.0
     assert set(summary["metrics"]["AUROC_per_score"]) == {"x_dgx", "x_gx", "x_dx", "gx_dgx"}
     assert summary["data"]["source"]["name"] == "embedded"
     assert summary["data"]["test"] == 1000 and summary["data"]["train_normal"] == 360
@@ -58,6 +57,9 @@ def test_run_writes_every_artifact(e2e):
     assert {r["anomalous"] for r in rows if r["label"] != "1"} == {"1"}
     flagged = [int(r["predicted_anomalous"]) for r in rows]
     assert flagged == [int(float(r["score"]) > summary["threshold"]) for r in rows]
+    from sklearn.metrics import roc_auc_score   # the reported AUROC is the CSV's own scores' AUROC
+    assert summary["metrics"]["AUROC"] == pytest.approx(
+        roc_auc_score([int(r["anomalous"]) for r in rows], [float(r["score"]) for r in rows]), abs=1e-12)
     for name in ("summary.json", "report.md"):   # the run's roots are absolute temporary folders
         assert str(tmp) not in (run_dir / name).read_text(), name
     assert summary["config"]["results"] == "results" and "--results results" in summary["config"]["command"]
@@ -329,7 +331,10 @@ def test_score_png_folder_reproduces_evaluation_scores(e2e, embedded):
         row = rows[f"test_{i}.png"]
         assert float(row["score"]) == pytest.approx(float(ref[i]["score"]), rel=1e-4)
         assert row["verdict"] == ("anomalous" if float(row["score"]) > threshold else "normal")
-        assert 0.0 <= float(row["valid_percentile"]) <= 100.0
+        valid = np.array([float(r["valid_score"]) for r in csv.DictReader(
+            open(tmp / "results" / "embedded_normal1" / "valid_scores.csv"))])
+        assert float(row["valid_percentile"]) == pytest.approx(
+            100.0 * (valid <= float(row["score"])).mean(), abs=0.05)   # written with one decimal
     assert (tmp / "results" / "embedded_normal1" / "score_pngs" / "most_anomalous.png").exists()
 
 
