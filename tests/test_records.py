@@ -95,7 +95,8 @@ def test_worker_processes_give_the_same_sweep(straight, tmp_path):
     import subprocess
     import sys
     flags = FLAGS + ["--threads", "1", "--name", "sweep"]
-    one_process = subprocess.run([sys.executable, "run.py", *flags, *_roots(tmp_path / "one")], capture_output=True,
+    one_process = subprocess.run([sys.executable, "run.py", *flags, "--jobs", "1", *_roots(tmp_path / "one")],
+                                 capture_output=True,
                                  cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert one_process.returncode == 0, one_process.stderr[-2000:]
     assert run.main(flags + _roots(tmp_path / "two") + ["--jobs", "2", "--records", str(tmp_path / "records")]) == 0

@@ -369,7 +369,7 @@ def test_sweep_killed_and_resumed_matches_straight_run(tmp_path):
     """A sweep stopped by SIGTERM after its first sub-run and resumed with --resume --name writes the same
     sweep.csv as one run straight through; finished sub-runs are kept, not retrained."""
     import signal
-    flags = ["--data", "embedded", "--normal", "7", "--seeds", "3", "--steps", "3", "--batch", "64",
+    flags = ["--data", "embedded", "--normal", "7", "--seeds", "3", "--steps", "3", "--batch", "64", "--jobs", "1",
              "--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")]
     straight = _cli(*flags, "--name", "straight")
     assert straight.returncode == 0, straight.stderr[-2000:]
@@ -393,3 +393,30 @@ def test_sweep_killed_and_resumed_matches_straight_run(tmp_path):
     assert (tmp_path / "r" / "stopped" / "normal7_seed0" / "scores.csv").read_bytes() == first
     ours = (tmp_path / "r" / "stopped" / "sweep.csv").read_text()
     assert ours == (tmp_path / "r" / "straight" / "sweep.csv").read_text()
+
+
+def test_worker_sweep_stopped_and_resumed_matches_straight_run(tmp_path):
+    """The default sweep on 2 cores (sub-runs in worker processes): SIGTERM once a sub-run is done is passed on
+    to the running workers; the sweep exits 143 with the resume command, and --resume keeps what finished and
+    writes the same sweep.csv as a straight sweep."""
+    import signal
+    flags = ["--data", "embedded", "--normal", "7", "--seeds", "3", "--steps", "30", "--batch", "32", "--jobs", "2",
+             "--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")]
+    straight = _cli(*flags, "--name", "straight")
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    named = flags + ["--name", "stopped"]
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "run.py"), *named], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.startswith("[sweep] normal7_seed") and line.strip().endswith(": done"):
+            proc.send_signal(signal.SIGTERM)
+            break
+    proc.wait(timeout=300)
+    err = proc.stderr.read()
+    assert proc.returncode == 143, err[-2000:]
+    assert "--resume" in err and "--name stopped" in err
+    assert not (tmp_path / "r" / "stopped" / "sweep.csv").exists()
+    resumed = _cli(*named, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "finished earlier, kept" in resumed.stdout
+    assert (tmp_path / "r" / "stopped" / "sweep.csv").read_text() == (tmp_path / "r" / "straight" / "sweep.csv").read_text()
