@@ -222,8 +222,9 @@ def main(argv=None):
           f"{'GFLOP/s':>8s} {'of peak':>8s}")
     for r in results:
         train_flops, score_flops = flops[r["config"]["arch"]]
-        if r["config"].get("objective") == "autoencoder":
-            train_flops /= 3   # one network of three; the profiler count is ADAE's
+        if r["config"].get("objective") == "autoencoder":   # the profiler counts are ADAE's:
+            train_flops /= 3   # one network of three in training
+            score_flops /= 2   # G alone where ADAE's score runs G, then D
         peak = peaks["bf16" if r["precision"]["used"] == "bf16" else "fp32"]
         for phase, per_image in (("train", train_flops), ("score", score_flops)):
             for batch, s in r[phase].items():
