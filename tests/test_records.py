@@ -3,13 +3,17 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
 import run
 from source import collect, tables
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = ["--data", "embedded", "--normal", "7", "--seeds", "2", "--steps", "3", "--batch", "64"]
+WORKERS = ["--jobs", "2", "--threads", "1"]   # the default on 2 cores, spelled out for any machine
 
 
 def _roots(root):
@@ -20,7 +24,7 @@ def _roots(root):
 def straight(tmp_path_factory):
     """A two-seed sweep run straight through, writing records."""
     root = tmp_path_factory.mktemp("straight")
-    code = run.main(FLAGS + _roots(root) + ["--name", "sweep", "--records", str(root / "records")])
+    code = run.main(FLAGS + WORKERS + _roots(root) + ["--name", "sweep", "--records", str(root / "records")])
     assert code == 0
     return root
 
@@ -42,7 +46,7 @@ def test_fresh_clone_resumes_from_records_and_matches(straight, tmp_path):
     records = tmp_path / "records"
     shutil.copytree(straight / "records", records)
     os.remove(records / "sweep" / "normal7_seed1.json")
-    code = run.main(FLAGS + _roots(tmp_path) + ["--name", "sweep", "--records", str(records), "--resume"])
+    code = run.main(FLAGS + WORKERS + _roots(tmp_path) + ["--name", "sweep", "--records", str(records), "--resume"])
     assert code == 0
     assert not (tmp_path / "r" / "sweep" / "normal7_seed0").exists()   # kept from its record, not retrained
     assert (tmp_path / "r" / "sweep" / "normal7_seed1" / "summary.json").exists()
@@ -51,10 +55,13 @@ def test_fresh_clone_resumes_from_records_and_matches(straight, tmp_path):
 
 
 def test_job_array_parts_collect_into_the_straight_table(straight, tmp_path, capsys):
-    """Each seed run alone with --part-of (as SLURM array tasks would), then collected: the same sweep.csv."""
+    """Each seed run alone with --part-of (as SLURM array tasks would: own process, one thread as the straight
+    sweep's workers), then collected: the same sweep.csv."""
     for seed in ("1", "0"):   # any order
-        flags = [f for f in FLAGS if f not in ("--seeds", "2")] + ["--seed", seed, "--part-of", "sweep"]
-        assert run.main(flags + _roots(tmp_path)) == 0
+        flags = [f for f in FLAGS if f not in ("--seeds", "2")] + ["--seed", seed, "--part-of", "sweep",
+                                                                   "--threads", "1"]
+        part = subprocess.run([sys.executable, "run.py", *flags, *_roots(tmp_path)], capture_output=True, cwd=ROOT)
+        assert part.returncode == 0, part.stderr[-2000:]
     assert collect.main(["sweep", "--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")]) == 0
     assert (tmp_path / "r" / "sweep" / "sweep.csv").read_text() == (straight / "r" / "sweep" / "sweep.csv").read_text()
     assert (tmp_path / "r" / "sweep" / "report.md").exists() and (tmp_path / "r" / "sweep" / "sweep.png").exists()
@@ -92,12 +99,10 @@ def test_worker_processes_give_the_same_sweep(straight, tmp_path):
     """--jobs 2 --threads 1 (each sub-run its own process) and a one-process sweep with --threads 1 write the
     same sweep.csv; records are written by the workers. The one-process sweep runs in a fresh process: in this
     long-lived test process, earlier sessions change oneDNN's choices in the last float bits."""
-    import subprocess
-    import sys
     flags = FLAGS + ["--threads", "1", "--name", "sweep"]
     one_process = subprocess.run([sys.executable, "run.py", *flags, "--jobs", "1", *_roots(tmp_path / "one")],
                                  capture_output=True,
-                                 cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                                 cwd=ROOT)
     assert one_process.returncode == 0, one_process.stderr[-2000:]
     assert run.main(flags + _roots(tmp_path / "two") + ["--jobs", "2", "--records", str(tmp_path / "records")]) == 0
     one = (tmp_path / "one" / "r" / "sweep" / "sweep.csv").read_text()
