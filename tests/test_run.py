@@ -365,20 +365,19 @@ def test_steps_budget_overrides_epochs(digit1, tmp_path):
     model.close()
 
 
-def test_sweep_killed_and_resumed_matches_straight_run(tmp_path):
-    """A sweep stopped by SIGTERM after its first sub-run and resumed with --resume --name writes the same
-    sweep.csv as one run straight through; finished sub-runs are kept, not retrained."""
+def _stop_then_resume(tmp_path, flags, stop_when):
+    """Run a sweep straight, then again sending SIGTERM on the first stdout line where stop_when(line) holds:
+    it must exit 143 with the resume command and no table; --resume must finish it. Returns the straight,
+    stopped-folder and resumed outputs for the caller's own checks."""
     import signal
-    flags = ["--data", "embedded", "--normal", "7", "--seeds", "3", "--steps", "3", "--batch", "64", "--jobs", "1",
-             "--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")]
+    flags = flags + ["--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")]
     straight = _cli(*flags, "--name", "straight")
     assert straight.returncode == 0, straight.stderr[-2000:]
-    assert "[sweep] 3/3 runs done" in straight.stdout
     named = flags + ["--name", "stopped"]
     proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "run.py"), *named], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in proc.stdout:
-        if line.startswith("[sweep] 1/3 runs done"):
+        if stop_when(line):
             proc.send_signal(signal.SIGTERM)
             break
     proc.wait(timeout=300)
@@ -386,37 +385,29 @@ def test_sweep_killed_and_resumed_matches_straight_run(tmp_path):
     assert proc.returncode == 143, err[-2000:]
     assert "--resume" in err and "--name stopped" in err
     assert not (tmp_path / "r" / "stopped" / "sweep.csv").exists()
-    first = (tmp_path / "r" / "stopped" / "normal7_seed0" / "scores.csv").read_bytes()
+    stopped = {p.parent.name: p.read_bytes() for p in (tmp_path / "r" / "stopped").glob("*/scores.csv")}
     resumed = _cli(*named, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "normal7_seed0: finished earlier, kept" in resumed.stdout
-    assert (tmp_path / "r" / "stopped" / "normal7_seed0" / "scores.csv").read_bytes() == first
-    ours = (tmp_path / "r" / "stopped" / "sweep.csv").read_text()
-    assert ours == (tmp_path / "r" / "straight" / "sweep.csv").read_text()
+    assert (tmp_path / "r" / "stopped" / "sweep.csv").read_text() == (tmp_path / "r" / "straight" / "sweep.csv").read_text()
+    return straight.stdout, stopped, resumed.stdout
+
+
+def test_sweep_killed_and_resumed_matches_straight_run(tmp_path):
+    """A one-process sweep stopped by SIGTERM after its first sub-run and resumed with --resume --name writes the
+    same sweep.csv as one run straight through; finished sub-runs are kept, not retrained."""
+    flags = ["--data", "embedded", "--normal", "7", "--seeds", "3", "--steps", "3", "--batch", "64", "--jobs", "1"]
+    straight, stopped, resumed = _stop_then_resume(tmp_path, flags,
+                                                   lambda line: line.startswith("[sweep] 1/3 runs done"))
+    assert "[sweep] 3/3 runs done" in straight
+    assert "normal7_seed0: finished earlier, kept" in resumed
+    assert (tmp_path / "r" / "stopped" / "normal7_seed0" / "scores.csv").read_bytes() == stopped["normal7_seed0"]
 
 
 def test_worker_sweep_stopped_and_resumed_matches_straight_run(tmp_path):
     """The default sweep on 2 cores (sub-runs in worker processes): SIGTERM once a sub-run is done is passed on
     to the running workers; the sweep exits 143 with the resume command, and --resume keeps what finished and
     writes the same sweep.csv as a straight sweep."""
-    import signal
-    flags = ["--data", "embedded", "--normal", "7", "--seeds", "3", "--steps", "30", "--batch", "32", "--jobs", "2",
-             "--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")]
-    straight = _cli(*flags, "--name", "straight")
-    assert straight.returncode == 0, straight.stderr[-2000:]
-    named = flags + ["--name", "stopped"]
-    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "run.py"), *named], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in proc.stdout:
-        if line.startswith("[sweep] normal7_seed") and line.strip().endswith(": done"):
-            proc.send_signal(signal.SIGTERM)
-            break
-    proc.wait(timeout=300)
-    err = proc.stderr.read()
-    assert proc.returncode == 143, err[-2000:]
-    assert "--resume" in err and "--name stopped" in err
-    assert not (tmp_path / "r" / "stopped" / "sweep.csv").exists()
-    resumed = _cli(*named, "--resume")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "finished earlier, kept" in resumed.stdout
-    assert (tmp_path / "r" / "stopped" / "sweep.csv").read_text() == (tmp_path / "r" / "straight" / "sweep.csv").read_text()
+    flags = ["--data", "embedded", "--normal", "7", "--seeds", "3", "--steps", "30", "--batch", "32", "--jobs", "2"]
+    _, _, resumed = _stop_then_resume(
+        tmp_path, flags, lambda line: line.startswith("[sweep] normal7_seed") and line.strip().endswith(": done"))
+    assert "finished earlier, kept" in resumed
