@@ -301,6 +301,7 @@ def main(argv=None):
     if args.test_only:
         load_from = RunDir(args.logdir, args.results, args.name)
         name = unique_name(args.name + "_eval", [args.results, args.logdir])
+        run = RunDir(args.logdir, args.results, name)
     elif args.part_of:
         load_from = None
         name = experiment.sub_name(args.protocol, args.digits[0], args.seed)
@@ -310,6 +311,7 @@ def main(argv=None):
     else:
         load_from = None
         name = args.name if args.resume else unique_name(args.name or default, [args.results, args.logdir])
+        run = RunDir(args.logdir, args.results, name)
     config = {k: v for k, v in vars(args).items() if k not in ("resume", "test_only", "score")}
     for key in ("data", "logdir", "results", "records"):   # records carry no folder of this machine
         if config[key] not in (None, "auto", "embedded"):
@@ -318,10 +320,8 @@ def main(argv=None):
     # a signal outside a training loop (which checkpoints first) stops the run or sweep where it is
     previous = {signum: signal.signal(signum, interrupted) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
-        if not args.part_of:
-            run = RunDir(args.logdir, args.results, name)
         jobs = args.jobs or min(2, os.cpu_count() or 1)
-        if jobs > 1 and len(args.digits) * args.seeds > 1 and not args.part_of:
+        if jobs > 1 and len(args.digits) * args.seeds > 1:   # --part-of is always one sub-run
             threads = args.threads or max(1, (os.cpu_count() or 1) // jobs)
             experiment.run_all_in_processes(config, arrays, run, part_argv(argv), jobs, threads, args.resume,
                                             args.records, log)

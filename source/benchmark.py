@@ -153,12 +153,11 @@ TABLE_BUDGET = {"steps": 1000, "batch": 64}   # the README's ten-digit tables: p
 def peak_gflops():
     """The machine's fp32 peak as far as /proc/cpuinfo tells: cores x clock x FLOPs per cycle
     (two FMA units: 32 per cycle with AVX2, 64 with AVX-512); None where it cannot be read."""
-    from source.neuralnet import cpu_flags
-    flags, mhz = cpu_flags(), None
+    from source.neuralnet import cpu_flags, cpuinfo_field
+    flags = cpu_flags()
     try:
-        with open("/proc/cpuinfo") as f:
-            mhz = next(float(line.split(":")[1]) for line in f if line.startswith("cpu MHz"))
-    except (OSError, StopIteration, ValueError):
+        mhz = float(cpuinfo_field("cpu MHz"))
+    except (TypeError, ValueError):
         return None, {}
     per_cycle = 64 if "avx512f" in flags else 32 if "avx2" in flags else 16
     cores = len(os.sched_getaffinity(0))

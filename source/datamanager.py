@@ -286,8 +286,6 @@ class Dataset:
         self.x_valid = scale(x_train[self.valid_index], datnorm)
         self.y_valid = np.asarray(y_train, np.int64)[self.valid_index]
         self.x_dev_anomalous = scale(x_train[self.dev_anomalous_index], datnorm)
-        # the template baseline (MeanImage): what an untrained reconstruction of a normal image measures
-        self.mean_normal_image = self.x_train.mean(axis=0)
         self.x_test = scale(x_test, datnorm)
         self.y_test = np.asarray(y_test, np.int64)
         self.anomalous_test = (~np.isin(self.y_test, self.normal_digits)).astype(np.int64)

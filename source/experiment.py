@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from source import baselines, board, datamanager, metrics, parallel, plots, report, solver, sweep
-from source.neuralnet import ADAE, cpu_flags
+from source.neuralnet import ADAE, cpu_flags, cpuinfo_field
 from source.rundir import RecordDir
 
 MODEL_KEYS = ("arch", "widths", "latent", "ksize", "lr", "beta1", "balance", "gamma", "lambda_k", "bn_momentum",
@@ -102,12 +102,7 @@ def run_one(config, arrays, source, digit, seed, run, resume=False, load_from=No
 def machine():
     """The CPU a run's timings and last float bits come from: model name, cores, the vector units oneDNN picks
     kernels by."""
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
-    except OSError:
-        pass
+    model = cpuinfo_field("model name") or "unknown CPU"
     flags = cpu_flags()
     units = [name for name, flag in (("AVX-512", "avx512f"), ("AVX512-BF16", "avx512_bf16"), ("AMX-BF16", "amx_bf16"))
              if flag in flags] or (["AVX2"] if "avx2" in flags else [])
@@ -182,13 +177,13 @@ def run_all(config, arrays, source, run, resume=False, load_from=None, records_r
     part_of = config.get("part_of")   # one job-array task's sub-run of that sweep
     records = RecordDir(records_root, part_of or run.name) if records_root and (sweeping or part_of) else None
     subs = [run.sub(sub_name(config["protocol"], d, sd)) if sweeping else run for d, sd in runs]
+    earlier = [kept(sub, records, resume) if sweeping else (None, None) for sub in subs]
     if sweeping:
         start_sweep(config, run, records)
-        project_sweep(config, arrays, [r for r, sub in zip(runs, subs) if not kept(sub, records, resume)[0]],
+        project_sweep(config, arrays, [r for r, (summary, _) in zip(runs, earlier) if not summary],
                       threads=config["threads"], log=log)
     summaries, t_start, trained = [], time.time(), 0   # trained: sub-runs run now, for the estimate
-    for done, ((digit, seed), sub) in enumerate(zip(runs, subs)):
-        summary, why = kept(sub, records, resume) if sweeping else (None, None)
+    for done, ((digit, seed), sub, (summary, why)) in enumerate(zip(runs, subs, earlier)):
         if summary:
             log(f"[sweep] {sub.name}: {why}")
         else:

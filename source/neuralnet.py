@@ -335,16 +335,21 @@ def session_config(threads=0, xla=False, bf16=False):
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
-def cpu_flags():
-    """The CPU's feature flags from /proc/cpuinfo (empty where it cannot be read)."""
+def cpuinfo_field(name):
+    """The first value of a /proc/cpuinfo field ("flags", "model name", "cpu MHz"); None where it cannot be read."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                if line.split(":", 1)[0].strip() == name:
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return set()
+    return None
+
+
+def cpu_flags():
+    """The CPU's feature flags from /proc/cpuinfo (empty where it cannot be read)."""
+    return set((cpuinfo_field("flags") or "").split())
 
 
 def resolve_precision(requested, flags=None):

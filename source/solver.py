@@ -7,7 +7,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from source import board, metrics, plots
+from source import baselines, board, metrics, plots
 from source.neuralnet import RANGE
 
 tf1 = tf.compat.v1
@@ -105,10 +105,10 @@ def train(model, data, run, epochs=100, batch_size=32, seed=0, steps=None, summa
     n_per_epoch = int(np.ceil(len(data.x_train) / batch_size))
     total_steps = steps if steps is not None else epochs * n_per_epoch
     epochs = int(np.ceil(total_steps / n_per_epoch))
-    # the template baseline's error on validation normals, in the network's units like x_gx and x_dx
-    template_error = float(RANGE[model.arch] * np.mean(np.sqrt(
-        np.square(data.x_valid - data.mean_normal_image).sum(axis=(1, 2, 3)))))
-    curve = list(state.get("curve", [])) if resume else []
+    # the template baseline's (MeanImage's) error on validation normals, in the network's units like x_gx and x_dx
+    template_error = float(RANGE[model.arch] * baselines.mean_image_distance(
+        data.x_train.reshape(len(data.x_train), -1), data.x_valid.reshape(len(data.x_valid), -1)).mean())
+    curve = list(state.get("curve", []))
     at_curve = curve_steps(total_steps)
 
     def look(tag_step):

@@ -200,13 +200,13 @@ def test_validation_health_measures_the_template_in_the_networks_units(digit1):
     """rec_g and rec_d are the mean x_gx and x_dx scores of validation normals; the template error given in
     [0, 1] pixels becomes network units through RANGE (2 for the paper's [-1, 1] frame)."""
     model = ADAE(seed=0)
-    template = RANGE["paper"] * np.mean(np.sqrt(((digit1.x_valid - digit1.mean_normal_image) ** 2).sum((1, 2, 3))))
+    template = RANGE["paper"] * np.mean(np.sqrt(((digit1.x_valid - digit1.x_train.mean(axis=0)) ** 2).sum((1, 2, 3))))
     health = solver.validation_health(model, digit1, template)
     scores = model.run_scores(digit1.x_valid)
     assert health["rec_g"] == pytest.approx(scores["x_gx"].mean(), rel=1e-6)
     assert health["rec_d"] == pytest.approx(scores["x_dx"].mean(), rel=1e-6)
     # the template's error in the network frame, computed by the graph's own L2 on the padded images
-    padded = np.pad(digit1.x_valid - digit1.mean_normal_image, [(0, 0), (2, 2), (2, 2), (0, 0)]) * 2.0
+    padded = np.pad(digit1.x_valid - digit1.x_train.mean(axis=0), [(0, 0), (2, 2), (2, 2), (0, 0)]) * 2.0
     assert template == pytest.approx(np.sqrt((padded ** 2).sum((1, 2, 3))).mean(), rel=1e-5)
     model.close()
 
@@ -225,7 +225,7 @@ def test_default_recipe_learns_to_reconstruct(digit1, tmp_path):
     args = cli.parse_args(["--data", "embedded", "--batch", "32"])
     config = dict(vars(args), steps=360)
     model = ADAE(**experiment.adae_kwargs(config, seed=0))
-    template = RANGE["paper"] * np.mean(np.sqrt(((digit1.x_valid - digit1.mean_normal_image) ** 2).sum((1, 2, 3))))
+    template = RANGE["paper"] * np.mean(np.sqrt(((digit1.x_valid - digit1.x_train.mean(axis=0)) ** 2).sum((1, 2, 3))))
     initial = solver.validation_health(model, digit1, template)
     history = solver.train(model, digit1, RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "learn"), steps=360,
                            batch_size=32, log=lambda s: None)
