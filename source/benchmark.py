@@ -6,6 +6,7 @@ achieved GFLOP/s and the peak resident memory. Not a test: timings on shared CPU
 so compare configurations within one invocation.
 """
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -19,7 +20,7 @@ os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")   # measure what run.py runs
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from source.neuralnet import ADAE, ARCH_DEFAULTS  # noqa: E402
+from source.neuralnet import ADAE, MachineConfig, ModelConfig  # noqa: E402
 
 tf1 = tf.compat.v1
 
@@ -30,7 +31,7 @@ def _profile_flops(graph):
     return tf1.profiler.profile(graph, options=opts).total_float_ops
 
 
-def count_flops(batch, arch="paper", **net_kwargs):
+def count_flops(batch, config):
     """FLOPs per image of a training iteration and of scoring, counted by tf.compat.v1.profiler.
 
     The profiler needs static shapes, so the networks are rebuilt on a fixed-batch placeholder.
@@ -38,7 +39,7 @@ def count_flops(batch, arch="paper", **net_kwargs):
     (the D step and the G step each run their own), which slightly overcounts the G step.
     """
     from source import neuralnet as nn
-    network = nn.network_fn(arch, **net_kwargs)
+    network, arch = nn.network_fn(config), config.arch
     counts = {}
     for phase in ("score", "forward", "train"):
         graph = tf.Graph()
@@ -81,15 +82,15 @@ def stats(rates):
             "spread": float((max(rates) - min(rates)) / med)}
 
 
-def bench_config(label, batches, score_batch, repeats, iters, **model_kwargs):
-    """Benchmark one model configuration; returns a dict of results."""
+def bench_config(label, batches, score_batch, repeats, iters, config, machine, reference=False):
+    """Benchmark one model configuration (reference: with the reference code's per-step trace and per-image
+    scoring); returns a dict of results."""
     rng = np.random.RandomState(0)
     x = rng.rand(max(batches + [score_batch]) * 4, 28, 28, 1).astype(np.float32)
-    reference = model_kwargs.pop("reference", False)
-    model = ADAE(**model_kwargs)
-    model_kwargs.setdefault("precision", "fp32")
-    out = {"label": label, "precision": model.precision, "config": dict(model_kwargs, reference=reference),
-           "train": {}, "score": {}}
+    model = ADAE(config, machine)
+    out = {"label": label, "precision": model.precision, "config": {
+        "model": dataclasses.asdict(config), "machine": dataclasses.asdict(machine), "reference": reference},
+        "train": {}, "score": {}}
     if reference:
         import tempfile
         with model.graph.as_default():
@@ -125,28 +126,26 @@ def bench_config(label, batches, score_batch, repeats, iters, **model_kwargs):
                 model.sess.run(model.d_g_x_test, {model.x: xs[i:i + 1]})
     else:
         def score():
-            model.run_scores(xs, score_batch, (model.score_name,))
+            model.run_scores(xs, score_batch, (model.anomaly_score,))
     score()
     out["score"][score_batch] = stats(time_it(score, repeats, len(xs)))
     model.close()
     return out
 
 
-# Each configuration is an ADAE keyword set; "reference" also mimics the reference code's per-step trace
-# and per-image scoring. run.py's defaults: the paper arch, literal losses.
-# run.py's default recipe for the paper network, as ADAE keywords
-DEFAULT = dict({k: v for k, v in ARCH_DEFAULTS["paper"].items() if k not in ("batch", "anomaly_score")},
-               arch="paper", score_name=ARCH_DEFAULTS["paper"]["anomaly_score"])
+# Each configuration is a model and a machine config; "default" is run.py's default recipe for the paper
+# network. "reference" also mimics the reference code's per-step trace and per-image scoring.
 CONFIGS = {
-    "default": DEFAULT,
-    "auto": dict(DEFAULT, precision="auto"),
-    "bf16": dict(DEFAULT, precision="bf16"),
-    "xla": dict(DEFAULT, xla=True),
-    "threads1": dict(DEFAULT, threads=1),
-    "convae": dict(DEFAULT, objective="autoencoder"),
-    "reference_arch": {"arch": "reference", "objective": "equilibrium"},
-    "reference": {"arch": "reference", "objective": "equilibrium", "reference": True},
+    "default": (ModelConfig(), MachineConfig()),
+    "auto": (ModelConfig(), MachineConfig(precision="auto")),
+    "bf16": (ModelConfig(), MachineConfig(precision="bf16")),
+    "xla": (ModelConfig(), MachineConfig(xla=True)),
+    "threads1": (ModelConfig(), MachineConfig(threads=1)),
+    "convae": (ModelConfig(objective="autoencoder"), MachineConfig()),
+    "reference_arch": (ModelConfig(arch="reference"), MachineConfig()),
+    "reference": (ModelConfig(arch="reference"), MachineConfig()),
 }
+REFERENCE_HABITS = {"reference"}
 TABLE_BUDGET = {"steps": 1000, "batch": 64}   # the README's ten-digit tables: per digit, ADAE and ConvAE
 
 
@@ -201,14 +200,15 @@ def main(argv=None):
     p.add_argument("--output", default="bench/benchmark.json", help="JSON file to write")
     args = p.parse_args(argv)
 
-    flops = {arch: count_flops(args.score_batch, arch) for arch in ("paper", "reference")}
+    flops = {arch: count_flops(args.score_batch, ModelConfig(arch=arch)) for arch in ("paper", "reference")}
     estimated, cpu = peak_gflops()
     peaks = {p: measured_peak_gflops(p, args.threads) for p in ("fp32", "bf16")}
     results = []
     for name in args.configs:
-        kwargs = dict(CONFIGS[name])
-        kwargs.setdefault("threads", args.threads)
-        results.append(bench_config(name, args.batches, args.score_batch, args.repeats, args.iters, **kwargs))
+        config, machine = CONFIGS[name]
+        machine = dataclasses.replace(machine, threads=machine.threads or args.threads)
+        results.append(bench_config(name, args.batches, args.score_batch, args.repeats, args.iters, config, machine,
+                                    reference=name in REFERENCE_HABITS))
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     for arch, (train_flops, score_flops) in flops.items():
@@ -220,8 +220,8 @@ def main(argv=None):
     print(f"{'config':15s} {'phase':6s} {'batch':>5s} {'img/s median':>12s} {'min':>8s} {'max':>8s} "
           f"{'GFLOP/s':>8s} {'of peak':>8s}")
     for r in results:
-        train_flops, score_flops = flops[r["config"]["arch"]]
-        if r["config"].get("objective") == "autoencoder":   # the profiler counts are ADAE's:
+        train_flops, score_flops = flops[r["config"]["model"]["arch"]]
+        if r["config"]["model"]["objective"] == "autoencoder":   # the profiler counts are ADAE's:
             train_flops /= 3   # one network of three in training
             score_flops /= 2   # G alone where ADAE's score runs G, then D
         peak = peaks["bf16" if r["precision"]["used"] == "bf16" else "fp32"]

@@ -39,15 +39,18 @@ def text(tag, markdown):
     return text_summary.pb(tag, markdown).SerializeToString()
 
 
+TEST_AUROC, DEV_AUROC = "test/AUROC", "valid/dev_AUROC"   # the two AUROC tags, one meaning each
 HPARAM_KEYS = ("arch", "objective", "anomaly_score", "protocol", "digit", "seed", "lr", "beta1", "batch",
-               "steps", "epoch", "balance", "latent")
-METRICS = (("test/AUROC", "test AUROC"), ("valid/dev_AUROC", "development AUROC"))
+               "steps", "epoch", "balance_alpha", "latent")
+METRICS = ((TEST_AUROC, "test AUROC"), (DEV_AUROC, "development AUROC"))
 
 
-def hparams(config):
-    """One run's flags as HParams (the dashboard lists them beside the metrics)."""
-    values = {k: _hparam_value(config.get(k)) for k in HPARAM_KEYS}
-    return hparams_summary.hparams_pb(values, trial_id=str(config.get("name"))).SerializeToString()
+def hparams(config, name):
+    """One run's settings (a record.RunConfig of one digit) as HParams: the dashboard lists them beside the
+    metrics."""
+    values = dict(config.flat(), digit=config.data.digits[0])
+    return hparams_summary.hparams_pb({k: _hparam_value(values[k]) for k in HPARAM_KEYS},
+                                      trial_id=name).SerializeToString()
 
 
 def hparams_config():

@@ -25,7 +25,7 @@ def gather(run, records=None):
                 found[name] = sub.read_summary()
     for name, summary in (records.summaries() if records else {}).items():
         found.setdefault(name, summary)
-    return dict(sorted(found.items(), key=lambda kv: (kv[1]["data"]["digit"], kv[1]["seed"])))
+    return dict(sorted(found.items(), key=lambda kv: (kv[1].digit, kv[1].seed)))
 
 
 def collect(name, results="results", logdir="Checkpoint", records_root=None, log=print):
@@ -40,8 +40,8 @@ def collect(name, results="results", logdir="Checkpoint", records_root=None, log
         config = run.read_config()
     elif records and records.has_config():
         config = records.read_config()
-    else:   # sub-runs made by job-array tasks: the first one's flags, as a sweep's
-        config = dict(next(iter(summaries.values()))["config"])
+    else:   # sub-runs made by job-array tasks: the first one's settings stand for the sweep's
+        config = next(iter(summaries.values())).config
     os.makedirs(run.results, exist_ok=True)
     log(f"[collect] {name}: {len(summaries)} sub-runs")
     return experiment.finish_sweep(config, list(summaries.values()), run, log)

@@ -1,5 +1,6 @@
 """MNIST and Fashion-MNIST sources, the one-class splits, pixel scaling and mini-batches."""
 import contextlib
+import dataclasses
 import gzip
 import io
 import os
@@ -8,7 +9,7 @@ import struct
 
 import numpy as np
 
-from source.rundir import portable_path
+from source.files import portable_path
 
 SPLIT_SEED = 20190219     # fixed: every run tests on the same images, whatever --seed
 VALID_SHARE = 0.1         # share of the normal training images held out for the threshold
@@ -24,6 +25,31 @@ IDX_FILES = {
 
 class DataError(ValueError):
     """A data source or protocol that cannot be used; the message is one line for the user."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Which images a run learns from and how they are split.
+
+    source:   auto (Keras cache or download, else the embedded subset), embedded, or a path (mnist.npz, or a
+              folder of the four IDX files), as a portable path
+    protocol: normal (digit K normal, the others anomalous) or anomaly (digit K anomalous: the paper's)
+    digits:   the K of each run (one run, or a sweep over several)
+    """
+    dataset: str = "mnist"
+    source: str = "auto"
+    datnorm: bool = True
+    protocol: str = "normal"
+    digits: tuple = (1,)
+
+    def __post_init__(self):
+        if self.protocol not in ("normal", "anomaly"):
+            raise ValueError(f"protocol must be normal or anomaly, got {self.protocol!r}")
+        object.__setattr__(self, "digits", tuple(int(d) for d in self.digits))
+
+    def split(self, digit):
+        """The Dataset keywords of one run: {protocol: digit}."""
+        return {self.protocol: digit}
 
 
 # ---------------------------------------------------------------- sources
@@ -259,6 +285,16 @@ def check_protocol(y_train, y_test, normal=None, anomaly=None):
     if test_normal.all() or not test_normal.any():
         raise DataError("the test split must hold both normal and anomalous images")
     return normal_digits
+
+
+def check_experiment(arrays, config):
+    """Refuse, before any run starts, data whose pixels do not fit config.datnorm or a protocol digit that
+    leaves no training images."""
+    x_train, y_train, x_test, y_test = arrays
+    for x in (x_train, x_test):
+        check_pixels(x, config.datnorm)
+    for digit in config.digits:
+        check_protocol(y_train, y_test, **config.split(digit))
 
 
 class Dataset:

@@ -1,7 +1,8 @@
 """One experiment (data -> model -> train -> evaluate -> baselines -> summary), and sweeps of them.
 
-`config` is the run's settings as a plain dict (run.py builds it from the flags); nothing here reads flags.
+`config` is a record.RunConfig, built once by run.py from the flags; nothing here reads flags.
 """
+import dataclasses
 import os
 import platform
 import time
@@ -9,36 +10,37 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from source import baselines, board, datamanager, metrics, parallel, plots, report, solver, sweep
+from source import baselines, board, datamanager, metrics, parallel, report, solver, sweep
 from source.neuralnet import ADAE, cpu_flags, cpuinfo_field
+from source.record import Summary
 from source.rundir import RecordDir
 
-MODEL_KEYS = ("arch", "widths", "latent", "ksize", "lr", "beta1", "balance", "gamma", "lambda_k", "bn_momentum",
-              "code_channels", "out_bias", "init", "keep_checkpoints", "threads", "xla", "precision")
+
+def build_model(config, seed=None, objective=None):
+    """The ADAE of a run's config (objective: another objective on the same network, for ConvAE)."""
+    model = config.model if objective is None else dataclasses.replace(config.model, objective=objective)
+    return ADAE(model, config.machine, seed=config.training.seed if seed is None else seed,
+                keep_checkpoints=config.training.keep_checkpoints)
 
 
-def model_kwargs(config, seed):
-    """ADAE's keyword arguments from a run's config (the objective and score are passed apart)."""
-    return dict({k: config[k] for k in MODEL_KEYS}, seed=seed)
-
-
-def run_one(config, arrays, source, digit, seed, run, resume=False, load_from=None, log=print):
-    """Train ADAE on one protocol, digit and seed (resume: from run's checkpoint; load_from: no training,
-    the final checkpoint of that earlier run), evaluate it and the baselines, write run's folders;
-    return summary.json's content."""
+def run_one(config, arrays, source, run, resume=False, load_from=None, log=print):
+    """Train ADAE as config says, on its one digit with its one seed (resume: from run's checkpoint;
+    load_from: no training, the final checkpoint of that earlier run), evaluate it and the baselines, write
+    run's folders; return its Summary."""
     timings, t = {}, time.time()
-    class_names = datamanager.CLASS_NAMES[config["dataset"]]
-    data = datamanager.Dataset(*arrays, datnorm=config["datnorm"], **{config["protocol"]: digit})
+    (digit, seed), = config.runs()
+    class_names = datamanager.CLASS_NAMES[config.data.dataset]
+    data = datamanager.Dataset(*arrays, datnorm=config.data.datnorm, **config.data.split(digit))
     timings["data"] = time.time() - t
     os.makedirs(run.results, exist_ok=True)   # run.py chose a new name unless this run is resumed
     os.makedirs(run.log, exist_ok=True)
     if not resume:
-        run.write_config(dict(config, digit=digit, seed=seed, name=run.name))
+        run.write_config(config)
 
     t = time.time()
-    model = ADAE(**adae_kwargs(config, seed))
+    model = build_model(config)
     timings["graph_build"] = time.time() - t
-    log(f"[model] {config['arch']} arch, {config['objective']} objective, score {model.score_name}; "
+    log(f"[model] {model.arch} arch, {model.objective} objective, score {model.anomaly_score}; "
         f"parameters G {model.n_params_g:,}  D {model.n_params_d:,}; {model.precision['used']}")
     c = data.counts()
     log(f"[data] --{data.protocol} {class_names[digit]}: {c['train_normal']:,} training and {c['valid_normal']:,} "
@@ -46,8 +48,6 @@ def run_one(config, arrays, source, digit, seed, run, resume=False, load_from=No
         f"{c['test_anomalous']:,} anomalous")
 
     t = time.time()
-    train_kwargs = dict(epochs=config["epoch"], steps=config["steps"], batch_size=config["batch"], seed=seed,
-                        summary_every=config["summary_every"])
     if load_from:
         found, path = model.load(load_from.log)
         if not found:
@@ -55,7 +55,7 @@ def run_one(config, arrays, source, digit, seed, run, resume=False, load_from=No
         log(f"[test] evaluating {path}")
         history = load_from.read_state()["history"]
     else:
-        history = solver.train(model, data, run, resume=resume, log=log, **train_kwargs)
+        history = solver.train(model, data, run, config.training, resume=resume, log=log)
     timings["training"] = time.time() - t
     seconds = sum(h["seconds"] for h in history)
     trained = sum(h["images_per_second"] * h["seconds"] for h in history)
@@ -64,29 +64,25 @@ def run_one(config, arrays, source, digit, seed, run, resume=False, load_from=No
 
     result, eval_timings, scored = solver.evaluate(model, data, run)
     timings.update(eval_timings)
-    step, precision = int(model.sess.run(model.global_step)), model.precision
+    step = int(model.sess.run(model.global_step))
     trained_run = load_from or run
     curve = trained_run.read_state().get("curve", []) if trained_run.has_state() else []
 
     t = time.time()
-    baseline_results, baseline_info = run_baselines(config, data, seed, run, train_kwargs)
+    baseline_results, baseline_info = run_baselines(config, data, run)
     timings["baselines"] = time.time() - t
 
-    summary = {
-        "name": run.name, "metrics": result, "threshold": result["threshold"], "baselines": baseline_results,
-        "baseline_info": baseline_info,
-        "data": {"source": source, "protocol": data.protocol, "digit": digit, **data.counts()},
-        "config": dict(config, digit=digit, seed=seed, name=run.name), "seed": seed,
-        "model": adae_kwargs(config, seed), "precision": precision,
-        "final_epoch": history[-1] if history else None, "dev_curve": curve, "timings": timings,
-        "versions": {"tensorflow": tf.__version__, "numpy": np.__version__, "python": platform.python_version()},
-        "machine": machine(),
-    }
+    summary = Summary(
+        name=run.name, config=config, data={"source": source, "protocol": data.protocol, "digit": digit, **c},
+        metrics=result, baselines=baseline_results, baseline_info=baseline_info, precision=model.precision,
+        final_epoch=history[-1] if history else None, dev_curve=curve, timings=timings,
+        versions={"tensorflow": tf.__version__, "numpy": np.__version__, "python": platform.python_version()},
+        machine=machine())
     run.write_summary(summary)   # the evaluation is on disk before any figure is drawn
 
     t = time.time()
     bars = {"ADAE": result["AUROC"], **{m: r["AUROC"] for m, r in baseline_results.items()}}
-    summary["figures"] = solver.draw_figures(
+    summary.figures = solver.draw_figures(
         model, data, run, scored, history, class_names, bars=bars,
         bars_title=f"--{data.protocol} {class_names[digit]}: test AUROC", log=log)
     model.close()
@@ -109,25 +105,21 @@ def machine():
     return {"cpu": f"{model}, {os.cpu_count()} cores, {'/'.join(units) or 'no AVX2'}"}
 
 
-def adae_kwargs(config, seed):
-    """Keyword arguments that rebuild the run's ADAE (summary.json's "model", read by --score)."""
-    return dict(model_kwargs(config, seed), objective=config["objective"], score_name=config["anomaly_score"])
-
-
-def run_baselines(config, data, seed, run, train_kwargs):
-    """MeanImage (every run), and with config["baselines"] the classic detectors and ConvAE (G alone, same
-    architecture and budget), on the run's images."""
-    methods = dict(baselines.TEMPLATE, **(baselines.CLASSIC if config["baselines"] else {}))
-    scores, seconds = baselines.classic_scores(data.x_train, data.x_test, seed, methods)
+def run_baselines(config, data, run):
+    """MeanImage (every run), and with config.training.baselines the classic detectors and ConvAE (G alone,
+    same network and budget), on the run's images."""
+    with_all = config.training.baselines
+    methods = dict(baselines.TEMPLATE, **(baselines.CLASSIC if with_all else {}))
+    scores, seconds = baselines.classic_scores(data.x_train, data.x_test, config.training.seed, methods)
     results = {m: metrics.ranking_metrics(data.anomalous_test, s) for m, s in scores.items()}
     info = {"settings": {m: v for m, v in baselines.settings(len(data.x_train)).items() if m in methods},
             "seconds": seconds}
-    if not config["baselines"]:
+    if not with_all:
         return results, info
     t = time.time()
-    ae = ADAE(objective="autoencoder", **model_kwargs(config, seed))
+    ae = build_model(config, objective="autoencoder")
     ae_run = run.sub("conv_ae")
-    solver.train(ae, data, ae_run, log=lambda line: None, resume=ae_run.has_state(), **train_kwargs)
+    solver.train(ae, data, ae_run, config.training, log=lambda line: None, resume=ae_run.has_state())
     results["ConvAE"] = metrics.ranking_metrics(data.anomalous_test, ae.run_scores(data.x_test, names=("x_gx",))["x_gx"])
     ae.close()
     seconds["ConvAE"] = time.time() - t
@@ -137,27 +129,27 @@ def run_baselines(config, data, seed, run, train_kwargs):
 
 def log_table(summary, log):
     """The run's last lines: each method's AUROC and AUPRC, then ADAE's threshold metrics."""
-    rows = report.method_rows(summary)
+    rows = summary.methods()
     if len(rows) > 1:
         log(f"[test] {'method':16s} AUROC   AUPRC")
         for method, r in rows:
             log(f"[test] {method:16s} {r['AUROC']:.4f}  {r['AUPRC']:.4f}")
-    m = summary["metrics"]
+    m = summary.metrics
     log(f"[test] AUROC {m['AUROC']:.4f}  AUPRC {m['AUPRC']:.4f}  F1 {m['F1']:.4f} (threshold {m['threshold']:.4f})")
 
 
 def write_board_report(log_dir, step, summary):
     """TensorBoard: the run's config and result table as text, test and development AUROC as scalars and
-    the run's flags as HParams, so runs compare side by side."""
+    the run's settings as HParams, so runs compare side by side."""
     with tf.Graph().as_default():
         writer = tf.compat.v1.summary.FileWriter(log_dir)
     writer.add_summary(board.text("report/summary", report.run_report(summary, None)), step)
-    writer.add_summary(board.hparams(summary["config"]), step)
-    writer.add_summary(board.scalar("test/AUROC", summary["metrics"]["AUROC"]), step)
+    writer.add_summary(board.hparams(summary.config, summary.name), step)
+    writer.add_summary(board.scalar(board.TEST_AUROC, summary.metrics["AUROC"]), step)
     # the development AUROC's last value again, under the tag the training loop logs every epoch: HParams
     # reads it from here, and a --test-only run has no epochs of its own
-    dev = (summary["final_epoch"] or {}).get("dev_auroc", float("nan"))
-    writer.add_summary(board.scalar("valid/dev_AUROC", dev), step)
+    dev = (summary.final_epoch or {}).get("dev_auroc", float("nan"))
+    writer.add_summary(board.scalar(board.DEV_AUROC, dev), step)
     writer.close()
 
 
@@ -166,54 +158,67 @@ def sub_name(protocol, digit, seed):
     return f"{protocol}{digit}_seed{seed}"
 
 
-def run_all(config, arrays, source, run, resume=False, load_from=None, records_root=None, log=print):
+def run_all(config, arrays, source, run, resume=False, load_from=None, records_root=None, part_of=None,
+            workers=None, log=print):
     """Every (digit, seed) of the config: one run, or a sweep whose sub-runs live in run's folders.
-    A resumed sweep keeps finished sub-runs (in its folders or, with records_root, committed records),
-    resumes a started one from its checkpoint, runs the rest, and rebuilds its table from all sub-runs.
-    With records_root every finished sub-run's summary is also written there. load_from: evaluate
-    that run's checkpoint (one run only)."""
-    runs = sweep_runs(config)
-    sweeping = len(runs) > 1
-    part_of = config.get("part_of")   # one job-array task's sub-run of that sweep
-    records = RecordDir(records_root, part_of or run.name) if records_root and (sweeping or part_of) else None
-    subs = [run.sub(sub_name(config["protocol"], d, sd)) if sweeping else run for d, sd in runs]
-    earlier = [kept(sub, records, resume) if sweeping else (None, None) for sub in subs]
-    if sweeping:
-        start_sweep(config, run, records)
-        project_sweep(config, arrays, [r for r, (summary, _) in zip(runs, earlier) if not summary],
-                      threads=config["threads"], log=log)
-    summaries, t_start, trained = [], time.time(), 0   # trained: sub-runs run now, for the estimate
-    for done, ((digit, seed), sub, (summary, why)) in enumerate(zip(runs, subs, earlier)):
+
+    One run: part_of names the sweep it is one job-array task of (its record then goes to that sweep's
+    records); load_from: evaluate that run's checkpoint instead of training. A sweep keeps, when resumed,
+    finished sub-runs (in its folders or, with records_root, committed records), resumes a started one from
+    its checkpoint and runs the rest, here one after another or, with workers=(jobs, threads, argv), as
+    `run.py --part-of` processes (source.parallel); then it builds its table from all sub-runs. With
+    records_root every finished sub-run's summary is also written there. Returns the Summaries."""
+    runs = config.runs()
+    if len(runs) == 1:
+        summary = run_one(config, arrays, source, run, resume, load_from, log)
+        if records_root and part_of:
+            RecordDir(records_root, part_of).write(run.name, summary)
+        return [summary]
+    records = RecordDir(records_root, run.name) if records_root else None
+    start_sweep(config, run, records)
+    subs = [run.sub(sub_name(config.data.protocol, digit, seed)) for digit, seed in runs]
+    summaries = []
+    for sub in subs:
+        summary, why = kept(sub, records, resume)
         if summary:
             log(f"[sweep] {sub.name}: {why}")
-        else:
-            resumed = resume and (not sweeping or sub.has_state())
-            summary = run_one(config, arrays, source, digit, seed, sub, resumed, load_from, log)
-            trained += 1
+        summaries.append(summary)
+    todo = [(r, sub) for r, sub, summary in zip(runs, subs, summaries) if not summary]
+    jobs, threads, argv = workers or (1, config.machine.threads, None)
+    project_sweep(config, arrays, [r for r, _ in todo], jobs, threads, log)
+    t_start = time.time()
+    if workers:
+        commands = {sub.name: parallel.child_command(argv, config.data.protocol, digit, seed, run.name, threads,
+                                                     resume=os.path.exists(sub.results))
+                    for (digit, seed), sub in todo}
+        status = parallel.run_subprocesses(commands, jobs, run.log, log)
+        log(f"[sweep] {len(commands)} sub-runs in {(time.time() - t_start) / 60:.1f} min wall time")
+        failed = sorted(label for label, code in status.items() if code)
+        if failed:
+            raise solver.TrainingError(f"sub-runs {', '.join(failed)} failed (their logs: {run.log}); "
+                                       "rerun with --resume to retry them")
+        summaries = [sub.read_summary() if sub.is_finished() else records.read(sub.name) for sub in subs]
+    else:
+        for done, ((digit, seed), sub) in enumerate(todo):
+            summary = run_one(config.one(digit, seed), arrays, source, sub, resume and sub.has_state(), None, log)
+            summaries[subs.index(sub)] = summary
+            left = (time.time() - t_start) / (done + 1) * (len(todo) - done - 1)   # from runs trained now only
+            log(f"[sweep] {len(runs) - len(todo) + done + 1}/{len(runs)} runs done; about {left / 60:.0f} min left")
+    for sub, summary in zip(subs, summaries):
         if records and not records.has(sub.name):
             records.write(sub.name, summary)
-        summaries.append(summary)
-        if sweeping:   # the estimate counts only runs trained now, not those kept from before a resume
-            left = (time.time() - t_start) / trained * (len(runs) - done - 1) if trained else None
-            log(f"[sweep] {done + 1}/{len(runs)} runs done" + (f"; about {left / 60:.0f} min left" if trained else ""))
-    if sweeping:
-        finish_sweep(config, summaries, run, log)
+    finish_sweep(config, summaries, run, log)
     return summaries
 
 
 def kept(sub, records, resume):
-    """(summary, why) of a sweep's sub-run that need not run again: resuming, one finished in its folder or
-    in a committed record; else (None, None)."""
+    """(Summary, why) of a sweep's sub-run that need not run again (resuming: one finished in its folder or
+    in a committed record), else (None, None)."""
     if resume and sub.is_finished():
         return sub.read_summary(), "finished earlier, kept"
     if resume and records and records.has(sub.name):
         return records.read(sub.name), "kept from the committed record"
     return None, None
-
-
-def sweep_runs(config):
-    """The (digit, seed) pairs of a config, in the order a sweep runs them."""
-    return [(digit, seed) for digit in config["digits"] for seed in range(config["seed"], config["seed"] + config["seeds"])]
 
 
 def project_sweep(config, arrays, todo, jobs=1, threads=0, log=print):
@@ -222,8 +227,8 @@ def project_sweep(config, arrays, todo, jobs=1, threads=0, log=print):
     third of ADAE's cost per iteration; evaluation and classic baselines come on top). Returns seconds."""
     if not todo:
         return 0.0
-    model = ADAE(**dict(adae_kwargs(config, seed=0), threads=threads))
-    x = np.random.RandomState(0).rand(config["batch"], 28, 28, 1).astype(np.float32)
+    model = build_model(config.with_machine(threads=threads), seed=0)
+    x = np.random.RandomState(0).rand(config.training.batch, 28, 28, 1).astype(np.float32)
 
     def iteration():
         if model.objective != "autoencoder":
@@ -239,11 +244,9 @@ def project_sweep(config, arrays, todo, jobs=1, threads=0, log=print):
     y_train = arrays[1]
     iterations = 0
     for digit, _ in todo:
-        normal = datamanager.check_protocol(y_train, arrays[3], **{config["protocol"]: digit})
-        n_train = int(np.isin(y_train, normal).sum() * (1 - datamanager.VALID_SHARE))
-        iterations += config["steps"] if config["steps"] is not None else \
-            config["epoch"] * int(np.ceil(n_train / config["batch"]))
-    seconds = per_iteration * iterations * (4 / 3 if config["baselines"] else 1) / max(1, jobs)
+        normal = datamanager.check_protocol(y_train, arrays[3], **config.data.split(digit))
+        iterations += config.training.total_steps(int(np.isin(y_train, normal).sum() * (1 - datamanager.VALID_SHARE)))
+    seconds = per_iteration * iterations * (4 / 3 if config.training.baselines else 1) / max(1, jobs)
     log(f"[sweep] {len(todo)} sub-runs to train, {iterations:,} iterations at {1 / per_iteration:.1f}/s measured "
         f"here ({jobs} at a time): about {seconds / 60:.0f} min of training, plus evaluation and baselines")
     return seconds
@@ -263,42 +266,13 @@ def start_sweep(config, run, records=None):
         records.write_config(config)
 
 
-def run_all_in_processes(config, arrays, run, base_argv, jobs, threads, resume=False, records_root=None, log=print):
-    """A sweep whose sub-runs run as `run.py --part-of` in up to `jobs` worker processes of `threads` threads
-    each; finished sub-runs (and, resuming, records) are kept. The table is the straight sweep's."""
-    records = RecordDir(records_root, run.name) if records_root else None
-    start_sweep(config, run, records)
-    commands, subs, todo = {}, [], []
-    for digit, seed in sweep_runs(config):
-        sub = run.sub(sub_name(config["protocol"], digit, seed))
-        subs.append(sub)
-        summary, why = kept(sub, records, resume)
-        if summary:
-            log(f"[sweep] {sub.name}: {why}")
-            continue
-        todo.append((digit, seed))
-        commands[sub.name] = parallel.child_command(base_argv, config["protocol"], digit, seed, run.name, threads,
-                                                    resume=os.path.exists(sub.results))
-    project_sweep(config, arrays, todo, jobs, threads, log)
-    t_start = time.time()
-    status = parallel.run_subprocesses(commands, jobs, run.log, log)
-    log(f"[sweep] {len(commands)} sub-runs in {(time.time() - t_start) / 60:.1f} min wall time")
-    failed = sorted(label for label, code in status.items() if code)
-    if failed:
-        raise solver.TrainingError(f"sub-runs {', '.join(failed)} failed (their logs: {run.log}); "
-                                   "rerun with --resume to retry them")
-    summaries = [sub.read_summary() if sub.is_finished() else records.read(sub.name) for sub in subs]
-    finish_sweep(config, summaries, run, log)
-    return summaries
-
-
 def finish_sweep(config, summaries, run, log=print):
-    """sweep.csv, sweep.md, sweep.png and report.md of a sweep from its sub-runs' summaries; returns the table."""
-    rows = [row for s in summaries for row in sweep.rows_of(s, s["data"]["protocol"], s["data"]["digit"], s["seed"])]
-    class_names = datamanager.CLASS_NAMES[config.get("dataset", "mnist")]
-    protocol = summaries[0]["data"]["protocol"]
+    """sweep.csv, sweep.md, sweep.png and report.md of a sweep from its sub-runs' Summaries; returns the table."""
+    rows = [row for s in summaries for row in sweep.rows_of(s)]
+    class_names = datamanager.CLASS_NAMES[config.data.dataset]
+    protocol = config.data.protocol
     tab = sweep.write(rows, run, protocol, class_names)
-    run.write_report(report.sweep_report(config, sweep.markdown(tab, protocol, class_names), summaries, run))
+    run.write_report(report.sweep_report(config, run.name, sweep.markdown(tab, protocol, class_names), summaries))
     for method, per_class in tab.items():
         log(f"[sweep] {method:16s} mean AUROC {np.mean([v[0] for v in per_class.values()]):.4f}")
     log(f"[sweep] results: {run.results}  (report.md)")

@@ -71,7 +71,7 @@ def is_array_path(path):
 def read_inputs(path):
     """Images to score from a file, a folder or an array; refuse when nothing is readable."""
     if not os.path.exists(path):
-        raise DataError(f"--score {path} does not exist")
+        raise DataError(f"--score-images {path} does not exist")
     if is_array_path(path):
         names, x, notes = read_array(path)
         return names, x, notes, []
@@ -95,25 +95,25 @@ def percentile_of(scores, reference):
 
 
 def score_new_images(run, path, log=print):
-    """--score: score the images at path with run's checkpoint, threshold and validation scores; write
+    """--score-images: score the images at path with run's checkpoint, threshold and validation scores; write
     score_<input>/scores.csv and most_anomalous.png into run's results folder. Bad input: DataError."""
     from source.neuralnet import ADAE
     summary = run.read_summary()
     names, pixels, notes, skipped = read_inputs(path)
     is_array = is_array_path(path)
     # files are 8-bit; arrays are scaled the way the run scaled its data
-    x = datamanager.scale(pixels, summary["config"]["datnorm"] if is_array else True)
+    x = datamanager.scale(pixels, summary.config.data.datnorm if is_array else True)
     for line in notes:
         log(f"[score] note: {line}")
     for line in skipped:
         log(f"[score] skipped: {line}")
-    model = ADAE(**summary["model"])
+    model = ADAE(summary.config.model)   # the model config alone rebuilds the graph; weights from the checkpoint
     found, checkpoint = model.load(run.log)
     if not found:
         model.close()
         raise DataError(f"run {run.name!r} has no checkpoint in {run.log}")
-    score = model.run_scores(x, names=(model.score_name,))[model.score_name]
-    threshold = summary["threshold"]
+    score = model.run_scores(x, names=(model.anomaly_score,))[model.anomaly_score]
+    threshold = summary.threshold
     verdicts = metrics.verdicts(score, threshold)
     stem = os.path.splitext(os.path.basename(os.path.normpath(path)))[0] or "input"
     out_dir = run.new_score_dir(stem)

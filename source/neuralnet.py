@@ -1,29 +1,79 @@
 """The ADAE graph: generator G, discriminator D, losses, scores, optimizers, summaries, Saver."""
+import dataclasses
 import functools
 
 import numpy as np
 import tensorflow as tf
 
-from source import layers
+from source import board, layers
 
 tf1 = tf.compat.v1
 
 OBJECTIVES = ("paper", "equilibrium", "autoencoder")
 PRECISIONS = ("fp32", "bf16", "auto")
-SCORES = ("x_dgx", "x_gx", "x_dx", "gx_dgx")   # score names: which two images the L2 error compares
-
-
+SCORE_NAMES = ("x_dgx", "x_gx", "x_dx", "gx_dgx")   # anomaly scores: which two images the L2 error compares
 ARCHS = ("paper", "reference")
 # Each architecture's default recipe: the flags marked (*) in run.py. The paper network's is the recipe the
 # README's study chose on the development AUROC: BEGAN's equilibrium control of D's fake term (gamma 1,
 # lambda_k 0.01), lr 2e-4, DCGAN initialisation, an 8-d code, and the paper's score ||x - D(G(x))||. The
 # paper's own settings are `--objective paper --lr 1e-5 --init he --latent 32`.
 ARCH_DEFAULTS = {
-    "paper": dict(batch=64, lr=2e-4, beta1=0.5, objective="equilibrium", gamma=1.0, lambda_k=0.01, balance=0.0,
+    "paper": dict(lr=2e-4, beta1=0.5, objective="equilibrium", gamma=1.0, lambda_k=0.01, balance_alpha=0.0,
                   init="dcgan", latent=8, anomaly_score="x_dgx"),
-    "reference": dict(batch=32, lr=1e-4, beta1=0.9, objective="equilibrium", gamma=0.5, lambda_k=1e-3, balance=0.0,
+    "reference": dict(lr=1e-4, beta1=0.9, objective="equilibrium", gamma=0.5, lambda_k=1e-3, balance_alpha=0.0,
                       init="he", latent=32, anomaly_score="x_dgx"),
 }
+RECIPE_BATCH = {"paper": 64, "reference": 32}   # the mini-batch each recipe was chosen with (training's default)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Everything that defines a model: the graph (network, objective, optimizer) and its anomaly score, so
+    `ADAE(config)` rebuilds a trained model from its summary. Fields left None take the architecture's
+    recipe from ARCH_DEFAULTS: ModelConfig() is the paper network's default recipe.
+
+    balance_alpha: alpha of the learning-rate balancing b = sigmoid(alpha (|G(X)-D(G(X))| - |X-D(X)|)):
+                   G learns at 2 b lr and D at 2 (1 - b) lr; 0 turns it off (b = 1/2, both at lr).
+    """
+    arch: str = "paper"
+    widths: tuple = (32, 64, 128)
+    latent: int = None
+    ksize: int = 3
+    code_channels: int = 0
+    out_bias: float = 0.0
+    bn_momentum: float = 0.9
+    init: str = None
+    objective: str = None
+    anomaly_score: str = None
+    lr: float = None
+    beta1: float = None
+    balance_alpha: float = None
+    gamma: float = None
+    lambda_k: float = None
+
+    def __post_init__(self):
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        for key, value in ARCH_DEFAULTS[self.arch].items():
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, value)
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        for name, value, allowed in (("objective", self.objective, OBJECTIVES),
+                                     ("anomaly_score", self.anomaly_score, SCORE_NAMES),
+                                     ("init", self.init, layers.INITS)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class MachineConfig:
+    """How a model runs on this machine, never what it computes: intra-op threads (0: one per core), XLA JIT,
+    and the arithmetic precision (fp32 | bf16 | auto)."""
+    threads: int = 0
+    xla: bool = False
+    precision: str = "fp32"
+
+
 PAD = 2   # the paper's networks see MNIST zero-padded from 28x28 to 32x32
 
 
@@ -90,14 +140,13 @@ def paper_autoencoder(x, training, update_stats=True, bn_momentum=0.9, widths=(3
         return layers.tanh(h)
 
 
-def network_fn(arch, widths=(32, 64, 128), latent=32, ksize=3, code_channels=0, out_bias=0.0, bn_momentum=0.9,
-               init="he"):
-    """The autoencoder builder of an architecture with its settings bound: f(x, training, update_stats)."""
-    if arch == "paper":
-        return functools.partial(paper_autoencoder, bn_momentum=bn_momentum, widths=tuple(widths), latent=latent,
-                                 init=init)
-    return functools.partial(reference_autoencoder, bn_momentum=bn_momentum, ksize=ksize,
-                             code_channels=code_channels, out_bias=out_bias, init=init)
+def network_fn(config):
+    """The autoencoder builder of a ModelConfig's architecture with its settings bound: f(x, training, update_stats)."""
+    if config.arch == "paper":
+        return functools.partial(paper_autoencoder, bn_momentum=config.bn_momentum, widths=config.widths,
+                                 latent=config.latent, init=config.init)
+    return functools.partial(reference_autoencoder, bn_momentum=config.bn_momentum, ksize=config.ksize,
+                             code_channels=config.code_channels, out_bias=config.out_bias, init=config.init)
 
 
 def to_network(x, arch):
@@ -135,33 +184,19 @@ class ADAE:
     objective: 'paper'       L_D = |X-D(X)| - |G(X)-D(G(X))|, L_G = |X-G(X)| + |G(X)-D(G(X))|
                'equilibrium' L_D = |X-D(X)| - k_t |G(X)-D(G(X))|, k_t from BEGAN's control
                'autoencoder' G alone, L_G = |X-G(X)| (the plain conv-AE baseline; D unused)
-    arch:      'paper' (32x32 in [-1, 1], strided convs to a `latent`-d code) or 'reference'
-               (28x28 in [0, 1], the reference code's network). Inputs are always 28x28 in [0, 1];
-               losses and scores are computed in the network's own frame and range.
-    balance:   alpha of the learning-rate balancing b = sigmoid(alpha (|G(X)-D(G(X))| - |X-D(X)|)):
-               G learns at 2 b lr and D at 2 (1 - b) lr, so the player that is ahead slows down;
-               0 turns it off (b = 1/2, both at lr).
+    The model is defined by a ModelConfig (see there); inputs are always 28x28 in [0, 1]; losses and scores
+    are computed in the network's own frame and range. `seed` draws the initial weights; `machine` says how
+    the session runs; `keep_checkpoints` how many checkpoints the Saver keeps.
     """
 
-    def __init__(self, height=28, width=28, channels=1, arch="paper", ksize=3, widths=(32, 64, 128), latent=32,
-                 lr=1e-5, beta1=0.5, objective="paper", balance=0.0, gamma=0.5, lambda_k=1e-3, bn_momentum=0.9,
-                 code_channels=0, out_bias=0.0, init="he", score_name=None, seed=0, keep_checkpoints=3, threads=0,
-                 xla=False, precision="fp32"):
-        if objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}")
-        if arch not in ARCHS:
-            raise ValueError(f"arch must be one of {ARCHS}")
-        self.objective, self.arch = objective, arch
-        self.score_name = "x_gx" if objective == "autoencoder" else (score_name or "x_dgx")
-        if self.score_name not in SCORES:
-            raise ValueError(f"score_name must be one of {SCORES}")
-        widths = tuple(int(w) for w in widths)
-        self.config = dict(height=height, width=width, channels=channels, arch=arch, ksize=ksize, widths=widths,
-                           latent=latent, lr=lr, beta1=beta1, objective=objective, balance=balance, gamma=gamma,
-                           lambda_k=lambda_k, bn_momentum=bn_momentum, code_channels=code_channels,
-                           out_bias=out_bias, init=init, score_name=self.score_name)
-        network = network_fn(arch, widths=widths, latent=latent, ksize=ksize, code_channels=code_channels,
-                             out_bias=out_bias, bn_momentum=bn_momentum, init=init)
+    def __init__(self, config=ModelConfig(), machine=MachineConfig(), seed=0, keep_checkpoints=3,
+                 height=28, width=28, channels=1):
+        self.config = config
+        self.objective, self.arch = config.objective, config.arch
+        # the plain autoencoder has no D: its score is G's reconstruction error
+        self.anomaly_score = "x_gx" if config.objective == "autoencoder" else config.anomaly_score
+        objective, arch, lr, beta1 = config.objective, config.arch, config.lr, config.beta1
+        network = network_fn(config)
         self.graph = tf.Graph()
         with self.graph.as_default():
             tf1.set_random_seed(seed)
@@ -197,9 +232,9 @@ class ADAE:
             # margin |G(X)-D(G(X))| - |X-D(X)|, the adversarial part of L_G minus that of L_D; when D is
             # ahead (large margin) G speeds up and D slows down, when G is ahead the reverse
             margin = tf.stop_gradient(self.loss_d_fake - self.loss_d_real)
-            self.balance = tf.sigmoid(balance * margin, name="balance")
-            self.lr_g = 2.0 * self.balance * lr
-            self.lr_d = 2.0 * (1.0 - self.balance) * lr
+            self.g_lr_share = tf.sigmoid(config.balance_alpha * margin, name="g_lr_share")   # b
+            self.lr_g = 2.0 * self.g_lr_share * lr
+            self.lr_d = 2.0 * (1.0 - self.g_lr_share) * lr
 
             # optimizers: each over its own scope's variables, with its own batch-norm updates
             self.vars_g = tf1.get_collection(tf1.GraphKeys.TRAINABLE_VARIABLES, scope="generator/")
@@ -212,7 +247,7 @@ class ADAE:
             with tf.control_dependencies([self.train_d]):
                 # BEGAN's equilibrium control, from this step's losses; fixed k=1 is the paper's form
                 if objective == "equilibrium":
-                    k_next = self.k + lambda_k * (gamma * self.loss_d_real - self.loss_d_fake)
+                    k_next = self.k + config.lambda_k * (config.gamma * self.loss_d_real - self.loss_d_fake)
                     self.update_k = tf1.assign(self.k, tf.clip_by_value(k_next, 0.0, 1.0))
                 else:
                     self.update_k = tf.no_op()
@@ -235,13 +270,13 @@ class ADAE:
                 "x_dx": l2_per_image(self.x_net, self.d_x_test),
                 "gx_dgx": l2_per_image(self.g_x_test, self.d_g_x_test),
             }
-            self.score = self.scores[self.score_name]
+            self.score = self.scores[self.anomaly_score]
             # images shown to people, in the input's frame and range; recon_name: the one the score
             # compares x with (|difference| panels show x minus it)
             self.images = {"G(x)": to_image(self.g_x_test, arch)}
             if objective != "autoencoder":
                 self.images.update({"D(G(x))": to_image(self.d_g_x_test, arch), "D(x)": to_image(self.d_x_test, arch)})
-            self.recon_name = {"x_dgx": "D(G(x))", "x_gx": "G(x)", "x_dx": "D(x)", "gx_dgx": "D(G(x))"}[self.score_name]
+            self.recon_name = {"x_dgx": "D(G(x))", "x_gx": "G(x)", "x_dx": "D(x)", "gx_dgx": "D(G(x))"}[self.anomaly_score]
 
             # summaries: scalars every few steps, epoch-level ones fed from the solver
             self.summary_step = tf1.summary.merge([
@@ -251,7 +286,7 @@ class ADAE:
                 tf1.summary.scalar("loss_terms/d_real_x_dx", self.loss_d_real),
                 tf1.summary.scalar("loss_terms/d_fake_gx_dgx", self.loss_d_fake),
                 tf1.summary.scalar("health/k_t", self.k),
-                tf1.summary.scalar("health/balance", self.balance),
+                tf1.summary.scalar("health/g_lr_share_b", self.g_lr_share),
                 tf1.summary.scalar("health/d_fake_over_real", self.d_ratio),
             ])
             self.valid_scores_in = tf1.placeholder(tf.float32, [None], name="valid_scores")
@@ -259,7 +294,7 @@ class ADAE:
             self.summary_epoch = tf1.summary.merge([
                 tf1.summary.scalar("valid/score_mean", tf.reduce_mean(self.valid_scores_in)),
                 tf1.summary.histogram("valid/scores", self.valid_scores_in),
-                tf1.summary.scalar("valid/dev_AUROC", self.valid_auroc_in),
+                tf1.summary.scalar(board.DEV_AUROC, self.valid_auroc_in),
             ])
 
             self.saver = tf1.train.Saver(max_to_keep=keep_checkpoints)
@@ -267,8 +302,9 @@ class ADAE:
             self.n_params_g = count_params(self.vars_g)
             self.n_params_d = count_params(self.vars_d)
         self.graph.finalize()   # the training loop adds no ops
-        self.precision = resolve_precision(precision)
-        self.sess = tf1.Session(graph=self.graph, config=session_config(threads, xla, self.precision["used"] == "bf16"))
+        self.precision = resolve_precision(machine.precision)
+        self.sess = tf1.Session(graph=self.graph, config=session_config(
+            machine.threads, machine.xla, self.precision["used"] == "bf16"))
         self.sess.run(self.init)
 
     def close(self):
@@ -291,7 +327,7 @@ class ADAE:
             self.saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
         return True, state.model_checkpoint_path
 
-    def run_scores(self, x, batch_size=1024, names=SCORES):
+    def run_scores(self, x, batch_size=1024, names=SCORE_NAMES):
         """Score images in large batches with the inference path; returns {name: (N,) float64}."""
         fetch = {name: self.scores[name] for name in names}
         parts = {name: [] for name in names}

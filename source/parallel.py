@@ -3,7 +3,6 @@ process, with its own TensorFlow runtime and its share of the cores, so one sub-
 take the others, and two one-thread runs can keep two cores busy. The table is then built as a straight
 sweep builds it."""
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -11,6 +10,32 @@ import time
 from source import solver
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# flags that choose a sweep's sub-runs, name it or size its processes, with the values each takes
+SWEEP_FLAGS = {"--normal": 1, "--anomaly": 1, "--seed": 1, "--seeds": 1, "--jobs": 1, "--name": 1, "--threads": 1,
+               "--resume": 0}
+
+
+def part_argv(argv):
+    """A sweep's flags less SWEEP_FLAGS: what each worker's `run.py --part-of` shares."""
+    out, skip = [], 0
+    for arg in argv:
+        if skip:
+            skip -= 1
+        elif arg.split("=")[0] in SWEEP_FLAGS:
+            skip = SWEEP_FLAGS[arg] if "=" not in arg else 0
+        else:
+            out.append(arg)
+    return out
+
+
+def resume_command(argv, name):
+    """The command line that continues a run or sweep."""
+    argv = [a for a in argv if a != "--resume"]
+    if "--name" not in argv and "--part-of" not in argv:
+        argv += ["--name", name]
+    return " ".join(["python", "run.py"] + argv + ["--resume"])
 
 
 def child_command(base_argv, protocol, digit, seed, name, threads, resume):
@@ -24,16 +49,14 @@ def run_subprocesses(commands, jobs, log_dir, log=print):
     """Run {label: command} with at most `jobs` at once, each one's output in log_dir/<label>.log; a SIGINT
     or SIGTERM is passed on to the running ones, which checkpoint, and then raises solver.Interrupted.
     Returns {label: exit status}."""
-    pending, running, status, stop = list(commands.items()), {}, {}, []
-
-    def forward(signum, frame):
-        stop.append(signum)
-        for proc in running.values():
-            proc.send_signal(signum)
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    pending, running, status, forwarded = list(commands.items()), {}, {}, set()
+    with solver.StopFlag() as stop:
         while pending or running:
-            while pending and len(running) < jobs and not stop:
+            for label, proc in running.items():   # a signal here: each running sub-run checkpoints and stops
+                if stop.signum and label not in forwarded:
+                    proc.send_signal(stop.signum)
+                    forwarded.add(label)
+            while pending and len(running) < jobs and not stop.signum:
                 label, command = pending.pop(0)
                 log(f"[sweep] {label}: started in its own process")
                 with open(os.path.join(log_dir, label + ".log"), "a") as out:   # the child holds its own copy
@@ -47,10 +70,7 @@ def run_subprocesses(commands, jobs, log_dir, log=print):
                         tail = f.read().strip().splitlines()[-1:] or [""]
                     log(f"[sweep] {label}: " + ("done" if proc.returncode == 0 else
                                                 f"exit {proc.returncode}: {tail[0]}"))
-            if stop and not running:
-                raise solver.Interrupted(stop[0], None)
+            if stop.signum and not running:
+                raise solver.Interrupted(stop.signum, None)
             time.sleep(0.2)
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
     return status

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
-from source import rundir  # noqa: E402
+from source import files  # noqa: E402
 
 
 def _save(fig, path):
@@ -17,7 +17,7 @@ def _save(fig, path):
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
     png = buffer.getvalue()
-    rundir.write_bytes(png, path)
+    files.write_bytes(png, path)
     return png
 
 
@@ -108,15 +108,16 @@ def score_histogram(scores, anomalous, threshold, path):
 
 
 def loss_curves(history, path):
-    """Per-epoch losses, their terms, k_t, the validation score and G's and D's reconstruction error of
+    """Per-epoch losses, their terms, BEGAN's k_t and G's learning-rate share b, the validation score and G's and D's reconstruction error of
     validation normals beside the mean normal image's (a network that learns ends well below it)."""
     epochs = [h["epoch"] for h in history]
     fig, axes = plt.subplots(1, 4, figsize=(18, 4))
     for key in ("loss_g", "loss_d", "loss_g_rec", "loss_d_real", "loss_d_fake"):
         axes[0].plot(epochs, [h[key] for h in history], label=key)
     axes[0].set_title("losses")
-    axes[1].plot(epochs, [h["k_t"] for h in history], label="k_t")
-    axes[1].set_title("balance k_t")
+    axes[1].plot(epochs, [h["k_t"] for h in history], label="k_t (weight of D's fake term)")
+    axes[1].plot(epochs, [h["g_lr_share"] for h in history], label="b (G's learning-rate share)")
+    axes[1].set_title("equilibrium k_t and balancing b")
     axes[2].plot(epochs, [h["valid_score"] for h in history], label="validation normals")
     axes[2].set_title("mean validation score")
     for key, label in (("rec_g", "G: ||x - G(x)||"), ("rec_d", "D: ||x - D(x)||"),

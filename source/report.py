@@ -3,16 +3,11 @@ import os
 
 FIGURES = [("box_plot", "Scores per class (normal classes green)"), ("roc_curve", "ROC curves of every score"),
            ("pr_curve", "Precision-recall curves"), ("score_histogram", "Score histogram with the threshold"),
-           ("loss_curves", "Losses, balance and validation score per epoch"), ("baselines", "ADAE beside the baselines"),
+           ("loss_curves", "Losses, k_t and b, validation score and reconstruction errors per epoch"), ("baselines", "ADAE beside the baselines"),
            ("grids/normal_as_normal", "Normal images judged normal"),
            ("grids/anomalous_as_normal", "Anomalous images judged normal (misses)"),
            ("grids/normal_as_anomalous", "Normal images judged anomalous (false alarms)"),
            ("grids/anomalous_as_anomalous", "Anomalous images judged anomalous")]
-
-
-def method_rows(summary):
-    """[(method, {AUROC, AUPRC})] with ADAE first, then the baselines of the run."""
-    return [(f"ADAE ({summary['metrics']['score_name']})", summary["metrics"])] + list(summary["baselines"].items())
 
 
 def _table(header, rows):
@@ -21,37 +16,38 @@ def _table(header, rows):
 
 
 def run_report(summary, run=None):
-    """The run's command, data, metrics of every method, threshold metrics, timings and figures (figures
+    """A Summary's command, data, metrics of every method, threshold metrics, timings and figures (figures
     only with `run`, whose results folder is checked for each file)."""
-    c, d, m, t = summary["config"], summary["data"], summary["metrics"], summary["timings"]
-    out = [f"# {summary['name']}\n", f"`{c.get('command', '')}`\n",
+    c, d, m, t = summary.config, summary.data, summary.metrics, summary.timings
+    model, training = c.model, c.training
+    out = [f"# {summary.name}\n", f"`{c.command}`\n",
            f"- data: {d['source'].get('path', d['source']['name'])} ({d['source']['reason']}); "
            f"--{d['protocol']} {d['digit']}; normal digits {d['normal_digits']}",
            f"- images: {d['train_normal']:,} training and {d['valid_normal']:,} validation normals, "
            f"{d['dev_anomalous']} development anomalies; test {d['test']:,} ({d['test_anomalous']:,} anomalous)",
-           f"- model: --arch {c['arch']}, --objective {c['objective']}, score {m['score_name']}, batch {c['batch']}, "
-           f"lr {c['lr']}, beta1 {c['beta1']}, balance {c['balance']}, "
-           + (f"{c['steps']} steps" if c.get("steps") is not None else f"{c['epoch']} epochs")
-           + f", seed {summary['seed']}, {summary['precision']['used']}\n",
+           f"- model: --arch {model.arch}, --objective {model.objective}, score {summary.anomaly_score}, "
+           f"batch {training.batch}, lr {model.lr}, beta1 {model.beta1}, balance alpha {model.balance_alpha}, "
+           + (f"{training.steps} steps" if training.steps is not None else f"{training.epoch} epochs")
+           + f", seed {summary.seed}, {summary.precision['used']}\n",
            "## Test metrics\n",
            _table(["method", "AUROC", "AUPRC"], [(name, f"{r['AUROC']:.4f}", f"{r['AUPRC']:.4f}")
-                                                for name, r in method_rows(summary)]),
+                                                for name, r in summary.methods()]),
            "ADAE's other scores (test AUROC): "
            + ", ".join(f"{k} {v:.4f}" for k, v in m["AUROC_per_score"].items()) + "\n",
            f"At the threshold {m['threshold']:.6g} (mean + 3 std of the validation normals' scores): "
            f"precision {m['precision']:.4f}, recall {m['recall']:.4f}, F1 {m['F1']:.4f} "
            f"(TP {m['TP']}, FP {m['FP']}, FN {m['FN']}, TN {m['TN']}); F1Max {m['F1Max']:.4f}.\n"]
-    final = summary.get("final_epoch") or {}
+    final = summary.final_epoch or {}
     if final:
         out.append(f"Last epoch: development AUROC {final.get('dev_auroc', float('nan')):.4f}, step {final['step']}, "
-                   f"k_t {final['k_t']:.3f}, balance {final.get('balance', 0.5):.2f}.\n")
+                   f"k_t {final['k_t']:.3f}, G's learning-rate share b {final['g_lr_share']:.2f}.\n")
         if "rec_g" in final:
             out.append(f"Reconstruction error of validation normals (L2, network frame): G {final['rec_g']:.3f}, "
                        f"D {final['rec_d']:.3f}, the mean normal image (template) {final['rec_template']:.3f}. "
                        "A network that reconstructs sits well below the template.\n")
     out += ["## Timings (seconds)\n", _table(["stage", "value"], [(k, f"{v:.1f}") for k, v in t.items()])]
     if run is not None:
-        figures = summary.get("figures", {})
+        figures = summary.figures
         empty, failed = figures.get("empty_grids", {}), figures.get("failed", {})
         out.append("## Figures\n")
         for name, caption in FIGURES:
@@ -67,12 +63,12 @@ def run_report(summary, run=None):
     return "\n".join(out)
 
 
-def sweep_report(config, table_markdown, summaries, run):
+def sweep_report(config, name, table_markdown, summaries):
     """The sweep's command, its AUROC table (mean over seeds per class) and chart, and links to sub-runs."""
-    out = [f"# {run.name}\n", f"`{config.get('command', '')}`\n",
-           f"AUROC on the test split, --{config['protocol']} K, mean ± std over seeds.\n",
+    out = [f"# {name}\n", f"`{config.command}`\n",
+           f"AUROC on the test split, --{config.data.protocol} K, mean ± std over seeds.\n",
            table_markdown,
            "![AUROC per class](sweep.png)\n", "## Runs\n"]
-    out += [f"- [{os.path.basename(s['name'])}]({os.path.basename(s['name'])}/report.md): "
-            f"AUROC {s['metrics']['AUROC']:.4f}" for s in summaries]
+    out += [f"- [{os.path.basename(s.name)}]({os.path.basename(s.name)}/report.md): "
+            f"AUROC {s.metrics['AUROC']:.4f}" for s in summaries]
     return "\n".join(out) + "\n"

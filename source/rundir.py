@@ -1,79 +1,63 @@
-"""The run folders: every file name and format under <logdir>/<run>/ and <results>/<run>/.
-
-Everything is written atomically (a temporary name, then a rename), so an interrupted run never
-leaves half a file, and read back here, so no other module knows a file name or its layout.
+"""The run folders: every file name and layout under <logdir>/<run>/ and <results>/<run>/, and of committed
+records. Written atomically (source.files) and read back here, so no other module knows a file name;
+config.json and summary.json hold source.record's RunConfig and Summary.
 """
-import contextlib
 import csv
-import json
 import os
 
 import numpy as np
 
-
-@contextlib.contextmanager
-def atomic(path, mode="w"):
-    """Open a temporary file beside path; rename it over path when the block ends without error."""
-    tmp = path + ".tmp"
-    with open(tmp, mode, **({"newline": ""} if mode == "w" else {})) as f:
-        yield f
-    os.replace(tmp, path)
+from source.files import read_json, write_csv, write_json, write_text
+from source.record import RunConfig, Summary
 
 
-def _jsonable(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
+class FolderError(ValueError):
+    """A run folder that cannot be used as asked (missing, another architecture, not writable): one line."""
 
 
-def write_json(obj, path):
-    """JSON with indentation; NumPy values as plain numbers."""
-    with atomic(path) as f:
-        json.dump(obj, f, indent=2, default=_jsonable)
+def check_writable(flag, root):
+    """Refuse a root that cannot be created or written, without creating anything."""
+    path = os.path.abspath(root)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path) or not os.access(path, os.W_OK | os.X_OK):
+        raise FolderError(f"{flag} {root} is not writable")
 
 
-def read_json(path):
-    """A JSON file written by write_json."""
-    with open(path) as f:
-        return json.load(f)
+ARCHITECTURE = ("arch", "widths", "latent", "ksize", "code_channels", "objective")
 
 
-def write_csv(rows, header, path):
-    """Rows under a header; floats as repr(), which reads back to the same float."""
-    with atomic(path) as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows([[repr(float(v)) if isinstance(v, (float, np.floating)) else v for v in row]
-                          for row in rows])
+def check_same_experiment(run, config, records=None):
+    """--resume/--test-only: run (or, for a sweep resumed on a clone, its committed records) must exist and
+    hold the asked architecture, data and protocol."""
+    if os.path.isfile(run.config_path):
+        stored = run.read_config()
+    elif records and records.has_config():
+        stored = records.read_config()
+    else:
+        raise FolderError(f"no run {run.name!r} (missing {run.config_path})")
+    differ = [f"--{k.replace('_', '-')} {getattr(stored.model, k)} (asked {getattr(config.model, k)})"
+              for k in ARCHITECTURE if getattr(stored.model, k) != getattr(config.model, k)]
+    if differ:
+        raise FolderError(f"run {run.name!r} was made with another architecture: " + ", ".join(differ))
+    old, new = stored.data, config.data
+    if (old.dataset, old.source, old.protocol, old.digits) != (new.dataset, new.source, new.protocol, new.digits):
+        raise FolderError(f"run {run.name!r} used --data {old.source} --{old.protocol} "
+                          f"{','.join(map(str, old.digits))}; pass the same data and protocol")
 
 
-def write_bytes(data, path):
-    """Raw bytes (a PNG)."""
-    with atomic(path, "wb") as f:
-        f.write(data)
+def check_trained(run):
+    """--score-images: run must hold a finished run's config and summary."""
+    for path in (run.config_path, run.summary_path):
+        if not os.path.isfile(path):
+            raise FolderError(f"run {run.name!r} is missing {path}")
 
 
-def write_text(text, path):
-    """A text file (Markdown)."""
-    with atomic(path) as f:
-        f.write(text)
-
-
-def portable_path(path):
-    """A path as committed files record it: relative to the working directory when under it, else its file
-    name alone, so no record names a folder of the machine that made it."""
-    full = os.path.abspath(path)
-    cwd = os.getcwd()
-    if full == cwd or full.startswith(cwd + os.sep):
-        return os.path.relpath(full, cwd)
-    return os.path.basename(os.path.normpath(full)) or full
-
-
-def portable_command(argv):
-    """A command line whose path arguments are written with portable_path."""
-    return " ".join(portable_path(a) if os.path.isabs(a) else a for a in argv)
+def default_name(source_name, config):
+    """<data>_<protocol><digit|all>: embedded_normal1, mnist_anomalyall."""
+    data = config.data
+    return (f"{'embedded' if source_name == 'embedded' else data.dataset}_{data.protocol}"
+            + ("all" if len(data.digits) > 1 else str(data.digits[0])))
 
 
 def unique_name(name, roots):
@@ -116,12 +100,12 @@ class RunDir:
         sub.log, sub.results = os.path.join(self.log, name), os.path.join(self.results, name)
         return sub
 
-    # config.json: the flags a run was made with
+    # config.json: the RunConfig a run (or sweep) was made with
     def write_config(self, config):
-        write_json(config, self.config_path)
+        write_json(config.to_dict(), self.config_path)
 
     def read_config(self):
-        return read_json(self.config_path)
+        return RunConfig.from_dict(read_json(self.config_path))
 
     # state.json: the training loop's position, beside the Saver's checkpoints
     def write_state(self, state):
@@ -133,12 +117,12 @@ class RunDir:
     def has_state(self):
         return os.path.isfile(self.state_path)
 
-    # summary.json: metrics, threshold, data counts, config, timings, versions
+    # summary.json: the run's Summary
     def write_summary(self, summary):
-        write_json(summary, self.summary_path)
+        write_json(summary.to_dict(), self.summary_path)
 
     def read_summary(self):
-        return read_json(self.summary_path)
+        return Summary.from_dict(read_json(self.summary_path))
 
     def is_finished(self):
         return os.path.isfile(self.summary_path)
@@ -183,32 +167,32 @@ class RecordDir:
 
     config_path = property(lambda self: os.path.join(self.path, "config.json"))
 
+    def _sub(self, name):
+        return os.path.join(self.path, name + ".json")
+
     def write_config(self, config):
         os.makedirs(self.path, exist_ok=True)
-        write_json(config, self.config_path)
+        write_json(config.to_dict(), self.config_path)
 
     def read_config(self):
-        return read_json(self.config_path)
+        return RunConfig.from_dict(read_json(self.config_path))
 
     def has_config(self):
         return os.path.isfile(self.config_path)
 
-    def _sub(self, name):
-        return os.path.join(self.path, name + ".json")
+    def write(self, name, summary):
+        os.makedirs(self.path, exist_ok=True)
+        write_json(summary.to_dict(), self._sub(name))
+
+    def read(self, name):
+        return Summary.from_dict(read_json(self._sub(name)))
 
     def has(self, name):
         return os.path.isfile(self._sub(name))
-
-    def read(self, name):
-        return read_json(self._sub(name))
-
-    def write(self, name, summary):
-        os.makedirs(self.path, exist_ok=True)
-        write_json(summary, self._sub(name))
 
     def summaries(self):
         """Every sub-run record, by sub-run name."""
         if not os.path.isdir(self.path):
             return {}
-        return {f[:-5]: read_json(os.path.join(self.path, f)) for f in sorted(os.listdir(self.path))
+        return {f[:-5]: self.read(f[:-5]) for f in sorted(os.listdir(self.path))
                 if f.endswith(".json") and f != "config.json"}

@@ -1,4 +1,5 @@
 """Training loop and evaluation: TensorBoard summaries, checkpoints, metrics, result files."""
+import dataclasses
 import os
 import signal
 import sys
@@ -8,13 +9,33 @@ import numpy as np
 import tensorflow as tf
 
 from source import baselines, board, metrics, plots
-from source.neuralnet import RANGE
+from source.neuralnet import RANGE, RECIPE_BATCH
 
 tf1 = tf.compat.v1
 N_RESTORE = 6        # validation images shown in the restoration grids
 N_GRID = 8           # examples per sample grid
 N_DRAWN = 20         # restoration figures per run at most (every epoch for runs of up to 20 epochs)
 CURVE_PER_DECADE = 4  # development evaluations per decade of steps (10, 18, 32, 56, 100, ...), besides epoch ends
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """How a run trains: `steps` iterations (a D step and a G step on one mini-batch of `batch`) when given,
+    else `epoch` epochs; `seed` draws the initial weights and orders the batches, and `seeds` repeats each
+    experiment with seeds seed..seed+N-1; TensorBoard scalars every `summary_every` steps; the last
+    `keep_checkpoints` checkpoints kept; `baselines`: also fit the classic detectors and train ConvAE."""
+    epoch: int = 100
+    steps: int = None
+    batch: int = RECIPE_BATCH["paper"]
+    seed: int = 0
+    seeds: int = 1
+    summary_every: int = 20
+    keep_checkpoints: int = 3
+    baselines: bool = False
+
+    def total_steps(self, n_train):
+        """Training iterations of a run on n_train images."""
+        return self.steps if self.steps is not None else self.epoch * int(np.ceil(n_train / self.batch))
 
 
 def curve_steps(total_steps, per_decade=CURVE_PER_DECADE):
@@ -50,10 +71,13 @@ class Interrupted(RuntimeError):
 
 
 class StopFlag:
-    """Turns SIGINT/SIGTERM into a flag the loop checks between iterations."""
+    """The one handler of SIGINT/SIGTERM while the block runs. A signal sets `signum`, which the owner checks
+    where stopping is safe (the training loop after a checkpoint, the worker pool to pass it on); with
+    raise_now (where there is nothing to save: between runs, loading data) it raises Interrupted at once.
+    Blocks nest: the innermost handles the signal, and the outer one is back when it ends."""
 
-    def __init__(self):
-        self.signum = None
+    def __init__(self, raise_now=False):
+        self.signum, self.raise_now = None, raise_now
         self._previous = {}
 
     def __enter__(self):
@@ -67,6 +91,8 @@ class StopFlag:
 
     def _handle(self, signum, frame):
         self.signum = signum
+        if self.raise_now:
+            raise Interrupted(signum, None)
 
 
 def _rng_state(rng):
@@ -79,15 +105,15 @@ def _set_rng_state(rng, state):
     rng.set_state((name, np.asarray(keys, np.uint32), pos, has_gauss, cached))
 
 
-def train(model, data, run, epochs=100, batch_size=32, seed=0, steps=None, summary_every=20, resume=False,
-          log=print):
-    """Train D then G on each batch for `epochs` epochs, or `steps` iterations when given (the last
+def train(model, data, run, config=TrainingConfig(), resume=False, log=print):
+    """Train D then G on each batch for config.epoch epochs, or config.steps iterations when given (the last
     epoch then ends early); checkpoints and TensorBoard events go to run.log, per-epoch restoration
     figures to run.results; return the per-epoch history."""
+    batch_size, summary_every = config.batch, config.summary_every
     sess = model.sess
     os.makedirs(run.log, exist_ok=True)
     os.makedirs(run.restoration_dir, exist_ok=True)
-    rng = np.random.RandomState(seed)
+    rng = np.random.RandomState(config.seed)
     history, step, start_epoch, last_ckpt, skip, partial_sums, state = [], 0, 0, None, 0, None, {}
     if resume:
         found, last_ckpt = model.load(run.log)
@@ -103,7 +129,7 @@ def train(model, data, run, epochs=100, batch_size=32, seed=0, steps=None, summa
     x_restore = data.x_valid[:N_RESTORE]
     adversarial = model.objective != "autoencoder"
     n_per_epoch = int(np.ceil(len(data.x_train) / batch_size))
-    total_steps = steps if steps is not None else epochs * n_per_epoch
+    total_steps = config.total_steps(len(data.x_train))
     epochs = int(np.ceil(total_steps / n_per_epoch))
     # the template baseline's (MeanImage's) error on validation normals, in the network's units like x_gx and x_dx
     template_error = float(RANGE[model.arch] * baselines.mean_image_distance(
@@ -132,7 +158,7 @@ def train(model, data, run, epochs=100, batch_size=32, seed=0, steps=None, summa
             t_epoch = time.time()
             rng_epoch_start = _rng_state(rng)
             sums = partial_sums or dict(loss_g=0.0, loss_d=0.0, loss_g_rec=0.0, loss_d_real=0.0,
-                                        loss_d_fake=0.0, balance=0.0, images=0)
+                                        loss_d_fake=0.0, g_lr_share=0.0, images=0)
             bar = tf.keras.utils.Progbar(n_per_epoch) if sys.stdout.isatty() else None
             for i, x in enumerate(data.batches(batch_size, rng)):
                 if i < skip:                     # batches this epoch already trained on before a resume
@@ -141,10 +167,10 @@ def train(model, data, run, epochs=100, batch_size=32, seed=0, steps=None, summa
                     break
                 feed = {model.x: x}
                 if adversarial:
-                    loss_d, loss_d_real, loss_d_fake, balance, _ = sess.run(
-                        [model.loss_d, model.loss_d_real, model.loss_d_fake, model.balance, model.step_d], feed)
+                    loss_d, loss_d_real, loss_d_fake, g_lr_share, _ = sess.run(
+                        [model.loss_d, model.loss_d_real, model.loss_d_fake, model.g_lr_share, model.step_d], feed)
                 else:
-                    loss_d = loss_d_real = loss_d_fake = balance = 0.0
+                    loss_d = loss_d_real = loss_d_fake = g_lr_share = 0.0
                 fetch = [model.loss_g, model.loss_g_rec, model.step_g]
                 log_now = step % summary_every == 0
                 if log_now:
@@ -159,7 +185,7 @@ def train(model, data, run, epochs=100, batch_size=32, seed=0, steps=None, summa
                     raise TrainingError(f"non-finite loss at step {step} (loss_g={loss_g}, loss_d={loss_d}); "
                                         f"last good checkpoint: {last_ckpt or 'none'}")
                 for key, value in (("loss_g", loss_g), ("loss_d", loss_d), ("loss_g_rec", loss_g_rec),
-                                   ("loss_d_real", loss_d_real), ("loss_d_fake", loss_d_fake), ("balance", balance)):
+                                   ("loss_d_real", loss_d_real), ("loss_d_fake", loss_d_fake), ("g_lr_share", g_lr_share)):
                     sums[key] += float(value) * len(x)
                 sums["images"] += len(x)
                 if bar:
@@ -179,25 +205,25 @@ def train(model, data, run, epochs=100, batch_size=32, seed=0, steps=None, summa
             t_extra = time.time()
             health = look(step)
             dev_aurocs = health["dev_auroc_per_score"]
-            valid, dev_auroc = health["valid"][model.score_name], dev_aurocs[model.score_name]
+            valid, dev_auroc = health["valid"][model.anomaly_score], dev_aurocs[model.anomaly_score]
             if (epoch + 1) % draw_every == 0 or epoch + 1 == epochs:
                 def restorations():
                     png = plots.example_grid(
                         x_restore, model.panels(x_restore),
                         [f"{cls}\nscore {v:.3g}" for cls, v in zip(data.y_valid[:N_RESTORE], valid[:N_RESTORE])],
-                        f"epoch {epoch + 1}, step {step}: validation normals ({model.score_name})",
+                        f"epoch {epoch + 1}, step {step}: validation normals ({model.anomaly_score})",
                         os.path.join(run.restoration_dir, f"epoch_{epoch + 1:04d}.png"))
                     writer.add_summary(board.image("restoration/validation_normals", png, *plots.png_size(png)),
                                        step)
                 _draw(f"restoration/epoch_{epoch + 1:04d}", restorations, {}, log)
             k_t = float(sess.run(model.k))
-            balance = sums.pop("balance") / max(1, sums["images"])
+            g_lr_share = sums.pop("g_lr_share") / max(1, sums["images"])
             writer.add_summary(sess.run(model.summary_epoch, {
                 model.valid_scores_in: valid, model.valid_auroc_in: dev_auroc}), step)
             sess.run(model.next_epoch)
             n_images = sums.pop("images")
             record = {key: value / n_images for key, value in sums.items()}
-            record.update(epoch=epoch + 1, step=step, k_t=k_t, balance=balance, valid_score=float(valid.mean()),
+            record.update(epoch=epoch + 1, step=step, k_t=k_t, g_lr_share=g_lr_share, valid_score=float(valid.mean()),
                           dev_auroc=dev_auroc, dev_auroc_per_score=dev_aurocs, rec_g=health["rec_g"],
                           rec_d=health["rec_d"], rec_template=template_error,
                           seconds=seconds, images_per_second=n_images / seconds)
@@ -207,7 +233,7 @@ def train(model, data, run, epochs=100, batch_size=32, seed=0, steps=None, summa
                 "rng": _rng_state(rng), "batches_done": 0, "sums": None, "history": history, "curve": curve})
             writer.flush()
             log(f"[train] epoch {epoch + 1:4d}/{epochs}  iter {step:6d}  loss_g {record['loss_g']:.4f}  "
-                f"loss_d {record['loss_d']:.4f}  k_t {k_t:.3f}  b {balance:.2f}  valid {record['valid_score']:.3f}  "
+                f"loss_d {record['loss_d']:.4f}  k_t {k_t:.3f}  b {g_lr_share:.2f}  valid {record['valid_score']:.3f}  "
                 f"dev AUROC {dev_auroc:.3f}  rec G {health['rec_g']:.2f} D {health['rec_d']:.2f} "
                 f"template {template_error:.2f}  {seconds:5.1f}s  {record['images_per_second']:6.0f} img/s")
             if stop.signum:   # a signal during this epoch's extras: the checkpoint above holds everything
@@ -244,7 +270,7 @@ def evaluate(model, data, run):
     t_score = time.time()
     test = model.run_scores(data.x_test)
     score_seconds = time.time() - t_score
-    name = model.score_name
+    name = model.anomaly_score
     for split, scores in (("validation", valid), ("test", test)):
         bad = {k: int((~np.isfinite(v)).sum()) for k, v in scores.items() if not np.isfinite(v).all()}
         if bad:
@@ -253,7 +279,7 @@ def evaluate(model, data, run):
     anomalous = data.anomalous_test
     threshold = metrics.threshold_from_normals(valid[name])
     result = metrics.all_metrics(anomalous, score, threshold)
-    result["score_name"] = name
+    result["anomaly_score"] = name
     result["AUROC_per_score"] = {k: metrics.ranking_metrics(anomalous, v)["AUROC"] for k, v in test.items()}
     result["valid_score_mean"] = float(valid[name].mean())
     result["valid_score_std"] = float(valid[name].std())
@@ -268,7 +294,7 @@ def draw_figures(model, data, run, scored, history=None, class_names=None, bars=
     """Every figure of a run, each on its own: one that fails is named on one line and the others are still
     drawn. Sample grids of an empty category are stated, not drawn. Returns {"failed": {figure: error},
     "empty_grids": {grid: title}} for report.md and summary.json."""
-    name, test, threshold = model.score_name, scored["test"], scored["threshold"]
+    name, test, threshold = model.anomaly_score, scored["test"], scored["threshold"]
     score, anomalous = test[name], data.anomalous_test
     with model.graph.as_default():
         writer = tf1.summary.FileWriter(run.log)

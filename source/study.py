@@ -13,7 +13,8 @@ import os
 import subprocess
 import sys
 
-from source import rundir
+from source.neuralnet import SCORE_NAMES
+from source.rundir import RunDir
 
 # recipe name -> run.py flags, every setting of the balance spelled out so that a change of run.py's defaults
 # cannot change what a name means (batch 64 and beta1 0.5, the paper's, throughout)
@@ -25,7 +26,7 @@ RECIPES = {
     "paper_lr1e-4": PAPER + ["--lr", "1e-4"],
     "paper_lr2e-4": PAPER + ["--lr", "2e-4"],
     "paper_lr2e-4_dcgan": PAPER + ["--lr", "2e-4", "--init", "dcgan"],
-    "balance10_lr2e-4": PAPER + ["--lr", "2e-4", "--balance", "10"],
+    "balance10_lr2e-4": PAPER + ["--lr", "2e-4", "--balance-alpha", "10"],
     "eq_lr1e-4": EQ + ["--lr", "1e-4"],
     "eq_lr2e-4": EQ + ["--lr", "2e-4"],
     "eq_g1_lr1e-5": EQ_G1 + ["--lr", "1e-5", "--init", "he"],
@@ -54,11 +55,15 @@ STAGES = {
                               "eq_g1_lr2e-4_dcgan_4k"]),
     "batch_norm": (["normal8", "anomaly2"], ["eq_g1_lr2e-4_dcgan_latent8_bn99"]),
 }
-SCORES = ("x_dgx", "x_dx", "x_gx", "gx_dgx")
 
 
 def run_name(case, recipe):
     return f"study_{case}_{recipe}"
+
+
+def study_run(root, name):
+    """The folders of one study run under root."""
+    return RunDir(os.path.join(root, "Checkpoint"), os.path.join(root, "results"), name)
 
 
 def run_study(data, steps, stage, root, threads):
@@ -67,11 +72,12 @@ def run_study(data, steps, stage, root, threads):
     for recipe in recipes:
         for case in cases:
             name = run_name(case, recipe)
-            if os.path.isfile(os.path.join(root, "results", name, "summary.json")):
+            run = study_run(root, name)
+            if run.is_finished():
                 print(f"[study] {name}: done earlier", flush=True)
                 continue
             cmd = [sys.executable, "run.py", "--data", data, "--steps", str(steps), "--threads", str(threads),
-                   "--results", os.path.join(root, "results"), "--logdir", os.path.join(root, "Checkpoint"),
+                   "--results", os.path.dirname(run.results), "--logdir", os.path.dirname(run.log),
                    "--name", name, *CASES[case], *RECIPES[recipe]]
             print(f"[study] {name}: {' '.join(cmd[1:])}", flush=True)
             proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -82,19 +88,19 @@ def run_study(data, steps, stage, root, threads):
 def table(root):
     """Markdown: one row per finished run, development AUROC of each score at the last step and the best
     along the curve, G/D/template reconstruction error and k_t at the end."""
-    lines = ["| case | recipe | steps | " + " | ".join(f"{s} end (best)" for s in SCORES)
-             + " | rec G / D / template | k_t |", "|---" * (len(SCORES) + 5) + "|"]
+    lines = ["| case | recipe | steps | " + " | ".join(f"{s} end (best)" for s in SCORE_NAMES)
+             + " | rec G / D / template | k_t |", "|---" * (len(SCORE_NAMES) + 5) + "|"]
     for case in CASES:
         for recipe in RECIPES:
-            path = os.path.join(root, "results", run_name(case, recipe), "summary.json")
-            if not os.path.isfile(path):
+            run = study_run(root, run_name(case, recipe))
+            if not run.is_finished():
                 continue
-            curve = rundir.read_json(path).get("dev_curve") or []
+            curve = run.read_summary().dev_curve
             if not curve:
                 continue
             last = curve[-1]
             cells = []
-            for s in SCORES:
+            for s in SCORE_NAMES:
                 values = [p["dev_auroc_per_score"][s] for p in curve]
                 cells.append(f"{values[-1]:.3f} ({max(values):.3f})")
             lines.append(f"| {case} | {recipe} | {last['step']} | " + " | ".join(cells)

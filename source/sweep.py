@@ -1,7 +1,7 @@
 """Aggregate one-class experiments over classes and seeds: sweep.csv, sweep.md and a chart."""
 import numpy as np
 
-from source import plots, rundir
+from source import files, plots
 
 
 def table(rows):
@@ -30,19 +30,19 @@ def markdown(tab, protocol, class_names=None):
     return "\n".join(lines) + "\n"
 
 
-def rows_of(summary, protocol, digit, seed):
-    """sweep.csv rows of one sub-run: ADAE and each baseline."""
-    methods = {"ADAE": summary["metrics"], **summary["baselines"]}
-    return [{"protocol": protocol, "digit": digit, "seed": seed, "method": m, "AUROC": r["AUROC"],
-             "AUPRC": r["AUPRC"]} for m, r in methods.items()]
+def rows_of(summary):
+    """sweep.csv rows of one sub-run's Summary: ADAE and each baseline."""
+    methods = {"ADAE": summary.metrics, **summary.baselines}
+    return [{"protocol": summary.data["protocol"], "digit": summary.digit, "seed": summary.seed, "method": m,
+             "AUROC": r["AUROC"], "AUPRC": r["AUPRC"]} for m, r in methods.items()]
 
 
 def write(rows, run, protocol, class_names=None):
     """Write sweep.csv (one row per run and method), sweep.md and sweep.png into run's results; return the table."""
     keys = ["protocol", "digit", "seed", "method", "AUROC", "AUPRC"]
-    rundir.write_csv([[r[k] for k in keys] for r in rows], keys, run.sweep_csv_path)
+    files.write_csv([[r[k] for k in keys] for r in rows], keys, run.sweep_csv_path)
     tab = table(rows)
-    rundir.write_text(f"AUROC mean ± std over seeds, protocol --{protocol} K\n\n" + markdown(tab, protocol, class_names),
+    files.write_text(f"AUROC mean ± std over seeds, protocol --{protocol} K\n\n" + markdown(tab, protocol, class_names),
                       run.sweep_md_path)
     plots.sweep_chart(tab, run.figure("sweep"), f"AUROC per class, --{protocol} K")
     return tab

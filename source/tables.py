@@ -14,9 +14,10 @@ import sys
 
 import numpy as np
 
-from source.rundir import RecordDir, write_text
+from source.files import write_text
+from source.neuralnet import SCORE_NAMES
+from source.rundir import RecordDir
 
-SCORES = ("x_dx", "x_dgx", "x_gx", "gx_dgx")
 # ADAE's published MNIST figures per anomalous digit (Vu et al., 2019), where this project has them
 PAPER = {"anomaly": {1: 0.821, 2: 0.948, 5: 0.906, 9: 0.631}}
 
@@ -26,19 +27,19 @@ def table(summaries, protocol):
     marked with *; plus the sub-run count and their summed wall time in seconds."""
     by_digit = {}
     for s in summaries.values():
-        by_digit.setdefault(s["data"]["digit"], []).append(s)
+        by_digit.setdefault(s.digit, []).append(s)
     first = next(iter(summaries.values()))
-    chosen = first["metrics"]["score_name"]
-    methods = [f"ADAE {k}" + ("*" if k == chosen else "") for k in SCORES] + list(first["baselines"])
+    chosen = first.anomaly_score
+    methods = [f"ADAE {k}" + ("*" if k == chosen else "") for k in SCORE_NAMES] + list(first.baselines)
     paper = PAPER.get(protocol, {})
     header = ["digit"] + methods + (["paper's ADAE"] if paper else [])
     columns = {m: [] for m in methods}
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for digit in sorted(by_digit):
         runs = by_digit[digit]
-        values = {f"ADAE {k}" + ("*" if k == chosen else ""): np.mean([r["metrics"]["AUROC_per_score"][k] for r in runs])
-                  for k in SCORES}
-        values.update({m: np.mean([r["baselines"][m]["AUROC"] for r in runs]) for m in first["baselines"]})
+        values = {f"ADAE {k}" + ("*" if k == chosen else ""): np.mean([r.metrics["AUROC_per_score"][k] for r in runs])
+                  for k in SCORE_NAMES}
+        values.update({m: np.mean([r.baselines[m]["AUROC"] for r in runs]) for m in first.baselines})
         best = max(values.values())
         cells = [f"**{values[m]:.3f}**" if values[m] == best else f"{values[m]:.3f}" for m in methods]
         for m in methods:
@@ -48,7 +49,7 @@ def table(summaries, protocol):
     n = len(by_digit)
     lines.append(f"| mean of {n} | " + " | ".join(f"{np.mean(columns[m]):.3f}" for m in methods)
                  + (" | 0.858 (10 digits) |" if paper else " |"))
-    seconds = sum(sum(v for k, v in s["timings"].items() if k in ("data", "graph_build", "training", "scoring",
+    seconds = sum(sum(v for k, v in s.timings.items() if k in ("data", "graph_build", "training", "scoring",
                                                                    "baselines", "plotting"))
                   for s in summaries.values())
     return "\n".join(lines) + "\n", len(summaries), seconds
@@ -58,11 +59,10 @@ def render(records_root, name):
     """The Markdown block of one sweep's records: how it was made, then its table."""
     records = RecordDir(records_root, name)
     summaries = records.summaries()
-    config = records.read_config() if records.has_config() else next(iter(summaries.values()))["config"]
-    protocol = next(iter(summaries.values()))["data"]["protocol"]
-    markdown, n, seconds = table(summaries, protocol)
-    machines = sorted({s.get("machine", {}).get("cpu", "unrecorded CPU") for s in summaries.values()})
-    return (f"`{config.get('command', '')}`: {n} sub-runs, {seconds / 60:.0f} min of run time in all, on "
+    config = records.read_config() if records.has_config() else next(iter(summaries.values())).config
+    markdown, n, seconds = table(summaries, config.data.protocol)
+    machines = sorted({s.machine["cpu"] for s in summaries.values()})
+    return (f"`{config.command}`: {n} sub-runs, {seconds / 60:.0f} min of run time in all, on "
             f"{'; '.join(machines)}. Test AUROC; the best of each row in bold; * the score ADAE reports.\n\n"
             + markdown)
 
