@@ -11,7 +11,7 @@ tf1 = tf.compat.v1
 
 OBJECTIVES = ("paper", "equilibrium", "autoencoder")
 PRECISIONS = ("fp32", "bf16", "auto")
-SCORE_NAMES = ("x_dgx", "x_gx", "x_dx", "gx_dgx")   # anomaly scores: which two images the L2 error compares
+SCORE_NAMES = ("x_dgx", "x_dx", "x_gx", "gx_dgx")   # anomaly scores: which two images the L2 error compares
 ARCHS = ("paper", "reference")
 # Each architecture's default recipe: the flags marked (*) in run.py. The paper network's is the recipe the
 # README's study chose on the development AUROC: BEGAN's equilibrium control of D's fake term (gamma 1,
