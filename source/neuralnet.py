@@ -297,7 +297,8 @@ class ADAE:
                 tf1.summary.scalar(board.DEV_AUROC, self.valid_auroc_in),
             ])
 
-            self.saver = tf1.train.Saver(max_to_keep=keep_checkpoints)
+            # relative paths in the checkpoint index: a run folder copied or moved elsewhere still loads
+            self.saver = tf1.train.Saver(max_to_keep=keep_checkpoints, save_relative_paths=True)
             self.init = tf1.global_variables_initializer()
             self.n_params_g = count_params(self.vars_g)
             self.n_params_d = count_params(self.vars_d)

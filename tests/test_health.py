@@ -10,8 +10,10 @@ import pytest
 import tensorflow as tf
 
 from source import baselines, experiment, layers, report, solver
-from source.neuralnet import ADAE, RANGE
-from source.rundir import RunDir, portable_command, portable_path
+from source.files import portable_command, portable_path
+from source.neuralnet import ADAE, RANGE, ModelConfig
+from source.record import RunConfig, Summary
+from source.rundir import RunDir
 
 tf1 = tf.compat.v1
 ARCHS = ("paper", "reference")
@@ -26,7 +28,7 @@ def _kernels(model):
 def test_every_kernel_starts_at_the_std_of_its_true_fan_in(arch, init):
     """He: sqrt(2 / (k * k * input channels)), for transposed convolutions too (filter [k, k, out, in]);
     DCGAN: 0.02. Checked on the drawn weights, within 15% (sampling noise of the smallest kernels)."""
-    model = ADAE(arch=arch, init=init, seed=0)
+    model = ADAE(ModelConfig(arch=arch, init=init), seed=0)
     for var, value in zip(_kernels(model), model.sess.run(_kernels(model))):
         k = value.shape[0]
         fan_in = k * k * (value.shape[3] if "deconv" in var.name or "unlatent" in var.name else value.shape[2])
@@ -40,7 +42,7 @@ def test_every_kernel_starts_at_the_std_of_its_true_fan_in(arch, init):
 def test_initial_output_is_not_saturated(arch, init, digit1):
     """On real images the first training batch leaves under 2% of G's and D's output pixels near the
     output's limits (|tanh| > 0.96, or the sigmoid's equivalent), where the output barely learns."""
-    model = ADAE(arch=arch, init=init, seed=0)
+    model = ADAE(ModelConfig(arch=arch, init=init), seed=0)
     x = digit1.x_train[:64]
     for out in model.sess.run([model.g_x, model.d_x], {model.x: x}):
         distance = np.abs(out) if arch == "paper" else np.abs(2.0 * out - 1.0)
@@ -95,13 +97,12 @@ def test_empty_grid_category_is_stated_not_drawn(digit1, tmp_path):
 
 
 def _summary(result, figures):
-    return {"name": "eval", "metrics": result, "baselines": {}, "timings": {}, "seed": 0, "figures": figures,
-            "precision": {"used": "fp32"},
-            "config": {"command": "python run.py", "arch": "paper", "objective": "paper", "batch": 64,
-                       "lr": 1e-5, "beta1": 0.5, "balance": 0.0, "epoch": 1},
-            "data": {"source": {"name": "embedded", "reason": "test"}, "protocol": "normal", "digit": 1,
-                     "normal_digits": [1], "train_normal": 1, "valid_normal": 1, "dev_anomalous": 1, "test": 1,
-                     "test_anomalous": 1}}
+    return Summary(name="eval", config=RunConfig(command="python run.py"), metrics=result, baselines={},
+                   baseline_info={}, precision={"used": "fp32"}, final_epoch=None, dev_curve=[], timings={},
+                   versions={}, machine={"cpu": "test"}, figures=figures,
+                   data={"source": {"name": "embedded", "reason": "test"}, "protocol": "normal", "digit": 1,
+                         "normal_digits": [1], "train_normal": 1, "valid_normal": 1, "dev_anomalous": 1, "test": 1,
+                         "test_anomalous": 1})
 
 
 def test_a_failing_figure_is_named_and_the_others_drawn(digit1, tmp_path, monkeypatch):
@@ -129,12 +130,11 @@ def test_run_keeps_its_evaluation_when_every_grid_fails(embedded, tmp_path, monk
     def broken(*args, **kwargs):
         raise ValueError("input depth must be evenly divisible by filter depth")
     monkeypatch.setattr(plots, "example_grid", broken)
-    config = _config()
     run = RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "broken")
-    summary = experiment.run_one(config, embedded, {"name": "embedded", "reason": "test", "dataset": "mnist"},
-                                 1, 0, run, log=lambda s: None)
+    summary = experiment.run_one(SHORT.one(1, 0), embedded, {"name": "embedded", "reason": "test"}, run,
+                                 log=lambda s: None)
     on_disk = json.loads(open(run.summary_path).read())
-    assert on_disk["metrics"]["AUROC"] == summary["metrics"]["AUROC"]
+    assert on_disk["metrics"]["AUROC"] == summary.metrics["AUROC"]
     assert sorted(on_disk["figures"]["failed"]) == [f"grids/{g}" for g in sorted(
         ["anomalous_as_anomalous", "anomalous_as_normal", "normal_as_anomalous", "normal_as_normal"])
         if g not in on_disk["figures"]["empty_grids"]]
@@ -142,14 +142,9 @@ def test_run_keeps_its_evaluation_when_every_grid_fails(embedded, tmp_path, monk
     assert "Not drawn: the figure failed (ValueError" in open(run.report_path).read()
 
 
-def _config(**override):
-    config = {"dataset": "mnist", "datnorm": True, "protocol": "normal", "arch": "paper", "widths": (32, 64, 128),
-              "latent": 32, "ksize": 3, "lr": 2e-4, "beta1": 0.5, "balance": 0.0, "gamma": 0.5, "lambda_k": 1e-3,
-              "bn_momentum": 0.9, "code_channels": 0, "out_bias": 0.0, "init": "he", "keep_checkpoints": 2,
-              "threads": 0, "xla": False, "precision": "fp32", "objective": "equilibrium", "anomaly_score": "x_dgx",
-              "epoch": 1, "steps": 4, "batch": 32, "summary_every": 2, "baselines": False}
-    config.update(override)
-    return config
+# a four-step run of the paper network (literal code size 32, He initialisation: not the default recipe)
+SHORT = RunConfig(model=ModelConfig(latent=32, gamma=0.5, lambda_k=1e-3, init="he"),
+                  training=solver.TrainingConfig(epoch=1, steps=4, batch=32, summary_every=2, keep_checkpoints=2))
 
 
 def test_signal_during_the_last_epochs_extras_is_honoured(digit1, tmp_path, monkeypatch):
@@ -167,12 +162,13 @@ def test_signal_during_the_last_epochs_extras_is_honoured(digit1, tmp_path, monk
     monkeypatch.setattr(solver, "validation_health", signalling)
     model = ADAE(seed=0)
     with pytest.raises(solver.Interrupted) as caught:
-        solver.train(model, digit1, run, epochs=2, batch_size=128, log=lambda s: None)
+        solver.train(model, digit1, run, solver.TrainingConfig(epoch=2, batch=128), log=lambda s: None)
     model.close()
     assert caught.value.checkpoint.endswith("model.ckpt-6") and caught.value.signum == signal.SIGINT
     monkeypatch.setattr(solver, "validation_health", health)
     model = ADAE(seed=0)
-    history = solver.train(model, digit1, run, epochs=2, batch_size=128, resume=True, log=lambda s: None)
+    history = solver.train(model, digit1, run, solver.TrainingConfig(epoch=2, batch=128), resume=True,
+                           log=lambda s: None)
     assert [h["step"] for h in history] == [3, 6] and model.sess.run(model.global_step) == 6
     model.close()
 
@@ -222,13 +218,14 @@ def test_default_recipe_learns_to_reconstruct(digit1, tmp_path):
     validation normals falls far below its initial value and below the mean normal image's, and D's error on
     real validation images stays below the mean image's (a D that stops rebuilding real images fails)."""
     import run as cli
-    args = cli.parse_args(["--data", "embedded", "--batch", "32"])
-    config = dict(vars(args), steps=360)
-    model = ADAE(**experiment.adae_kwargs(config, seed=0))
+    args = cli.parse_args(["--data", "embedded", "--batch", "32", "--steps", "360"])
+    config = RunConfig.from_flags(args, "")
+    assert config.model == ModelConfig() and config.training.batch == 32
+    model = experiment.build_model(config)
     template = RANGE["paper"] * np.mean(np.sqrt(((digit1.x_valid - digit1.x_train.mean(axis=0)) ** 2).sum((1, 2, 3))))
     initial = solver.validation_health(model, digit1, template)
-    history = solver.train(model, digit1, RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "learn"), steps=360,
-                           batch_size=32, log=lambda s: None)
+    history = solver.train(model, digit1, RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "learn"),
+                           config.training, log=lambda s: None)
     model.close()
     last = history[-1]
     assert last["rec_template"] == pytest.approx(template)
@@ -242,7 +239,7 @@ def test_threshold_comes_from_validation_normals_only(digit1, tmp_path):
     the model itself; replacing every test image leaves it unchanged."""
     import copy
     model, run, result, _ = _evaluated(digit1, tmp_path)
-    valid = model.run_scores(digit1.x_valid)[model.score_name]
+    valid = model.run_scores(digit1.x_valid)[model.anomaly_score]
     assert result["threshold"] == pytest.approx(valid.mean() + 3 * valid.std(), rel=1e-9)
     other = copy.copy(digit1)
     other.x_test = np.clip(digit1.x_test[::-1] * 0.5 + 0.2, 0, 1)

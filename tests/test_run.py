@@ -3,6 +3,8 @@ import csv
 import glob
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 
@@ -34,6 +36,24 @@ def e2e(tmp_path_factory):
     return tmp, proc, flags
 
 
+@pytest.fixture
+def own_copy(e2e, tmp_path):
+    """The e2e run's folders copied for one test that writes (a new run beside it, new scores, a resume),
+    so no test sees another's files; returns the copy's root and the flags that point at it."""
+    tmp, _, flags = e2e
+    for root in ("results", "Checkpoint"):
+        shutil.copytree(tmp / root, tmp_path / root)
+    return tmp_path, _roots(flags, tmp_path)
+
+
+def _roots(flags, root):
+    """flags with --results and --logdir moved under root."""
+    flags = list(flags)
+    flags[flags.index("--results") + 1] = str(root / "results")
+    flags[flags.index("--logdir") + 1] = str(root / "Checkpoint")
+    return flags
+
+
 def test_run_writes_every_artifact(e2e):
     """results/<run>/ holds summary, scores, all figures, the four grids and one restoration per epoch."""
     tmp, proc, _ = e2e
@@ -47,7 +67,7 @@ def test_run_writes_every_artifact(e2e):
     assert set(summary["metrics"]["AUROC_per_score"]) == {"x_dgx", "x_gx", "x_dx", "gx_dgx"}
     assert summary["data"]["source"]["name"] == "embedded"
     assert summary["data"]["test"] == 1000 and summary["data"]["train_normal"] == 360
-    assert summary["config"]["batch"] == 64 and summary["seed"] == 0
+    assert summary["config"]["training"]["batch"] == 64 and summary["config"]["training"]["seed"] == 0
     assert summary["versions"]["tensorflow"]
     for key in ("training_images_per_second", "scoring_images_per_second", "data", "graph_build", "training"):
         assert summary["timings"][key] > 0
@@ -56,13 +76,13 @@ def test_run_writes_every_artifact(e2e):
     assert {r["anomalous"] for r in rows if r["label"] == "1"} == {"0"}
     assert {r["anomalous"] for r in rows if r["label"] != "1"} == {"1"}
     flagged = [int(r["predicted_anomalous"]) for r in rows]
-    assert flagged == [int(float(r["score"]) > summary["threshold"]) for r in rows]
+    assert flagged == [int(float(r["score"]) > summary["metrics"]["threshold"]) for r in rows]
     from sklearn.metrics import roc_auc_score   # the reported AUROC is the CSV's own scores' AUROC
     assert summary["metrics"]["AUROC"] == pytest.approx(
         roc_auc_score([int(r["anomalous"]) for r in rows], [float(r["score"]) for r in rows]), abs=1e-12)
     for name in ("summary.json", "report.md"):   # the run's roots are absolute temporary folders
         assert str(tmp) not in (run_dir / name).read_text(), name
-    assert summary["config"]["results"] == "results" and "--results results" in summary["config"]["command"]
+    assert "--results results" in summary["config"]["command"]
 
 
 def test_run_prints_metrics_last(e2e):
@@ -87,7 +107,7 @@ def test_event_file_has_graph_scalars_and_images(e2e):
             tags |= {v.tag for v in event.summary.value}
     assert has_graph
     for tag in ("loss/loss_g", "loss/loss_d", "loss_terms/g_rec_x_gx", "loss_terms/d_real_x_dx",
-                "loss_terms/d_fake_gx_dgx", "health/k_t", "health/balance", "health/d_fake_over_real",
+                "loss_terms/d_fake_gx_dgx", "health/k_t", "health/g_lr_share_b", "health/d_fake_over_real",
                 "valid/score_mean", "valid/scores", "restoration/validation_normals",
                 "test/AUROC", "valid/dev_AUROC", "test_grids/normal_as_normal",
                 "reconstruction/rec_g", "reconstruction/rec_d", "reconstruction/rec_template", "dev_auroc/x_dgx",
@@ -116,8 +136,7 @@ def test_tensorboard_serves_the_runs_scalars_and_images(e2e):
     import urllib.request
     tmp, _, _ = e2e
     binary = shutil.which("tensorboard") or os.path.join(os.path.dirname(sys.executable), "tensorboard")
-    if not os.path.exists(binary):
-        pytest.skip("the tensorboard command is not installed")
+    assert os.path.exists(binary), "requirements.txt installs tensorflow, whose tensorboard command is missing"
     port = _free_port()
     server = subprocess.Popen([binary, "--logdir", str(tmp / "Checkpoint"), "--host", "127.0.0.1", "--port",
                                str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -133,8 +152,8 @@ def test_tensorboard_serves_the_runs_scalars_and_images(e2e):
             except OSError:
                 pass
             time.sleep(1)
-        if server.poll() is not None or not tags:
-            pytest.skip(f"TensorBoard did not start: {server.stderr.read()[-300:] if server.poll() is not None else 'timeout'}")
+        assert server.poll() is None and tags, \
+            f"TensorBoard did not serve the run: {server.stderr.read()[-300:] if server.poll() is not None else 'timeout'}"
         assert {"loss/loss_g", "loss/loss_d", "health/k_t", "valid/dev_AUROC"} <= set(tags["embedded_normal1"])
         with urllib.request.urlopen(f"{base}/images/tags", timeout=10) as response:
             images = json.loads(response.read())["embedded_normal1"]
@@ -148,8 +167,8 @@ def test_tensorboard_serves_the_runs_scalars_and_images(e2e):
 
 
 def test_report_and_csv_round_trip(e2e):
-    """report.md embeds every figure by a relative path that exists; scores.csv and valid_scores.csv hold
-    floats that read back exactly, so the threshold recomputed from valid_scores.csv is summary.json's."""
+    """report.md embeds every figure by a relative path that exists; valid_scores.csv holds floats that read
+    back exactly (the threshold recomputed from it is summary.json's, bit for bit)."""
     tmp, _, _ = e2e
     run_dir = tmp / "results" / "embedded_normal1"
     report = (run_dir / "report.md").read_text()
@@ -160,12 +179,12 @@ def test_report_and_csv_round_trip(e2e):
     from source import metrics
     valid = [float(r["valid_score"]) for r in csv.DictReader(open(run_dir / "valid_scores.csv"))]
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert metrics.threshold_from_normals(valid) == summary["threshold"]
+    assert metrics.threshold_from_normals(valid) == summary["metrics"]["threshold"]
 
 
-def test_same_name_does_not_overwrite(e2e):
+def test_same_name_does_not_overwrite(own_copy):
     """A second run with the same name gets its own folders; the first stays as it was."""
-    tmp, _, flags = e2e
+    tmp, flags = own_copy
     first = (tmp / "results" / "embedded_normal1" / "scores.csv").read_bytes()
     epoch0 = list(flags)
     epoch0[epoch0.index("--epoch") + 1] = "0"
@@ -210,6 +229,9 @@ def _bad_inputs(tmp):
         "bad widths": ["--widths", "32,x"], "arch": ["--arch", "big"],
         "pixels out of range": ["--no-datnorm", "--data", _npz(tmp / "range.npz")],
         "resume without name": ["--resume"], "score without name": ["--score", str(tmp / "a_file")],
+        "resume and test-only": ["--name", "x", "--resume", "--test-only"],
+        "resume a missing run": ["--name", "never_made", "--resume"],
+        "part-of a sweep": ["--part-of", "s", "--normal", "all"],
     }
 
 
@@ -217,15 +239,17 @@ def _bad_inputs(tmp):
     ("batch zero", "--batch: must be >= 1"), ("batch text", "--batch: expected int"),
     ("epoch negative", "--epoch: must be >= 0"), ("lr zero", "--lr: must be > 0"),
     ("lr nan", "--lr: expected a finite number"), ("ksize zero", "--ksize: must be >= 1"),
-    ("digit 10", "digit must be 0-9"), ("digit text", "expected a digit 0-9 or 'all'"),
+    ("digit 10", "expected a digit 0-9 or 'all', got '10'"), ("digit text", "expected a digit 0-9 or 'all'"),
     ("two protocols", "choose one protocol"), ("missing data", "does not exist"),
     ("folder without idx", "needs the four MNIST IDX files"), ("truncated gz", "cannot read IDX file"),
     ("npz missing keys", "lacks the arrays y_test"), ("not 28x28", "expected (N, 28, 28)"),
     ("label count", "40 images but 39 labels"), ("no training images", "leaves 0 training images"),
     ("unwritable results", "--results"), ("unwritable logdir", "--logdir"),
-    ("bad widths", "expected comma-separated channel counts"), ("arch", "invalid choice: 'big'"),
+    ("bad widths", "comma-separated channel counts"), ("arch", "invalid choice: 'big'"),
     ("pixels out of range", "--no-datnorm needs pixels already in [0, 1]"),
-    ("resume without name", "need --name of an earlier run"), ("score without name", "--score needs --name")])
+    ("resume without name", "need --name of an earlier run"), ("score without name", "need --name of an earlier run"),
+    ("resume and test-only", "not both"), ("resume a missing run", "no run 'never_made'"),
+    ("part-of a sweep", "--part-of runs one digit and one seed")])
 def test_bad_input_exits_2_with_one_line(case, phrase, tmp_path, capsys):
     """Each user mistake: exit status 2, one line on stderr that says what to fix, nothing written."""
     flags = _bad_inputs(tmp_path)[case]
@@ -240,38 +264,49 @@ def test_bad_input_exits_2_with_one_line(case, phrase, tmp_path, capsys):
     assert not (tmp_path / "r").exists() and not (tmp_path / "c").exists()
 
 
-def test_interrupt_then_resume_matches_uninterrupted_run(e2e):
-    """SIGINT mid-training: checkpoint, resume command, exit 130; resuming ends with the same scores."""
-    import signal
+def _signal_at(monkeypatch, module, name, signum, when):
+    """Wrap module.name so that the call where when(*args) first holds sends this process signum right after
+    it returns: an interrupt at a chosen point, the same on every CPU."""
+    original, sent = getattr(module, name), []
+
+    def wrapped(*args, **kwargs):
+        out = original(*args, **kwargs)
+        if not sent and when(*args):
+            sent.append(signum)
+            os.kill(os.getpid(), signum)
+        return out
+    monkeypatch.setattr(module, name, wrapped)
+
+
+def test_interrupt_then_resume_matches_uninterrupted_run(e2e, tmp_path, monkeypatch, capsys):
+    """SIGINT inside the second epoch (at its development evaluation of step 10): a checkpoint of that step,
+    the resume command, exit 130, no scores; resuming ends with the e2e run's scores."""
+    from source import solver
     tmp, _, flags = e2e
-    named = flags + ["--name", "interrupted"]
-    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "run.py"), *named], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in proc.stdout:   # the first epoch is done: the signal lands in the second or in its extras,
-        if line.startswith("[train] epoch    1/2"):   # both honoured with a checkpoint, on any CPU speed
-            proc.send_signal(signal.SIGINT)
-            break
-    proc.wait(timeout=300)
-    err = proc.stderr.read()
-    assert proc.returncode == 130, err[-2000:]
-    assert "--resume" in err and "--name interrupted" in err
-    assert not (tmp / "results" / "interrupted" / "scores.csv").exists()
-    resumed = _cli(*named, "--resume")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "resumed from" in resumed.stdout
+    named = _roots(flags, tmp_path) + ["--name", "interrupted"]
+    steps = []
+    _signal_at(monkeypatch, solver, "validation_health", signal.SIGINT, lambda *a: steps.append(1) or len(steps) == 2)
+    assert run.main(named) == 130
+    err = capsys.readouterr().err
+    assert "checkpoint" in err and "model.ckpt-10" in err and "--resume" in err and "--name interrupted" in err
+    assert not (tmp_path / "results" / "interrupted" / "scores.csv").exists()
+    monkeypatch.undo()
+    assert run.main(named + ["--resume"]) == 0
+    assert "resumed from" in capsys.readouterr().out
     import tensorflow as tf
-    steps = [event.step for path in sorted(glob.glob(str(tmp / "Checkpoint" / "interrupted" / "events.*")))
+    steps = [event.step for path in sorted(glob.glob(str(tmp_path / "Checkpoint" / "interrupted" / "events.*")))
              for event in tf.compat.v1.train.summary_iterator(path)
              if any(v.tag == "loss/loss_g" for v in event.summary.value)]
     assert steps == sorted(set(steps)), "TensorBoard steps repeat or overlap after the resume"
-    ours = [r["score"] for r in csv.DictReader(open(tmp / "results" / "interrupted" / "scores.csv"))]
+    ours = [r["score"] for r in csv.DictReader(open(tmp_path / "results" / "interrupted" / "scores.csv"))]
     ref = [r["score"] for r in csv.DictReader(open(tmp / "results" / "embedded_normal1" / "scores.csv"))]
     np.testing.assert_allclose(np.array(ours, float), np.array(ref, float), rtol=1e-5)
 
 
-def test_test_only_reproduces_scores_and_refuses_other_architecture(e2e):
-    """--test-only re-scores the final checkpoint identically; another --ksize is refused with exit 2."""
-    tmp, _, flags = e2e
+def test_test_only_reproduces_scores_and_refuses_other_architecture(own_copy):
+    """--test-only re-scores the final checkpoint identically (from a copied run folder: checkpoints are
+    found by relative path); another --ksize is refused with exit 2."""
+    tmp, flags = own_copy
     proc = _cli(*flags, "--name", "embedded_normal1", "--test-only")
     assert proc.returncode == 0, proc.stderr[-2000:]
     ref = (tmp / "results" / "embedded_normal1" / "scores.csv").read_text()
@@ -302,15 +337,15 @@ def test_non_finite_loss_stops_with_step_and_checkpoint(digit1, tmp_path):
     data.x_train[:] = np.nan
     model = ADAE()
     with pytest.raises(solver.TrainingError, match="non-finite loss at step 1.*last good checkpoint: none"):
-        solver.train(model, data, RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "nan"), epochs=1,
-                      log=lambda s: None)
+        solver.train(model, data, RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "nan"), solver.TrainingConfig(epoch=1),
+                     log=lambda s: None)
     model.close()
 
 
-def test_score_png_folder_reproduces_evaluation_scores(e2e, embedded):
+def test_score_png_folder_reproduces_evaluation_scores(own_copy, embedded):
     """Test images written as PNG score as in the evaluation; colour/size are converted, junk is skipped."""
     from PIL import Image
-    tmp, _, flags = e2e
+    tmp, flags = own_copy
     folder = tmp / "pngs"
     folder.mkdir()
     x_test = embedded[2]
@@ -318,7 +353,7 @@ def test_score_png_folder_reproduces_evaluation_scores(e2e, embedded):
         Image.fromarray(x_test[i].astype(np.uint8)).save(folder / f"test_{i}.png")
     Image.fromarray(np.zeros((56, 56, 3), np.uint8)).save(folder / "colour.png")
     (folder / "junk.png").write_bytes(b"not an image")
-    proc = _cli(*flags, "--name", "embedded_normal1", "--score", str(folder))
+    proc = _cli(*flags, "--name", "embedded_normal1", "--score-images", str(folder))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "colour.png: RGB converted to grayscale" in proc.stdout and "resized from 56x56" in proc.stdout
     assert "skipped: junk.png" in proc.stdout
@@ -326,7 +361,7 @@ def test_score_png_folder_reproduces_evaluation_scores(e2e, embedded):
                                                        "scores.csv"))}
     assert set(rows) == {f"test_{i}.png" for i in range(5)} | {"colour.png"}
     ref = list(csv.DictReader(open(tmp / "results" / "embedded_normal1" / "scores.csv")))
-    threshold = json.loads((tmp / "results" / "embedded_normal1" / "summary.json").read_text())["threshold"]
+    threshold = json.loads((tmp / "results" / "embedded_normal1" / "summary.json").read_text())["metrics"]["threshold"]
     for i in range(5):
         row = rows[f"test_{i}.png"]
         assert float(row["score"]) == pytest.approx(float(ref[i]["score"]), rel=1e-4)
@@ -338,9 +373,9 @@ def test_score_png_folder_reproduces_evaluation_scores(e2e, embedded):
     assert (tmp / "results" / "embedded_normal1" / "score_pngs" / "most_anomalous.png").exists()
 
 
-def test_score_refuses_unreadable_inputs(e2e, capsys):
-    """A folder of non-images, or an array of the wrong shape: exit 2, one line."""
-    tmp, _, flags = e2e
+def test_score_refuses_unreadable_inputs(own_copy, capsys):
+    """A folder of non-images, or an array of the wrong shape: exit 2, one line, no score folder."""
+    tmp, flags = own_copy
     bad = tmp / "bad"
     bad.mkdir()
     (bad / "a.png").write_bytes(b"junk")
@@ -349,6 +384,7 @@ def test_score_refuses_unreadable_inputs(e2e, capsys):
         code = run.main(flags + ["--name", "embedded_normal1", "--score", str(target)])
         err = capsys.readouterr().err.strip()
         assert code == 2 and len(err.splitlines()) == 1, err
+    assert not [p for p in (tmp / "results" / "embedded_normal1").glob("score_*") if p.is_dir()]
 
 
 def test_steps_budget_overrides_epochs(digit1, tmp_path):
@@ -356,58 +392,63 @@ def test_steps_budget_overrides_epochs(digit1, tmp_path):
     from source import solver
     from source.neuralnet import ADAE
     model = ADAE(seed=0)
-    history = solver.train(model, digit1, RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "steps"), epochs=100,
-                           steps=8, batch_size=64, log=lambda s: None)
-    assert [h["step"] for h in history] == [6, 8]
+    history = solver.train(model, digit1, RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "steps"),
+                           solver.TrainingConfig(epoch=100, steps=8, batch=64), log=lambda s: None)
+    assert [h["step"] for h in history] == [6, 8] and [h["epoch"] for h in history] == [1, 2]
     assert model.sess.run(model.global_step) == 8
-    assert history[1]["images_per_second"] > 0 and set(history[1]["dev_auroc_per_score"]) == {
-        "x_dgx", "x_gx", "x_dx", "gx_dgx"}
+    # the short last epoch's rate counts its own 128 images (2 batches of 64), not an epoch's 360
+    assert history[1]["images_per_second"] * history[1]["seconds"] == pytest.approx(128)
     model.close()
 
 
-def _stop_then_resume(tmp_path, flags, stop_when):
-    """Run a sweep straight, then again sending SIGTERM on the first stdout line where stop_when(line) holds:
-    it must exit 143 with the resume command and no table; --resume must finish it. Returns the straight,
-    stopped-folder and resumed outputs for the caller's own checks."""
-    import signal
+def _stop_then_resume(tmp_path, flags, stop_when, monkeypatch, capsys):
+    """Run a sweep straight, then again with SIGTERM sent to this process at the log line where
+    stop_when(line) first holds (in-process, so the point is the same on every CPU): it must exit 143 with
+    the resume command and no table; --resume must finish it with the straight sweep's sweep.csv. Returns
+    the straight, stopped-folder and resumed outputs for the caller's own checks."""
     flags = flags + ["--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")]
-    straight = _cli(*flags, "--name", "straight")
-    assert straight.returncode == 0, straight.stderr[-2000:]
+    assert run.main(flags + ["--name", "straight"]) == 0
+    straight = capsys.readouterr().out
     named = flags + ["--name", "stopped"]
-    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "run.py"), *named], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in proc.stdout:
-        if stop_when(line):
-            proc.send_signal(signal.SIGTERM)
-            break
-    proc.wait(timeout=300)
-    err = proc.stderr.read()
-    assert proc.returncode == 143, err[-2000:]
+    lines = []
+
+    def log(line):
+        print(line, flush=True)
+        lines.append(line)
+        if stop_when(line) and len([x for x in lines if stop_when(x)]) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+    monkeypatch.setattr(run, "log", log)
+    assert run.main(named) == 143
+    err = capsys.readouterr().err
     assert "--resume" in err and "--name stopped" in err
     assert not (tmp_path / "r" / "stopped" / "sweep.csv").exists()
     stopped = {p.parent.name: p.read_bytes() for p in (tmp_path / "r" / "stopped").glob("*/scores.csv")}
-    resumed = _cli(*named, "--resume")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    monkeypatch.undo()
+    assert run.main(named + ["--resume"]) == 0
+    resumed = capsys.readouterr().out
     assert (tmp_path / "r" / "stopped" / "sweep.csv").read_text() == (tmp_path / "r" / "straight" / "sweep.csv").read_text()
-    return straight.stdout, stopped, resumed.stdout
+    return straight, stopped, resumed
 
 
-def test_sweep_killed_and_resumed_matches_straight_run(tmp_path):
-    """A one-process sweep stopped by SIGTERM after its first sub-run and resumed with --resume --name writes the
-    same sweep.csv as one run straight through; finished sub-runs are kept, not retrained."""
+def test_sweep_killed_and_resumed_matches_straight_run(tmp_path, monkeypatch, capsys):
+    """A one-process sweep stopped by SIGTERM right after its first sub-run and resumed with --resume --name
+    writes the same sweep.csv as one run straight through; the finished sub-run is kept, not retrained."""
     flags = ["--data", "embedded", "--normal", "7", "--seeds", "3", "--steps", "3", "--batch", "64", "--jobs", "1"]
-    straight, stopped, resumed = _stop_then_resume(tmp_path, flags,
-                                                   lambda line: line.startswith("[sweep] 1/3 runs done"))
+    straight, stopped, resumed = _stop_then_resume(
+        tmp_path, flags, lambda line: line.startswith("[sweep] 1/3 runs done"), monkeypatch, capsys)
     assert "[sweep] 3/3 runs done" in straight
-    assert "normal7_seed0: finished earlier, kept" in resumed
+    assert list(stopped) == ["normal7_seed0"]
+    assert "normal7_seed0: finished earlier, kept" in resumed and "normal7_seed1: finished" not in resumed
     assert (tmp_path / "r" / "stopped" / "normal7_seed0" / "scores.csv").read_bytes() == stopped["normal7_seed0"]
 
 
-def test_worker_sweep_stopped_and_resumed_matches_straight_run(tmp_path):
-    """The default sweep on 2 cores (sub-runs in worker processes): SIGTERM once a sub-run is done is passed on
-    to the running workers; the sweep exits 143 with the resume command, and --resume keeps what finished and
-    writes the same sweep.csv as a straight sweep."""
+def test_worker_sweep_stopped_and_resumed_matches_straight_run(tmp_path, monkeypatch, capsys):
+    """The default sweep on 2 cores (sub-runs in worker processes): SIGTERM once a sub-run is done is passed
+    on to the running worker; the sweep exits 143 with the resume command, starts no further sub-run, and
+    --resume keeps what finished and writes the same sweep.csv as a straight sweep."""
     flags = ["--data", "embedded", "--normal", "7", "--seeds", "3", "--steps", "30", "--batch", "32", "--jobs", "2"]
-    _, _, resumed = _stop_then_resume(
-        tmp_path, flags, lambda line: line.startswith("[sweep] normal7_seed") and line.strip().endswith(": done"))
+    _, stopped, resumed = _stop_then_resume(
+        tmp_path, flags, lambda line: line.startswith("[sweep] normal7_seed") and line.strip().endswith(": done"),
+        monkeypatch, capsys)
+    assert "normal7_seed2" not in stopped   # the third sub-run never started
     assert "finished earlier, kept" in resumed
