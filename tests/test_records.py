@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import run
-from source import collect, tables
+from source import collect, parallel, tables
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = ["--data", "embedded", "--normal", "7", "--seeds", "2", "--steps", "3", "--batch", "64"]
@@ -37,7 +37,8 @@ def test_sweep_writes_one_record_per_sub_run(straight):
         record = json.loads((folder / f"normal7_seed{seed}.json").read_text())
         summary = json.loads((straight / "r" / "sweep" / f"normal7_seed{seed}" / "summary.json").read_text())
         assert record == summary
-    assert json.loads((folder / "config.json").read_text())["seeds"] == 2
+    sweep_config = json.loads((folder / "config.json").read_text())
+    assert sweep_config["training"]["seeds"] == 2 and sweep_config["data"]["digits"] == [7]
 
 
 def test_fresh_clone_resumes_from_records_and_matches(straight, tmp_path):
@@ -113,16 +114,17 @@ def test_worker_processes_give_the_same_sweep(straight, tmp_path):
 
 def test_part_argv_drops_what_chooses_the_sub_runs():
     argv = ["--normal", "all", "--seeds", "3", "--jobs=2", "--name", "x", "--resume", "--lr", "2e-4", "--threads", "1"]
-    assert run.part_argv(argv) == ["--lr", "2e-4"]
+    assert parallel.part_argv(argv) == ["--lr", "2e-4"]
 
 
 def test_sweep_projects_its_time_from_a_measurement(embedded):
     """The projection counts the iterations still to do (2 epochs of 360 images in batches of 64 = 12 per
     sub-run, two sub-runs) and divides by the number of workers."""
-    from tests.test_health import _config
+    import dataclasses
+    from tests.test_health import SHORT
     from source import experiment
     lines = []
-    config = _config(steps=None, epoch=2, batch=64, protocol="normal", baselines=False)
+    config = dataclasses.replace(SHORT, training=dataclasses.replace(SHORT.training, steps=None, epoch=2, batch=64))
     one = experiment.project_sweep(config, embedded, [(7, 0), (7, 1)], jobs=1, log=lines.append)
     assert "2 sub-runs to train, 24 iterations" in lines[0] and "(1 at a time)" in lines[0]
     rate = float(lines[0].split(" iterations at ")[1].split("/s")[0])
