@@ -43,7 +43,6 @@ def test_every_classic_baseline_sees_the_same_images():
     x_test = np.random.RandomState(1).rand(4, 28, 28, 1)
     out, seconds = baselines.classic_scores(x_train, x_test, methods={n: recorder(n) for n in baselines.CLASSIC})
     assert set(out) == set(baselines.CLASSIC) == set(seconds)
-    assert all(s >= 0 for s in seconds.values())
     for train, test in seen.values():
         np.testing.assert_array_equal(train, x_train.reshape(6, -1).astype(np.float32))
         np.testing.assert_array_equal(test, x_test.reshape(4, -1).astype(np.float32))

@@ -77,7 +77,15 @@ def test_variables_split_by_scope(model):
     assert all(n.startswith("discriminator/") for n in names_d)
     trainable = {v.name for v in model.graph.get_collection(tf1.GraphKeys.TRAINABLE_VARIABLES)}
     assert names_g | names_d == trainable
-    assert model.n_params_g == model.n_params_d > 0
+    # counted by hand: kernels + biases, plus batch norm's beta and gamma on every hidden layer but the first
+    # (paper: widths 32, 64, 128, code 8; reference: 16/32/64 with 3x3 kernels)
+    conv = {"paper": [(16, 1, 32, 0), (16, 32, 64, 1), (16, 64, 128, 1), (16, 128, 8, 0), (16, 8, 128, 1),
+                      (16, 128, 64, 1), (16, 64, 32, 1), (16, 32, 1, 0)],
+            "reference": [(9, 1, 16, 1), (9, 16, 16, 1), (9, 16, 32, 1), (9, 32, 32, 1), (9, 32, 64, 1),
+                          (9, 64, 64, 1), (9, 64, 32, 1), (9, 32, 32, 1), (9, 32, 16, 1), (9, 16, 16, 1),
+                          (9, 16, 1, 0)]}[model.arch]
+    expected = sum(k * c_in * c_out + c_out + 2 * c_out * bn for k, c_in, c_out, bn in conv)
+    assert model.n_params_g == model.n_params_d == expected
 
 
 def test_losses_match_numpy(model, batch):
