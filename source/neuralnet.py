@@ -276,7 +276,8 @@ class ADAE:
             self.images = {"G(x)": to_image(self.g_x_test, arch)}
             if objective != "autoencoder":
                 self.images.update({"D(G(x))": to_image(self.d_g_x_test, arch), "D(x)": to_image(self.d_x_test, arch)})
-            self.recon_name = {"x_dgx": "D(G(x))", "x_gx": "G(x)", "x_dx": "D(x)", "gx_dgx": "D(G(x))"}[self.anomaly_score]
+            self.recon_name = {"x_dgx": "D(G(x))", "x_gx": "G(x)", "x_dx": "D(x)",
+                               "gx_dgx": "D(G(x))"}[self.anomaly_score]
 
             # summaries: scalars every few steps, epoch-level ones fed from the solver
             self.summary_step = tf1.summary.merge([

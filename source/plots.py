@@ -108,7 +108,8 @@ def score_histogram(scores, anomalous, threshold, path):
 
 
 def loss_curves(history, path):
-    """Per-epoch losses, their terms, BEGAN's k_t and G's learning-rate share b, the validation score and G's and D's reconstruction error of
+    """Per-epoch losses, their terms, BEGAN's k_t and G's learning-rate share b, the validation score and
+    G's and D's reconstruction error of
     validation normals beside the mean normal image's (a network that learns ends well below it)."""
     epochs = [h["epoch"] for h in history]
     fig, axes = plt.subplots(1, 4, figsize=(18, 4))

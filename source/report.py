@@ -3,7 +3,8 @@ import os
 
 FIGURES = [("box_plot", "Scores per class (normal classes green)"), ("roc_curve", "ROC curves of every score"),
            ("pr_curve", "Precision-recall curves"), ("score_histogram", "Score histogram with the threshold"),
-           ("loss_curves", "Losses, k_t and b, validation score and reconstruction errors per epoch"), ("baselines", "ADAE beside the baselines"),
+           ("loss_curves", "Losses, k_t and b, validation score and reconstruction errors per epoch"),
+           ("baselines", "ADAE beside the baselines"),
            ("grids/normal_as_normal", "Normal images judged normal"),
            ("grids/anomalous_as_normal", "Anomalous images judged normal (misses)"),
            ("grids/normal_as_anomalous", "Normal images judged anomalous (false alarms)"),

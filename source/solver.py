@@ -12,7 +12,7 @@ from source import baselines, board, metrics, plots
 from source.neuralnet import RANGE, RECIPE_BATCH
 
 tf1 = tf.compat.v1
-N_RESTORE = 6        # validation images shown in the restoration grids
+N_RESTORATION = 6        # validation images shown in the restoration grids
 N_GRID = 8           # examples per sample grid
 N_DRAWN = 20         # restoration figures per run at most (every epoch for runs of up to 20 epochs)
 CURVE_PER_DECADE = 4  # development evaluations per decade of steps (10, 18, 32, 56, 100, ...), besides epoch ends
@@ -126,7 +126,7 @@ def train(model, data, run, config=TrainingConfig(), resume=False, log=print):
         log(f"[train] resumed from {last_ckpt} at epoch {start_epoch + 1}, step {step}")
     with model.graph.as_default():   # the v1 FileWriter refuses to open in eager mode
         writer = tf1.summary.FileWriter(run.log, graph=None if resume else model.graph)
-    x_restore = data.x_valid[:N_RESTORE]
+    x_restoration = data.x_valid[:N_RESTORATION]
     adversarial = model.objective != "autoencoder"
     n_per_epoch = int(np.ceil(len(data.x_train) / batch_size))
     total_steps = config.total_steps(len(data.x_train))
@@ -185,7 +185,8 @@ def train(model, data, run, config=TrainingConfig(), resume=False, log=print):
                     raise TrainingError(f"non-finite loss at step {step} (loss_g={loss_g}, loss_d={loss_d}); "
                                         f"last good checkpoint: {last_ckpt or 'none'}")
                 for key, value in (("loss_g", loss_g), ("loss_d", loss_d), ("loss_g_rec", loss_g_rec),
-                                   ("loss_d_real", loss_d_real), ("loss_d_fake", loss_d_fake), ("g_lr_share", g_lr_share)):
+                                   ("loss_d_real", loss_d_real), ("loss_d_fake", loss_d_fake),
+                                   ("g_lr_share", g_lr_share)):
                     sums[key] += float(value) * len(x)
                 sums["images"] += len(x)
                 if bar:
@@ -209,8 +210,9 @@ def train(model, data, run, config=TrainingConfig(), resume=False, log=print):
             if (epoch + 1) % draw_every == 0 or epoch + 1 == epochs:
                 def restorations():
                     png = plots.example_grid(
-                        x_restore, model.panels(x_restore),
-                        [f"{cls}\nscore {v:.3g}" for cls, v in zip(data.y_valid[:N_RESTORE], valid[:N_RESTORE])],
+                        x_restoration, model.panels(x_restoration),
+                        [f"{cls}\nscore {v:.3g}"
+                         for cls, v in zip(data.y_valid[:N_RESTORATION], valid[:N_RESTORATION])],
                         f"epoch {epoch + 1}, step {step}: validation normals ({model.anomaly_score})",
                         os.path.join(run.restoration_dir, f"epoch_{epoch + 1:04d}.png"))
                     writer.add_summary(board.image("restoration/validation_normals", png, *plots.png_size(png)),

@@ -42,7 +42,8 @@ def write(rows, run, protocol, class_names=None):
     keys = ["protocol", "digit", "seed", "method", "AUROC", "AUPRC"]
     files.write_csv([[r[k] for k in keys] for r in rows], keys, run.sweep_csv_path)
     tab = table(rows)
-    files.write_text(f"AUROC mean ± std over seeds, protocol --{protocol} K\n\n" + markdown(tab, protocol, class_names),
+    files.write_text(f"AUROC mean ± std over seeds, protocol --{protocol} K\n\n"
+                     + markdown(tab, protocol, class_names),
                       run.sweep_md_path)
     plots.sweep_chart(tab, run.figure("sweep"), f"AUROC per class, --{protocol} K")
     return tab

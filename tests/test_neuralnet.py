@@ -1,4 +1,4 @@
-"""The ADAE graph: shapes, variable partition, losses against NumPy, steps, save/restore, batch norm."""
+"""The ADAE graph: shapes, variable partition, losses against NumPy, steps, save and load, batch norm."""
 import os
 
 import numpy as np
@@ -187,8 +187,8 @@ def test_inference_uses_moving_averages(model, batch):
     assert not np.allclose(first[0], together[0])
 
 
-def test_save_restore_gives_identical_scores(fresh_model, batch, tmp_path):
-    """Scores after restoring a checkpoint equal the scores when it was written."""
+def test_save_then_load_gives_identical_scores(fresh_model, batch, tmp_path):
+    """Scores after loading a checkpoint equal the scores when it was written."""
     model = fresh_model
     model.sess.run([model.step_d], {model.x: batch})
     model.sess.run([model.step_g], {model.x: batch})

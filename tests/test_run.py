@@ -159,7 +159,8 @@ def test_tensorboard_serves_the_runs_scalars_and_images(e2e):
                 pass
             time.sleep(1)
         assert server.poll() is None and tags, \
-            f"TensorBoard did not serve the run: {server.stderr.read()[-300:] if server.poll() is not None else 'timeout'}"
+            "TensorBoard did not serve the run: " + (server.stderr.read()[-300:] if server.poll() is not None
+                                                     else "timeout")
         assert {"loss/loss_g", "loss/loss_d", "health/k_t", "valid/dev_AUROC"} <= set(tags["embedded_normal1"])
         with urllib.request.urlopen(f"{base}/images/tags", timeout=10) as response:
             images = json.loads(response.read())["embedded_normal1"]
@@ -343,8 +344,8 @@ def test_non_finite_loss_stops_with_step_and_checkpoint(digit1, tmp_path):
     data.x_train[:] = np.nan
     model = ADAE()
     with pytest.raises(solver.TrainingError, match="non-finite loss at step 1.*last good checkpoint: none"):
-        solver.train(model, data, RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "nan"), solver.TrainingConfig(epoch=1),
-                     log=lambda s: None)
+        solver.train(model, data, RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "nan"),
+                     solver.TrainingConfig(epoch=1), log=lambda s: None)
     model.close()
 
 
