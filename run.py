@@ -137,18 +137,18 @@ def main(argv=None):
             for flag, root in (("--results", args.results), ("--logdir", args.logdir)):
                 rundir.check_writable(flag, root)
             config = record.RunConfig.from_flags(args, "python run.py " + portable_command(argv))
+            earlier = RunDir(args.logdir, args.results, args.name) if args.name else None   # --name's folders
             if args.score_images:
-                rundir.check_trained(RunDir(args.logdir, args.results, args.name))
-                return inference.score_new_images(RunDir(args.logdir, args.results, args.name), args.score_images,
-                                                  log=log)
+                rundir.check_trained(earlier)
+                return inference.score_new_images(earlier, args.score_images, log=log)
             if (args.resume or args.test_only) and not args.part_of:
                 records = RecordDir(args.records, args.name) if args.records and args.resume else None
-                rundir.check_same_experiment(RunDir(args.logdir, args.results, args.name), config, records)
+                rundir.check_same_experiment(earlier, config, records)
             arrays, source = datamanager.load_data(args.source, args.dataset, log=log)
             datamanager.check_experiment(arrays, config.data)   # fails before any run starts
-            load_from = RunDir(args.logdir, args.results, args.name) if args.test_only else None
+            load_from = earlier if args.test_only else None
             if args.part_of:
-                name = experiment.sub_name(args.protocol, args.digits[0], config.training.seed)
+                name = experiment.sub_name(config.data.protocol, *config.runs()[0])
                 run = RunDir(args.logdir, args.results, args.part_of).sub(name)
                 if os.path.exists(run.results) and not args.resume:
                     raise UsageError(f"sub-run {name} of {args.part_of} exists; add --resume to continue it")

@@ -111,10 +111,8 @@ def bench_config(label, batches, score_batch, repeats, iters, config, machine, r
                     writer.add_summary(summary)
                     _, summary = model.sess.run([model.step_g, model.summary_step], {model.x: xb})
                     writer.add_summary(summary)
-                else:   # what solver.train runs: a D step (not for the autoencoder), then a G step
-                    if model.objective != "autoencoder":
-                        model.sess.run(model.step_d, {model.x: xb})
-                    model.sess.run(model.step_g, {model.x: xb})
+                else:
+                    model.train_step(xb)
         iteration()  # warm-up: oneDNN primitives and XLA clusters are built on the first calls
         out["train"][batch] = stats(time_it(iteration, repeats, iters * batch))
     xs = x[:score_batch * 4]

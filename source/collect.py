@@ -11,7 +11,7 @@ import os
 import sys
 
 from source import experiment
-from source.rundir import RecordDir, RunDir
+from source.rundir import RecordDir, RunDir, stored_config
 
 
 def gather(run, records=None):
@@ -36,12 +36,8 @@ def collect(name, results="results", logdir="Checkpoint", records_root=None, log
     if not summaries:
         raise ValueError(f"no finished sub-run of {name!r} in {run.results}"
                          + (f" or {records.path}" if records else ""))
-    if os.path.isfile(run.config_path):
-        config = run.read_config()
-    elif records and records.has_config():
-        config = records.read_config()
-    else:   # sub-runs made by job-array tasks: the first one's settings stand for the sweep's
-        config = next(iter(summaries.values())).config
+    # sub-runs made by job-array tasks only: the first one's settings stand for the sweep's
+    config = stored_config(run, records) or next(iter(summaries.values())).config
     os.makedirs(run.results, exist_ok=True)
     log(f"[collect] {name}: {len(summaries)} sub-runs")
     return experiment.finish_sweep(config, list(summaries.values()), run, log)

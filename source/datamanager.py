@@ -297,6 +297,11 @@ def check_experiment(arrays, config):
         check_protocol(y_train, y_test, **config.split(digit))
 
 
+def n_validation(n_normal):
+    """How many of a protocol's n_normal training-split images are held out as validation normals."""
+    return max(1, int(round(n_normal * VALID_SHARE)))
+
+
 class Dataset:
     """One-class split: normal train/validation images, the whole test split with labels."""
 
@@ -309,7 +314,7 @@ class Dataset:
         train_idx = np.flatnonzero(is_normal)
         rng = np.random.RandomState(SPLIT_SEED)
         train_idx = train_idx[rng.permutation(len(train_idx))]
-        n_valid = max(1, int(round(len(train_idx) * VALID_SHARE)))
+        n_valid = n_validation(len(train_idx))
         self.valid_index = np.sort(train_idx[:n_valid])     # indices into the train split
         self.train_index = np.sort(train_idx[n_valid:])
 

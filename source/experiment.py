@@ -183,25 +183,25 @@ def run_all(config, arrays, source, run, resume=False, load_from=None, records_r
         if summary:
             log(f"[sweep] {sub.name}: {why}")
         summaries.append(summary)
-    todo = [(r, sub) for r, sub, summary in zip(runs, subs, summaries) if not summary]
+    todo = [i for i, summary in enumerate(summaries) if not summary]   # indices of the sub-runs to run now
     jobs, threads, argv = workers or (1, config.machine.threads, None)
-    project_sweep(config, arrays, [r for r, _ in todo], jobs, threads, log)
+    project_sweep(config, arrays, [runs[i] for i in todo], jobs, threads, log)
     t_start = time.time()
     if workers:
-        commands = {sub.name: parallel.child_command(argv, config.data.protocol, digit, seed, run.name, threads,
-                                                     resume=os.path.exists(sub.results))
-                    for (digit, seed), sub in todo}
+        commands = {subs[i].name: parallel.child_command(argv, config.data.protocol, *runs[i], run.name, threads,
+                                                         resume=os.path.exists(subs[i].results)) for i in todo}
         status = parallel.run_subprocesses(commands, jobs, run.log, log)
         log(f"[sweep] {len(commands)} sub-runs in {(time.time() - t_start) / 60:.1f} min wall time")
         failed = sorted(label for label, code in status.items() if code)
         if failed:
             raise solver.TrainingError(f"sub-runs {', '.join(failed)} failed (their logs: {run.log}); "
                                        "rerun with --resume to retry them")
-        summaries = [sub.read_summary() if sub.is_finished() else records.read(sub.name) for sub in subs]
+        for i in todo:   # each worker wrote its sub-run's summary
+            summaries[i] = subs[i].read_summary()
     else:
-        for done, ((digit, seed), sub) in enumerate(todo):
-            summary = run_one(config.one(digit, seed), arrays, source, sub, resume and sub.has_state(), None, log)
-            summaries[subs.index(sub)] = summary
+        for done, i in enumerate(todo):
+            sub = subs[i]
+            summaries[i] = run_one(config.one(*runs[i]), arrays, source, sub, resume and sub.has_state(), None, log)
             left = (time.time() - t_start) / (done + 1) * (len(todo) - done - 1)   # from runs trained now only
             log(f"[sweep] {len(runs) - len(todo) + done + 1}/{len(runs)} runs done; about {left / 60:.0f} min left")
     for sub, summary in zip(subs, summaries):
@@ -229,23 +229,19 @@ def project_sweep(config, arrays, todo, jobs=1, threads=0, log=print):
         return 0.0
     model = build_model(config.with_machine(threads=threads), seed=0)
     x = np.random.RandomState(0).rand(config.training.batch, 28, 28, 1).astype(np.float32)
-
-    def iteration():
-        if model.objective != "autoencoder":
-            model.sess.run(model.step_d, {model.x: x})
-        model.sess.run(model.step_g, {model.x: x})
     for _ in range(3):   # warm-up: oneDNN builds its primitives on the first calls
-        iteration()
+        model.train_step(x)
     t, n = time.time(), 10
     for _ in range(n):
-        iteration()
+        model.train_step(x)
     per_iteration = (time.time() - t) / n
     model.close()
     y_train = arrays[1]
     iterations = 0
     for digit, _ in todo:
         normal = datamanager.check_protocol(y_train, arrays[3], **config.data.split(digit))
-        iterations += config.training.total_steps(int(np.isin(y_train, normal).sum() * (1 - datamanager.VALID_SHARE)))
+        n_normal = int(np.isin(y_train, normal).sum())
+        iterations += config.training.total_steps(n_normal - datamanager.n_validation(n_normal))
     seconds = per_iteration * iterations * (4 / 3 if config.training.baselines else 1) / max(1, jobs)
     log(f"[sweep] {len(todo)} sub-runs to train, {iterations:,} iterations at {1 / per_iteration:.1f}/s measured "
         f"here ({jobs} at a time): about {seconds / 60:.0f} min of training, plus evaluation and baselines")

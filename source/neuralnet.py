@@ -77,8 +77,7 @@ class MachineConfig:
 PAD = 2   # the paper's networks see MNIST zero-padded from 28x28 to 32x32
 
 
-def reference_autoencoder(x, training, update_stats=True, bn_momentum=0.9, ksize=3, code_channels=0,
-                          out_bias=0.0, init="he"):
+def reference_autoencoder(x, training, update_stats=True, *, bn_momentum, ksize, code_channels, out_bias, init):
     """Reference conv autoencoder: 3 levels of 16/32/64 channels, max pooling, mirrored decoder, sigmoid output."""
     def conv_bn_relu(h, channels, name):
         h = layers.conv2d(h, channels, ksize, name=name, init=init)
@@ -112,8 +111,7 @@ def reference_autoencoder(x, training, update_stats=True, bn_momentum=0.9, ksize
         return layers.sigmoid(h)
 
 
-def paper_autoencoder(x, training, update_stats=True, bn_momentum=0.9, widths=(32, 64, 128), latent=32,
-                      init="he"):
+def paper_autoencoder(x, training, update_stats=True, *, bn_momentum, widths, latent, init):
     """The paper's autoencoder: 4x4 convolutions of stride 2 (no pooling, no dense layer) down to a
     1x1xlatent code, a mirrored transposed-convolution decoder and a tanh output in [-1, 1].
 
@@ -141,7 +139,8 @@ def paper_autoencoder(x, training, update_stats=True, bn_momentum=0.9, widths=(3
 
 
 def network_fn(config):
-    """The autoencoder builder of a ModelConfig's architecture with its settings bound: f(x, training, update_stats)."""
+    """The autoencoder builder of a ModelConfig's architecture with its settings bound: f(x, training,
+    update_stats). The builders take every setting from here: ModelConfig holds the only defaults."""
     if config.arch == "paper":
         return functools.partial(paper_autoencoder, bn_momentum=config.bn_momentum, widths=config.widths,
                                  latent=config.latent, init=config.init)
@@ -339,6 +338,13 @@ class ADAE:
                 parts[name].append(out[name])
         return {name: np.concatenate(parts[name]).astype(np.float64) if parts[name] else np.zeros(0)
                 for name in names}
+
+    def train_step(self, x):
+        """One training iteration on batch x without the loop's bookkeeping: a D step (none for the
+        autoencoder), then a G step, as solver.train runs them; what the benchmark and a sweep's projection time."""
+        if self.objective != "autoencoder":
+            self.sess.run(self.step_d, {self.x: x})
+        self.sess.run(self.step_g, {self.x: x})
 
     def reconstruct(self, x):
         """G(x), D(G(x)) and D(x) (G(x) alone for the autoencoder) as images in [0, 1], 28x28."""

@@ -20,6 +20,13 @@ class SchemaError(ValueError):
     """A record that this version cannot read."""
 
 
+def _checked(values, what):
+    """values less their schema mark; refused unless written with this version's schema."""
+    if values.get("schema") != SCHEMA:
+        raise SchemaError(f"a {what} of schema {values.get('schema', 1)}; this version reads schema {SCHEMA}")
+    return {k: v for k, v in values.items() if k != "schema"}
+
+
 def _part(cls, values):
     unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
     if unknown:
@@ -69,8 +76,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, values):
-        if values.get("schema") != SCHEMA:
-            raise SchemaError(f"a record of schema {values.get('schema', 1)}; this version reads schema {SCHEMA}")
+        values = _checked(values, "record")
         return cls(**{name: _part(part, values[name]) for name, part in PARTS.items()}, command=values["command"])
 
     def flat(self):
@@ -111,7 +117,5 @@ class Summary:
 
     @classmethod
     def from_dict(cls, values):
-        if values.get("schema") != SCHEMA:
-            raise SchemaError(f"a summary of schema {values.get('schema', 1)}; this version reads schema {SCHEMA}")
-        values = {k: v for k, v in values.items() if k != "schema"}
-        return cls(**dict(values, config=RunConfig.from_dict(values["config"])))
+        values = _checked(values, "summary")
+        return _part(cls, dict(values, config=RunConfig.from_dict(values["config"])))

@@ -27,14 +27,21 @@ def check_writable(flag, root):
 ARCHITECTURE = ("arch", "widths", "latent", "ksize", "code_channels", "objective")
 
 
+def stored_config(run, records=None):
+    """The RunConfig a run or sweep was made with: its config.json, else (a sweep on a clone that has only
+    its committed records) the records'; None when neither exists."""
+    if os.path.isfile(run.config_path):
+        return run.read_config()
+    if records and records.has_config():
+        return records.read_config()
+    return None
+
+
 def check_same_experiment(run, config, records=None):
     """--resume/--test-only: run (or, for a sweep resumed on a clone, its committed records) must exist and
     hold the asked architecture, data and protocol."""
-    if os.path.isfile(run.config_path):
-        stored = run.read_config()
-    elif records and records.has_config():
-        stored = records.read_config()
-    else:
+    stored = stored_config(run, records)
+    if stored is None:
         raise FolderError(f"no run {run.name!r} (missing {run.config_path})")
     differ = [f"--{k.replace('_', '-')} {getattr(stored.model, k)} (asked {getattr(config.model, k)})"
               for k in ARCHITECTURE if getattr(stored.model, k) != getattr(config.model, k)]

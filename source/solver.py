@@ -47,15 +47,14 @@ def curve_steps(total_steps, per_decade=CURVE_PER_DECADE):
     return {int(round(10 ** (k / per_decade))) for k in range(per_decade, top + 1)} - {0}
 
 
-def validation_health(model, data, template_error):
-    """What one look at the validation split says: each score's development AUROC and mean on validation
-    normals; G's and D's reconstruction error of validation normals (x_gx, x_dx) beside the template's
-    (the mean normal training image), all as L2 in the network's frame."""
+def validation_health(model, data):
+    """What one look at the validation split says: each score's development AUROC and its values on
+    validation normals; G's and D's reconstruction error of validation normals (x_gx, x_dx), as L2 in the
+    network's frame (the training loop sets them beside the mean normal image's)."""
     valid = model.run_scores(data.x_valid)
     dev = model.run_scores(data.x_dev_anomalous)
     return {"valid": valid, "dev_auroc_per_score": {k: dev_auroc_of(valid[k], dev[k]) for k in valid},
-            "rec_g": float(valid["x_gx"].mean()), "rec_d": float(valid["x_dx"].mean()),
-            "rec_template": template_error}
+            "rec_g": float(valid["x_gx"].mean()), "rec_d": float(valid["x_dx"].mean())}
 
 
 class TrainingError(RuntimeError):
@@ -139,7 +138,7 @@ def train(model, data, run, config=TrainingConfig(), resume=False, log=print):
 
     def look(tag_step):
         """Validation health at this step: one curve point, a TensorBoard record, and what it measured."""
-        health = validation_health(model, data, template_error)
+        health = validation_health(model, data)
         point = {"step": tag_step, "rec_g": health["rec_g"], "rec_d": health["rec_d"],
                  "rec_template": template_error, "k_t": float(sess.run(model.k)),
                  "dev_auroc_per_score": health["dev_auroc_per_score"]}

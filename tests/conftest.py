@@ -29,3 +29,20 @@ def digit1(embedded):
 def batch():
     """A fixed batch of 8 images in [0, 1]."""
     return np.random.RandomState(0).rand(8, 28, 28, 1).astype(np.float32)
+
+
+@pytest.fixture
+def signal_on_call(monkeypatch):
+    """signal_on_call(module, name, signum, n): wrap module.name so that its n-th call sends this process
+    signum right after it returns: an interrupt at a chosen point, the same on every CPU."""
+    def install(module, name, signum, n):
+        original, calls = getattr(module, name), []
+
+        def wrapped(*args, **kwargs):
+            out = original(*args, **kwargs)
+            calls.append(1)
+            if len(calls) == n:
+                os.kill(os.getpid(), signum)
+            return out
+        monkeypatch.setattr(module, name, wrapped)
+    return install

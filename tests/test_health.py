@@ -147,25 +147,17 @@ SHORT = RunConfig(model=ModelConfig(latent=32, gamma=0.5, lambda_k=1e-3, init="h
                   training=solver.TrainingConfig(epoch=1, steps=4, batch=32, summary_every=2, keep_checkpoints=2))
 
 
-def test_signal_during_the_last_epochs_extras_is_honoured(digit1, tmp_path, monkeypatch):
+def test_signal_during_the_last_epochs_extras_is_honoured(digit1, tmp_path, monkeypatch, signal_on_call):
     """SIGINT while the last epoch is being evaluated: training raises Interrupted with the checkpoint
     written after that epoch; resuming from it trains nothing more and ends at the same step."""
     run = RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "late")
-    health = solver.validation_health
-    calls = []
-
-    def signalling(model, data, template_error):
-        calls.append(1)
-        if len(calls) == 2:   # the second epoch's (the last epoch's) evaluation
-            os.kill(os.getpid(), signal.SIGINT)
-        return health(model, data, template_error)
-    monkeypatch.setattr(solver, "validation_health", signalling)
+    signal_on_call(solver, "validation_health", signal.SIGINT, 2)   # the second (the last) epoch's evaluation
     model = ADAE(seed=0)
     with pytest.raises(solver.Interrupted) as caught:
         solver.train(model, digit1, run, solver.TrainingConfig(epoch=2, batch=128), log=lambda s: None)
     model.close()
     assert caught.value.checkpoint.endswith("model.ckpt-6") and caught.value.signum == signal.SIGINT
-    monkeypatch.setattr(solver, "validation_health", health)
+    monkeypatch.undo()
     model = ADAE(seed=0)
     history = solver.train(model, digit1, run, solver.TrainingConfig(epoch=2, batch=128), resume=True,
                            log=lambda s: None)
@@ -197,7 +189,7 @@ def test_validation_health_measures_the_template_in_the_networks_units(digit1):
     [0, 1] pixels becomes network units through RANGE (2 for the paper's [-1, 1] frame)."""
     model = ADAE(seed=0)
     template = RANGE["paper"] * np.mean(np.sqrt(((digit1.x_valid - digit1.x_train.mean(axis=0)) ** 2).sum((1, 2, 3))))
-    health = solver.validation_health(model, digit1, template)
+    health = solver.validation_health(model, digit1)
     scores = model.run_scores(digit1.x_valid)
     assert health["rec_g"] == pytest.approx(scores["x_gx"].mean(), rel=1e-6)
     assert health["rec_d"] == pytest.approx(scores["x_dx"].mean(), rel=1e-6)
@@ -223,7 +215,7 @@ def test_default_recipe_learns_to_reconstruct(digit1, tmp_path):
     assert config.model == ModelConfig() and config.training.batch == 32
     model = experiment.build_model(config)
     template = RANGE["paper"] * np.mean(np.sqrt(((digit1.x_valid - digit1.x_train.mean(axis=0)) ** 2).sum((1, 2, 3))))
-    initial = solver.validation_health(model, digit1, template)
+    initial = solver.validation_health(model, digit1)
     history = solver.train(model, digit1, RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "learn"),
                            config.training, log=lambda s: None)
     model.close()

@@ -271,28 +271,13 @@ def test_bad_input_exits_2_with_one_line(case, phrase, tmp_path, capsys):
     assert not (tmp_path / "r").exists() and not (tmp_path / "c").exists()
 
 
-def _signal_at(monkeypatch, module, name, signum, when):
-    """Wrap module.name so that the call where when(*args) first holds sends this process signum right after
-    it returns: an interrupt at a chosen point, the same on every CPU."""
-    original, sent = getattr(module, name), []
-
-    def wrapped(*args, **kwargs):
-        out = original(*args, **kwargs)
-        if not sent and when(*args):
-            sent.append(signum)
-            os.kill(os.getpid(), signum)
-        return out
-    monkeypatch.setattr(module, name, wrapped)
-
-
-def test_interrupt_then_resume_matches_uninterrupted_run(e2e, tmp_path, monkeypatch, capsys):
+def test_interrupt_then_resume_matches_uninterrupted_run(e2e, tmp_path, monkeypatch, capsys, signal_on_call):
     """SIGINT inside the second epoch (at its development evaluation of step 10): a checkpoint of that step,
     the resume command, exit 130, no scores; resuming ends with the e2e run's scores."""
     from source import solver
     tmp, _, flags = e2e
     named = _roots(flags, tmp_path) + ["--name", "interrupted"]
-    steps = []
-    _signal_at(monkeypatch, solver, "validation_health", signal.SIGINT, lambda *a: steps.append(1) or len(steps) == 2)
+    signal_on_call(solver, "validation_health", signal.SIGINT, 2)
     assert run.main(named) == 130
     err = capsys.readouterr().err
     assert "checkpoint" in err and "model.ckpt-10" in err and "--resume" in err and "--name interrupted" in err
