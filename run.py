@@ -20,7 +20,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser():
-    from source.datamanager import DATASETS
+    from source.datamanager import DATASETS, DEV_ANOMALIES, SPLITS
     from source.flagtypes import bounded, digit_or_all, widths_list
     from source.layers import INITS
     from source.neuralnet import ARCHS, OBJECTIVES, PRECISIONS, SCORE_NAMES
@@ -35,6 +35,9 @@ def build_parser():
     a("--normal", type=digit_or_all, help="digit K is normal, the other nine anomalous (default protocol, K=1); "
       "'all' runs K=0..9")
     a("--anomaly", type=digit_or_all, help="digit K is anomalous, the other nine normal (the paper's protocol)")
+    a("--split", choices=SPLITS, default="official", help="official: train on the train file's normals, test on the "
+      "test file; paper: the ADAE paper's (both files' normals pooled, 80%% train, 20%% plus every anomalous image "
+      f"but {DEV_ANOMALIES} development ones to test)")
     a = p.add_argument_group("model (ModelConfig; defaults marked * depend on --arch: ARCH_DEFAULTS)").add_argument
     a("--arch", choices=ARCHS, default="paper", help="paper: 32x32 in [-1, 1], strided convs to a --latent code, "
       "tanh; reference: the reference code's 28x28 pooling network with a 7x7x64 code")
@@ -65,6 +68,8 @@ def build_parser():
     a("--seeds", type=bounded(int, 1, 100), help="repeat each experiment with seeds seed..seed+N-1")
     a("--baselines", action="store_true", default=None, help="also fit PCA, kNN, OC-SVM, Isolation Forest and a "
       "conv autoencoder on the same images")
+    a("--test-curve", action="store_true", default=None, help="also record the test AUROC along training (a "
+      "marked diagnostic of the test split: shown as what a best-test-epoch reading would publish, never used)")
     a("--summary-every", type=bounded(int, 1), help="write scalar summaries every K steps (default 20)")
     a("--keep-checkpoints", type=bounded(int, 1), help="checkpoints kept per run (default 3)")
     a = p.add_argument_group("machine (MachineConfig) and processes").add_argument

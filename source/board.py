@@ -40,6 +40,8 @@ def text(tag, markdown):
 
 
 TEST_AUROC, DEV_AUROC = "test/AUROC", "valid/dev_AUROC"   # the two AUROC tags, one meaning each
+# --test-curve: the test AUROC along training, a diagnostic of the test split that nothing reads back
+TEST_SPLIT_DIAGNOSTIC = "test_split_diagnostic_AUROC"
 HPARAM_KEYS = ("arch", "objective", "anomaly_score", "protocol", "digit", "seed", "lr", "beta1", "batch",
                "steps", "epoch", "balance_alpha", "latent")
 METRICS = ((TEST_AUROC, "test AUROC"), (DEV_AUROC, "development AUROC"))

@@ -14,7 +14,10 @@ from source.files import portable_path
 SPLIT_SEED = 20190219     # fixed: every run tests on the same images, whatever --seed
 VALID_SHARE = 0.1         # share of the normal training images held out for the threshold
 EMBEDDED_TEST_SHARE = 0.2
-DEV_ANOMALIES = 200       # train-split anomalies for the development AUROC (never the test split)
+PAPER_TEST_SHARE = 0.2    # --split paper: share of the pooled normal images that goes to the test set
+DEV_ANOMALIES = 200       # anomalies for the development AUROC, never test images (official split: train-split
+                          # anomalies; paper split: held out of the pooled anomalies before the test set is formed)
+SPLITS = ("official", "paper")
 IDX_FILES = {
     "x_train": ("train-images-idx3-ubyte", 2051),
     "y_train": ("train-labels-idx1-ubyte", 2049),
@@ -35,20 +38,25 @@ class DataConfig:
               folder of the four IDX files), as a portable path
     protocol: normal (digit K normal, the others anomalous) or anomaly (digit K anomalous: the paper's)
     digits:   the K of each run (one run, or a sweep over several)
+    split:    official (train on the train file's normals, test on the whole test file) or paper (the ADAE
+              paper's, after GANomaly: both files' normals pooled, 80% to train, 20% plus every anomaly to test)
     """
     dataset: str = "mnist"
     source: str = "auto"
     datnorm: bool = True
     protocol: str = "normal"
     digits: tuple = (1,)
+    split: str = "official"
 
     def __post_init__(self):
         if self.protocol not in ("normal", "anomaly"):
             raise ValueError(f"protocol must be normal or anomaly, got {self.protocol!r}")
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
         object.__setattr__(self, "digits", tuple(int(d) for d in self.digits))
 
-    def split(self, digit):
-        """The Dataset keywords of one run: {protocol: digit}."""
+    def protocol_of(self, digit):
+        """The protocol keywords of one run: {protocol: digit}."""
         return {self.protocol: digit}
 
 
@@ -294,7 +302,7 @@ def check_experiment(arrays, config):
     for x in (x_train, x_test):
         check_pixels(x, config.datnorm)
     for digit in config.digits:
-        check_protocol(y_train, y_test, **config.split(digit))
+        check_protocol(y_train, y_test, **config.protocol_of(digit))
 
 
 def n_validation(n_normal):
@@ -302,33 +310,68 @@ def n_validation(n_normal):
     return max(1, int(round(n_normal * VALID_SHARE)))
 
 
-class Dataset:
-    """One-class split: normal train/validation images, the whole test split with labels."""
+def split_indices(y_train, y_test, normal_digits, split="official"):
+    """Which images go where, as indices into the pool of both files (train file first, then test file):
+    {"train", "valid", "dev_anomalous", "test"}, each sorted. Decided by labels and SPLIT_SEED alone, so every
+    run and seed gets the same split.
 
-    def __init__(self, x_train, y_train, x_test, y_test, normal=None, anomaly=None, datnorm=True):
+    official: the train file's normals, less a VALID_SHARE of validation normals, train; DEV_ANOMALIES of the
+              train file's anomalies are the development anomalies; the test file is the test set.
+    paper:    the normals of both files are pooled; PAPER_TEST_SHARE of them go to the test set, the rest is
+              split into training and validation normals as above; the anomalies of both files, less the
+              DEV_ANOMALIES held out for development, all go to the test set.
+    """
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    rng = np.random.RandomState(SPLIT_SEED)
+    if split == "official":
+        is_normal = np.isin(y_train, normal_digits)
+        train_idx = np.flatnonzero(is_normal)
+        anomalous_idx = np.flatnonzero(~is_normal)
+        test_idx = len(y_train) + np.arange(len(y_test))
+    elif split == "paper":
+        pool = np.concatenate([y_train, y_test])
+        is_normal = np.isin(pool, normal_digits)
+        normal_idx = np.flatnonzero(is_normal)
+        normal_idx = normal_idx[rng.permutation(len(normal_idx))]
+        n_test = int(round(len(normal_idx) * PAPER_TEST_SHARE))
+        train_idx, test_normal_idx = normal_idx[n_test:], normal_idx[:n_test]
+        anomalous_idx = np.flatnonzero(~is_normal)
+    else:
+        raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    train_idx = train_idx[rng.permutation(len(train_idx))]
+    n_valid = n_validation(len(train_idx))
+    dev_idx = anomalous_idx[rng.permutation(len(anomalous_idx))]
+    if split == "paper":
+        test_idx = np.concatenate([test_normal_idx, dev_idx[DEV_ANOMALIES:]])
+    return {"train": np.sort(train_idx[n_valid:]), "valid": np.sort(train_idx[:n_valid]),
+            "dev_anomalous": np.sort(dev_idx[:DEV_ANOMALIES]), "test": np.sort(test_idx)}
+
+
+class Dataset:
+    """One-class split (official or paper, see split_indices): normal train/validation images, development
+    anomalies, and the test set with labels."""
+
+    def __init__(self, x_train, y_train, x_test, y_test, normal=None, anomaly=None, datnorm=True, split="official"):
         self.normal_digits = check_protocol(y_train, y_test, normal, anomaly)
         self.protocol = "normal" if normal is not None else "anomaly"
-        self.digit = int(normal if normal is not None else anomaly)
+        self.split = split
+        # Anomalous images are never trained on; a sample of them held out of the test set, beside the
+        # validation normals, gives a development AUROC without touching the test set.
+        self.index = split_indices(y_train, y_test, self.normal_digits, split)   # into the pool of both files
+        x_pool = np.concatenate([x_train, x_test]) if split == "paper" else None
+        y_pool = np.concatenate([np.asarray(y_train, np.int64), np.asarray(y_test, np.int64)])
 
-        is_normal = np.isin(y_train, self.normal_digits)
-        train_idx = np.flatnonzero(is_normal)
-        rng = np.random.RandomState(SPLIT_SEED)
-        train_idx = train_idx[rng.permutation(len(train_idx))]
-        n_valid = n_validation(len(train_idx))
-        self.valid_index = np.sort(train_idx[:n_valid])     # indices into the train split
-        self.train_index = np.sort(train_idx[n_valid:])
-
-        # Train-split images of the anomalous classes are never trained on; a sample of them
-        # beside the validation normals gives a development AUROC without touching the test split.
-        dev_idx = np.flatnonzero(~is_normal)
-        self.dev_anomalous_index = np.sort(dev_idx[rng.permutation(len(dev_idx))[:DEV_ANOMALIES]])
-
-        self.x_train = scale(x_train[self.train_index], datnorm)
-        self.x_valid = scale(x_train[self.valid_index], datnorm)
-        self.y_valid = np.asarray(y_train, np.int64)[self.valid_index]
-        self.x_dev_anomalous = scale(x_train[self.dev_anomalous_index], datnorm)
-        self.x_test = scale(x_test, datnorm)
-        self.y_test = np.asarray(y_test, np.int64)
+        def images(part):
+            idx = self.index[part]
+            if x_pool is not None:
+                return scale(x_pool[idx], datnorm)
+            # official split: read each file directly (no copy of the pool), as indices into its own file
+            n = len(x_train)
+            return scale(x_train[idx] if part != "test" else x_test[idx - n], datnorm)
+        self.x_train, self.x_valid = images("train"), images("valid")
+        self.x_dev_anomalous, self.x_test = images("dev_anomalous"), images("test")
+        self.y_valid = y_pool[self.index["valid"]]
+        self.y_test = y_pool[self.index["test"]]
         self.anomalous_test = (~np.isin(self.y_test, self.normal_digits)).astype(np.int64)
 
     def batches(self, batch_size, rng):
@@ -339,7 +382,7 @@ class Dataset:
 
     def counts(self):
         """Image counts per split, for summary.json."""
-        return {"train_normal": int(len(self.x_train)), "valid_normal": int(len(self.x_valid)),
+        return {"split": self.split, "train_normal": int(len(self.x_train)), "valid_normal": int(len(self.x_valid)),
                 "dev_anomalous": int(len(self.x_dev_anomalous)),
                 "test": int(len(self.x_test)), "test_anomalous": int(self.anomalous_test.sum()),
                 "test_normal": int((1 - self.anomalous_test).sum()), "normal_digits": self.normal_digits}

@@ -30,7 +30,8 @@ def run_one(config, arrays, source, run, resume=False, load_from=None, log=print
     timings, t = {}, time.time()
     (digit, seed), = config.runs()
     class_names = datamanager.CLASS_NAMES[config.data.dataset]
-    data = datamanager.Dataset(*arrays, datnorm=config.data.datnorm, **config.data.split(digit))
+    data = datamanager.Dataset(*arrays, datnorm=config.data.datnorm, split=config.data.split,
+                               **config.data.protocol_of(digit))
     timings["data"] = time.time() - t
     os.makedirs(run.results, exist_ok=True)   # run.py chose a new name unless this run is resumed
     os.makedirs(run.log, exist_ok=True)
@@ -66,7 +67,8 @@ def run_one(config, arrays, source, run, resume=False, load_from=None, log=print
     timings.update(eval_timings)
     step = int(model.sess.run(model.global_step))
     trained_run = load_from or run
-    curve = trained_run.read_state().get("curve", []) if trained_run.has_state() else []
+    state = trained_run.read_state() if trained_run.has_state() else {}
+    curve, test_curve = state.get("curve", []), state.get("test_curve", [])
 
     t = time.time()
     baseline_results, baseline_info = run_baselines(config, data, run)
@@ -75,7 +77,7 @@ def run_one(config, arrays, source, run, resume=False, load_from=None, log=print
     summary = Summary(
         name=run.name, config=config, data={"source": source, "protocol": data.protocol, "digit": digit, **c},
         metrics=result, baselines=baseline_results, baseline_info=baseline_info, precision=model.precision,
-        final_epoch=history[-1] if history else None, dev_curve=curve, timings=timings,
+        final_epoch=history[-1] if history else None, dev_curve=curve, test_curve=test_curve, timings=timings,
         versions={"tensorflow": tf.__version__, "numpy": np.__version__, "python": platform.python_version()},
         machine=machine())
     run.write_summary(summary)   # the evaluation is on disk before any figure is drawn
@@ -119,7 +121,8 @@ def run_baselines(config, data, run):
     t = time.time()
     ae = build_model(config, objective="autoencoder")
     ae_run = run.sub("conv_ae")
-    solver.train(ae, data, ae_run, config.training, log=lambda line: None, resume=ae_run.has_state())
+    training = dataclasses.replace(config.training, test_curve=False)   # ADAE's diagnostic only
+    solver.train(ae, data, ae_run, training, log=lambda line: None, resume=ae_run.has_state())
     results["ConvAE"] = metrics.ranking_metrics(data.anomalous_test, ae.run_scores(data.x_test, names=("x_gx",))["x_gx"])
     ae.close()
     seconds["ConvAE"] = time.time() - t
@@ -236,12 +239,12 @@ def project_sweep(config, arrays, todo, jobs=1, threads=0, log=print):
         model.train_step(x)
     per_iteration = (time.time() - t) / n
     model.close()
-    y_train = arrays[1]
+    y_train, y_test = arrays[1], arrays[3]
     iterations = 0
     for digit, _ in todo:
-        normal = datamanager.check_protocol(y_train, arrays[3], **config.data.split(digit))
-        n_normal = int(np.isin(y_train, normal).sum())
-        iterations += config.training.total_steps(n_normal - datamanager.n_validation(n_normal))
+        normal = datamanager.check_protocol(y_train, y_test, **config.data.protocol_of(digit))
+        n_train = len(datamanager.split_indices(y_train, y_test, normal, config.data.split)["train"])
+        iterations += config.training.total_steps(n_train)
     seconds = per_iteration * iterations * (4 / 3 if config.training.baselines else 1) / max(1, jobs)
     log(f"[sweep] {len(todo)} sub-runs to train, {iterations:,} iterations at {1 / per_iteration:.1f}/s measured "
         f"here ({jobs} at a time): about {seconds / 60:.0f} min of training, plus evaluation and baselines")

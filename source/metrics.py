@@ -51,3 +51,12 @@ def all_metrics(anomalous, scores, threshold):
     out["F1Max"] = f1_max(anomalous, scores)
     out.update(threshold_metrics(anomalous, scores, threshold))
     return out
+
+
+def best_test_reading(test_curve, score):
+    """(best test AUROC of `score` along a test curve, its step): what a best-test-epoch reading would publish;
+    (nan, None) for a run without a test curve."""
+    if not test_curve:
+        return float("nan"), None
+    best = max(test_curve, key=lambda p: p["test_auroc_per_score"][score])
+    return best["test_auroc_per_score"][score], best["step"]

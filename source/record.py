@@ -101,6 +101,8 @@ class Summary:
     versions: dict
     machine: dict
     figures: dict = dataclasses.field(default_factory=dict)   # failed figures and empty grids
+    # --test-curve: the test AUROC of every score at the dev curve's steps; a diagnostic nothing reads back
+    test_curve: list = dataclasses.field(default_factory=list)
 
     digit = property(lambda self: self.data["digit"])
     seed = property(lambda self: self.config.training.seed)

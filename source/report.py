@@ -1,6 +1,8 @@
 """report.md: one page per run (or sweep) that reads well in any Markdown viewer, figures by relative path."""
 import os
 
+from source.metrics import best_test_reading
+
 FIGURES = [("box_plot", "Scores per class (normal classes green)"), ("roc_curve", "ROC curves of every score"),
            ("pr_curve", "Precision-recall curves"), ("score_histogram", "Score histogram with the threshold"),
            ("loss_curves", "Losses, k_t and b, validation score and reconstruction errors per epoch"),
@@ -23,7 +25,7 @@ def run_report(summary, run=None):
     model, training = c.model, c.training
     out = [f"# {summary.name}\n", f"`{c.command}`\n",
            f"- data: {d['source'].get('path', d['source']['name'])} ({d['source']['reason']}); "
-           f"--{d['protocol']} {d['digit']}; normal digits {d['normal_digits']}",
+           f"--{d['protocol']} {d['digit']}, --split {d.get('split', 'official')}; normal digits {d['normal_digits']}",
            f"- images: {d['train_normal']:,} training and {d['valid_normal']:,} validation normals, "
            f"{d['dev_anomalous']} development anomalies; test {d['test']:,} ({d['test_anomalous']:,} anomalous)",
            f"- model: --arch {model.arch}, --objective {model.objective}, score {summary.anomaly_score}, "
@@ -38,6 +40,11 @@ def run_report(summary, run=None):
            f"At the threshold {m['threshold']:.6g} (mean + 3 std of the validation normals' scores): "
            f"precision {m['precision']:.4f}, recall {m['recall']:.4f}, F1 {m['F1']:.4f} "
            f"(TP {m['TP']}, FP {m['FP']}, FN {m['FN']}, TN {m['TN']}); F1Max {m['F1Max']:.4f}.\n"]
+    if summary.test_curve:
+        best, step = best_test_reading(summary.test_curve, summary.anomaly_score)
+        out.append(f"Test-split diagnostic (--test-curve; nothing reads it): the best test AUROC of "
+                   f"{summary.anomaly_score} over training is {best:.4f} at step {step}, what a best-test-epoch reading "
+                   f"would publish; the honest end-of-training value above is {m['AUROC']:.4f}.\n")
     final = summary.final_epoch or {}
     if final:
         out.append(f"Last epoch: development AUROC {final.get('dev_auroc', float('nan')):.4f}, step {final['step']}, "

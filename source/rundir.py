@@ -48,9 +48,10 @@ def check_same_experiment(run, config, records=None):
     if differ:
         raise FolderError(f"run {run.name!r} was made with another architecture: " + ", ".join(differ))
     old, new = stored.data, config.data
-    if (old.dataset, old.source, old.protocol, old.digits) != (new.dataset, new.source, new.protocol, new.digits):
+    if (old.dataset, old.source, old.protocol, old.digits, old.split) != (
+            new.dataset, new.source, new.protocol, new.digits, new.split):
         raise FolderError(f"run {run.name!r} used --data {old.source} --{old.protocol} "
-                          f"{','.join(map(str, old.digits))}; pass the same data and protocol")
+                          f"{','.join(map(str, old.digits))} --split {old.split}; pass the same data and protocol")
 
 
 def check_trained(run):
@@ -61,10 +62,10 @@ def check_trained(run):
 
 
 def default_name(source_name, config):
-    """<data>_<protocol><digit|all>: embedded_normal1, mnist_anomalyall."""
+    """<data>_<protocol><digit|all>[_paper]: embedded_normal1, mnist_anomalyall, mnist_anomaly1_paper."""
     data = config.data
     return (f"{'embedded' if source_name == 'embedded' else data.dataset}_{data.protocol}"
-            + ("all" if len(data.digits) > 1 else str(data.digits[0])))
+            + ("all" if len(data.digits) > 1 else str(data.digits[0])) + ("_paper" if data.split == "paper" else ""))
 
 
 def unique_name(name, roots):

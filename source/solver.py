@@ -23,7 +23,9 @@ class TrainingConfig:
     """How a run trains: `steps` iterations (a D step and a G step on one mini-batch of `batch`) when given,
     else `epoch` epochs; `seed` draws the initial weights and orders the batches, and `seeds` repeats each
     experiment with seeds seed..seed+N-1; TensorBoard scalars every `summary_every` steps; the last
-    `keep_checkpoints` checkpoints kept; `baselines`: also fit the classic detectors and train ConvAE."""
+    `keep_checkpoints` checkpoints kept; `baselines`: also fit the classic detectors and train ConvAE;
+    `test_curve`: also record the test AUROC wherever the development AUROC is measured, a diagnostic that
+    nothing reads back (see test_split_diagnostic)."""
     epoch: int = 100
     steps: int = None
     batch: int = RECIPE_BATCH["paper"]
@@ -32,6 +34,7 @@ class TrainingConfig:
     summary_every: int = 20
     keep_checkpoints: int = 3
     baselines: bool = False
+    test_curve: bool = False
 
     def total_steps(self, n_train):
         """Training iterations of a run on n_train images."""
@@ -55,6 +58,15 @@ def validation_health(model, data):
     dev = model.run_scores(data.x_dev_anomalous)
     return {"valid": valid, "dev_auroc_per_score": {k: dev_auroc_of(valid[k], dev[k]) for k in valid},
             "rec_g": float(valid["x_gx"].mean()), "rec_d": float(valid["x_dx"].mean())}
+
+
+def test_split_diagnostic(model, data, step):
+    """The test AUROC of every score at this step: a marked diagnostic of the test split, recorded to show
+    what a best-test-epoch reading would publish. Nothing reads it back: not the threshold, not the reported
+    metrics, not a choice of step, checkpoint or recipe."""
+    test = model.run_scores(data.x_test)
+    return {"step": step, "test_auroc_per_score": {
+        k: metrics.ranking_metrics(data.anomalous_test, v)["AUROC"] for k, v in test.items()}}
 
 
 class TrainingError(RuntimeError):
@@ -134,6 +146,7 @@ def train(model, data, run, config=TrainingConfig(), resume=False, log=print):
     template_error = float(RANGE[model.arch] * baselines.mean_image_distance(
         data.x_train.reshape(len(data.x_train), -1), data.x_valid.reshape(len(data.x_valid), -1)).mean())
     curve = list(state.get("curve", []))
+    test_curve = list(state.get("test_curve", []))
     at_curve = curve_steps(total_steps)
 
     def look(tag_step):
@@ -147,6 +160,10 @@ def train(model, data, run, config=TrainingConfig(), resume=False, log=print):
             writer.add_summary(board.scalar(f"reconstruction/{key}", point[key]), tag_step)
         for key, value in point["dev_auroc_per_score"].items():
             writer.add_summary(board.scalar(f"dev_auroc/{key}", value), tag_step)
+        if config.test_curve:
+            test_curve.append(test_split_diagnostic(model, data, tag_step))
+            for key, value in test_curve[-1]["test_auroc_per_score"].items():
+                writer.add_summary(board.scalar(f"{board.TEST_SPLIT_DIAGNOSTIC}/{key}", value), tag_step)
         return health
     # a matplotlib figure costs about a second: at most N_DRAWN restoration figures per run
     draw_every = max(1, int(np.ceil(epochs / N_DRAWN)))
@@ -195,7 +212,7 @@ def train(model, data, run, config=TrainingConfig(), resume=False, log=print):
                 if stop.signum:
                     last_ckpt = _save_checkpoint(model, run, {
                         "rng": rng_epoch_start, "batches_done": i + 1, "sums": sums, "history": history,
-                        "curve": curve})
+                        "curve": curve, "test_curve": test_curve})
                     writer.close()
                     raise Interrupted(stop.signum, last_ckpt)
             skip, partial_sums = 0, None
@@ -231,7 +248,8 @@ def train(model, data, run, config=TrainingConfig(), resume=False, log=print):
             history.append(record)
             record["extra_seconds"] = time.time() - t_extra
             last_ckpt = _save_checkpoint(model, run, {
-                "rng": _rng_state(rng), "batches_done": 0, "sums": None, "history": history, "curve": curve})
+                "rng": _rng_state(rng), "batches_done": 0, "sums": None, "history": history, "curve": curve,
+                "test_curve": test_curve})
             writer.flush()
             log(f"[train] epoch {epoch + 1:4d}/{epochs}  iter {step:6d}  loss_g {record['loss_g']:.4f}  "
                 f"loss_d {record['loss_d']:.4f}  k_t {k_t:.3f}  b {g_lr_share:.2f}  valid {record['valid_score']:.3f}  "

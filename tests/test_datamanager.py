@@ -34,28 +34,103 @@ def test_no_test_image_in_training_or_validation(embedded, digit1):
     test = _hashes((embedded[2] / 255.0).astype(np.float32)[..., None])
     assert not test & _hashes(digit1.x_train)
     assert not test & _hashes(digit1.x_valid)
-    assert not set(digit1.train_index) & set(digit1.valid_index)
+    assert not set(digit1.index["train"]) & set(digit1.index["valid"])
 
 
 def test_normal_protocol_selects_one_digit(embedded):
     """--normal 3: training and validation hold only 3s; the test split is whole."""
     x_train, y_train, x_test, y_test = embedded
     data = dm.Dataset(*embedded, normal=3)
-    assert set(y_train[data.train_index]) == {3} and set(y_train[data.valid_index]) == {3}
-    assert len(data.valid_index) == 40 and len(data.train_index) == 360
+    assert set(y_train[data.index["train"]]) == {3} and set(y_train[data.index["valid"]]) == {3}
+    assert len(data.index["valid"]) == 40 and len(data.index["train"]) == 360
     assert len(data.x_test) == 1000
     np.testing.assert_array_equal(data.anomalous_test, (y_test != 3).astype(int))
-    assert 3 not in set(y_train[data.dev_anomalous_index])
+    assert 3 not in set(y_train[data.index["dev_anomalous"]])
 
 
 def test_anomaly_protocol_selects_nine_digits(embedded):
     """--anomaly 3: training holds the other nine digits, the 3s are anomalous."""
     _, y_train, _, y_test = embedded
     data = dm.Dataset(*embedded, anomaly=3)
-    assert set(y_train[data.train_index]) == set(range(10)) - {3}
-    assert len(data.train_index) + len(data.valid_index) == 3600
+    assert set(y_train[data.index["train"]]) == set(range(10)) - {3}
+    assert len(data.index["train"]) + len(data.index["valid"]) == 3600
     np.testing.assert_array_equal(data.anomalous_test, (y_test == 3).astype(int))
-    assert set(y_train[data.dev_anomalous_index]) == {3}
+    assert set(y_train[data.index["dev_anomalous"]]) == {3}
+
+
+def _both_files():
+    """A small synthetic "both files" input: each image's first pixel holds its file (1 train, 2 test) and the
+    next two its index, so every image is unique and traceable. Train: 100 of each digit but 7 (40); test: 30
+    of each digit but 7 (10)."""
+    out = []
+    for mark, per_digit, sevens in ((1, 100, 40), (2, 30, 10)):
+        y = np.repeat(np.arange(10), [sevens if d == 7 else per_digit for d in range(10)])
+        x = np.zeros((len(y), 28, 28), np.uint8)
+        x[:, 0, 0], x[:, 0, 1], x[:, 0, 2] = mark, np.arange(len(y)) // 256, np.arange(len(y)) % 256
+        out += [x, y]
+    return tuple(out)
+
+
+def _ids(x):
+    return {tuple(v) for v in np.round(x[:, 0, :3, 0] * 255).astype(int)}
+
+
+def test_paper_split_anomaly_protocol(monkeypatch):
+    """--split paper --anomaly 3 on the synthetic files (DEV_ANOMALIES lowered to 20): the nine normal digits
+    pooled from both files (8 x 130 + 50 = 1,090 images), 218 of them (20%) to the test set, the other 872
+    split into 785 training and 87 validation normals; the 130 threes of both files: 20 development
+    anomalies, 110 in the test set. No image in two of train / validation / development / test."""
+    monkeypatch.setattr(dm, "DEV_ANOMALIES", 20)
+    arrays = _both_files()
+    data = dm.Dataset(*arrays, anomaly=3, split="paper")
+    assert (len(data.x_train), len(data.x_valid), len(data.x_dev_anomalous), len(data.x_test)) == (785, 87, 20, 328)
+    assert int(data.anomalous_test.sum()) == 110 and set(data.y_test[data.anomalous_test == 1]) == {3}
+    assert np.bincount(data.y_test, minlength=10)[3] == 110
+    parts = [_ids(data.x_train), _ids(data.x_valid), _ids(data.x_dev_anomalous), _ids(data.x_test)]
+    assert sum(len(p) for p in parts) == len(set().union(*parts)) == 785 + 87 + 20 + 328
+    assert {f for f, _, _ in set().union(*parts)} == {1, 2}   # both files feed the split
+    assert not {3} & set(np.unique(data.y_valid))
+    assert data.counts()["split"] == "paper"
+
+
+def test_paper_split_normal_protocol_and_seed_independence(monkeypatch):
+    """--split paper --normal 7: the 50 sevens of both files, 10 of them to the test set, 36 training and 4
+    validation; every other image of both files (1,170) anomalous, 20 held out for development and 1,150 in
+    the test set. The split depends on labels and SPLIT_SEED only: NumPy's global seed does not move it."""
+    monkeypatch.setattr(dm, "DEV_ANOMALIES", 20)
+    arrays = _both_files()
+    np.random.seed(1)
+    data = dm.Dataset(*arrays, normal=7, split="paper")
+    np.random.seed(2)
+    again = dm.Dataset(*arrays, normal=7, split="paper")
+    assert (len(data.x_train), len(data.x_valid), len(data.x_dev_anomalous), len(data.x_test)) == (36, 4, 20, 1160)
+    assert int((data.anomalous_test == 0).sum()) == 10 and set(data.y_test[data.anomalous_test == 0]) == {7}
+    for part in data.index:
+        np.testing.assert_array_equal(data.index[part], again.index[part])
+
+
+def test_official_split_keeps_the_test_file_whole():
+    """--split official on the same input: training only from the train file, the test set is the test file
+    as it is (all 280 images, in order)."""
+    arrays = _both_files()
+    data = dm.Dataset(*arrays, anomaly=3)
+    assert {f for f, _, _ in _ids(data.x_train) | _ids(data.x_valid) | _ids(data.x_dev_anomalous)} == {1}
+    np.testing.assert_array_equal(data.y_test, arrays[3])
+    assert _ids(data.x_test) == _ids(arrays[2][..., None] / 255.0) and data.counts()["split"] == "official"
+
+
+@pytest.mark.parametrize("split", dm.SPLITS)
+def test_embedded_subset_under_both_splits(embedded, split):
+    """The embedded subset (no official split of its own: the fixed 80/20 one) under both settings:
+    --anomaly 1 trains on nine digits' normals and tests on both normals and 1s, no image in two parts."""
+    data = dm.Dataset(*embedded, anomaly=1, split=split)
+    # official: the 400 / 100 per digit of the fixed split; paper: 20% of the 4,500 pooled normals to the test
+    # set, the 500 ones less the 200 development anomalies (the two give the same normal counts here)
+    assert int((data.anomalous_test == 0).sum()) == 900
+    assert int(data.anomalous_test.sum()) == {"official": 100, "paper": 300}[split]
+    assert len(data.x_train) + len(data.x_valid) == 3600
+    parts = [set(data.index[p]) for p in ("train", "valid", "dev_anomalous", "test")]
+    assert sum(len(p) for p in parts) == len(set().union(*parts))
 
 
 def test_exactly_one_protocol(embedded):
@@ -200,6 +275,9 @@ def test_full_mnist_npz_counts_and_paper_protocol():
     data = dm.Dataset(*arrays, anomaly=8)
     assert len(data.x_train) + len(data.x_valid) == 60000 - 5851
     assert data.anomalous_test.sum() == 974
+    paper = dm.Dataset(*arrays, anomaly=1, split="paper")   # 62,123 normals pooled; 7,877 ones less 200
+    assert (len(paper.x_train), len(paper.x_valid), len(paper.x_test)) == (44728, 4970, 12425 + 7677)
+    assert int(paper.anomalous_test.sum()) == 7677
 
 
 def test_score_inputs_flat_rgb_and_multi_array(tmp_path):
