@@ -149,15 +149,19 @@ def main(argv=None):
             if (args.resume or args.test_only) and not args.part_of:
                 records = RecordDir(args.records, args.name) if args.records and args.resume else None
                 rundir.check_same_experiment(earlier, config, records)
+            if args.part_of:   # a job-array task: decided before any data is loaded
+                sweep = RunDir(args.logdir, args.results, args.part_of)
+                name = experiment.sub_name(config.data.protocol, *config.runs()[0])
+                run = sweep.sub(name)
+                why = experiment.join_sweep(config, sweep, run, RecordDir(args.records, args.part_of)
+                                            if args.records else None, args.resume)
+                if why:
+                    log(f"[sweep] {args.part_of}/{name}: {why}")
+                    return 0
             arrays, source = datamanager.load_data(args.source, args.dataset, log=log)
             datamanager.check_experiment(arrays, config.data)   # fails before any run starts
             load_from = earlier if args.test_only else None
-            if args.part_of:
-                name = experiment.sub_name(config.data.protocol, *config.runs()[0])
-                run = RunDir(args.logdir, args.results, args.part_of).sub(name)
-                if os.path.exists(run.results) and not args.resume:
-                    raise UsageError(f"sub-run {name} of {args.part_of} exists; add --resume to continue it")
-            else:
+            if not args.part_of:
                 name = args.name if args.resume else rundir.unique_name(
                     args.name + "_eval" if args.test_only else args.name or rundir.default_name(source["name"], config),
                     [args.results, args.logdir])
@@ -169,7 +173,7 @@ def main(argv=None):
             experiment.run_all(config, arrays, source, run, resume=args.resume and (not args.part_of or run.has_state()),
                                load_from=load_from, records_root=args.records, part_of=args.part_of,
                                workers=workers, log=log)
-    except (UsageError, datamanager.DataError, rundir.FolderError, record.SchemaError) as err:
+    except (UsageError, datamanager.DataError, rundir.FolderError, record.SchemaError, record.RecipeError) as err:
         return fail(err, EXIT_USAGE)
     except solver.Interrupted as err:
         saved = f"checkpoint {err.checkpoint}; " if err.checkpoint else ""

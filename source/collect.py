@@ -7,11 +7,11 @@ Reads results/NAME/<sub-run>/summary.json and, for sub-runs not there, records/N
 sweep.csv, sweep.md, sweep.png and report.md into results/NAME, as a sweep run straight through would.
 """
 import argparse
+import dataclasses
 import os
 import sys
 
-from source import experiment
-from source.rundir import RecordDir, RunDir, stored_config
+# source.record and source.rundir import TensorFlow (through the configs): main imports it quietly first
 
 
 def gather(run, records=None):
@@ -28,31 +28,44 @@ def gather(run, records=None):
     return dict(sorted(found.items(), key=lambda kv: (kv[1].digit, kv[1].seed)))
 
 
-def collect(name, results="results", logdir="Checkpoint", records_root=None, log=print):
-    """Write the sweep files of NAME from every sub-run found; returns the table. ValueError when none."""
+def collect(name, results="results", logdir="Checkpoint", records_root=None, command="", log=print):
+    """Write the sweep files of NAME from every sub-run found; returns the table. ValueError when none, and
+    RecipeError naming the first sub-run made with another recipe than the sweep's (none is mixed in)."""
+    from source import experiment
+    from source.rundir import RecordDir, RunDir, stored_config
     run = RunDir(logdir, results, name)
     records = RecordDir(records_root, name) if records_root else None
     summaries = gather(run, records)
     if not summaries:
         raise ValueError(f"no finished sub-run of {name!r} in {run.results}"
                          + (f" or {records.path}" if records else ""))
-    # sub-runs made by job-array tasks only: the first one's settings stand for the sweep's
+    # the sweep's config (written by a straight sweep or the first job-array task), else the first sub-run's
     config = stored_config(run, records) or next(iter(summaries.values())).config
+    for sub, summary in summaries.items():
+        config.check_recipe(summary.config, f"sub-run {sub} of {name}")
     os.makedirs(run.results, exist_ok=True)
     log(f"[collect] {name}: {len(summaries)} sub-runs")
-    return experiment.finish_sweep(config, list(summaries.values()), run, log)
+    return experiment.finish_sweep(dataclasses.replace(config, command=command or config.command),
+                                   list(summaries.values()), run, log)
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(description="Build a sweep's table from its sub-runs.")
     p.add_argument("name")
     p.add_argument("--results", default="results")
     p.add_argument("--logdir", default="Checkpoint")
     p.add_argument("--records", help="folder of committed records (records/NAME/*.json)")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up lines")
     args = p.parse_args(argv)
+    from source.tf_setup import import_tensorflow
+    import_tensorflow(args.verbose)
+    from source.files import portable_command
+    from source.record import RecipeError, SchemaError
     try:
-        collect(args.name, args.results, args.logdir, args.records)
-    except ValueError as err:
+        collect(args.name, args.results, args.logdir, args.records,
+                command="python -m source.collect " + portable_command(argv))
+    except (ValueError, RecipeError, SchemaError) as err:
         print(f"collect: error: {err}", file=sys.stderr)
         return 2
     return 0

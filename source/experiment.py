@@ -13,7 +13,7 @@ import tensorflow as tf
 from source import baselines, board, datamanager, metrics, parallel, report, solver, sweep
 from source.neuralnet import ADAE, cpu_flags, cpuinfo_field
 from source.record import Summary
-from source.rundir import RecordDir
+from source.rundir import FolderError, RecordDir, stored_config
 
 
 def build_model(config, seed=None, objective=None):
@@ -182,7 +182,7 @@ def run_all(config, arrays, source, run, resume=False, load_from=None, records_r
     subs = [run.sub(sub_name(config.data.protocol, digit, seed)) for digit, seed in runs]
     summaries = []
     for sub in subs:
-        summary, why = kept(sub, records, resume)
+        summary, why = kept(sub, records, resume, config, run.name)
         if summary:
             log(f"[sweep] {sub.name}: {why}")
         summaries.append(summary)
@@ -214,14 +214,41 @@ def run_all(config, arrays, source, run, resume=False, load_from=None, records_r
     return summaries
 
 
-def kept(sub, records, resume):
+def kept(sub, records, resume, sweep_config, sweep_name):
     """(Summary, why) of a sweep's sub-run that need not run again (resuming: one finished in its folder or
-    in a committed record), else (None, None)."""
+    in a committed record), else (None, None). One made with another recipe than the sweep's is refused
+    (record.RecipeError), wherever it was made."""
+    summary, why = None, None
     if resume and sub.is_finished():
-        return sub.read_summary(), "finished earlier, kept"
-    if resume and records and records.has(sub.name):
-        return records.read(sub.name), "kept from the committed record"
-    return None, None
+        summary, why = sub.read_summary(), "finished earlier, kept"
+    elif resume and records and records.has(sub.name):
+        summary, why = records.read(sub.name), "kept from the committed record"
+    if summary:
+        sweep_config.check_recipe(summary.config, f"sub-run {sub.name} of {sweep_name}")
+    return summary, why
+
+
+def join_sweep(config, sweep, sub, records=None, resume=False):
+    """A job-array task (run.py --part-of): sub-run `sub` of `sweep`, made with config. The first task of a
+    sweep writes its config as the sweep's; each task's recipe must be the sweep's (record.RecipeError
+    otherwise), and so must that of a sub-run it would keep or continue. Returns why the sub-run need not
+    run (finished in its folder, or a committed record), or None: train it (from its checkpoint with resume)."""
+    what = f"sub-run {sub.name} of {sweep.name}"
+    sweep_config = stored_config(sweep, records)
+    if sweep_config is None:
+        start_sweep(config, sweep, records)
+        sweep_config = config
+    elif records and not records.has_config():
+        records.write_config(sweep_config)
+    sweep_config.check_recipe(config, f"{what} as asked")
+    if os.path.exists(sub.results) and not resume:
+        raise FolderError(f"{what} exists; add --resume to continue it")
+    summary, why = kept(sub, records, resume, sweep_config, sweep.name)
+    if summary:
+        return why
+    if resume and os.path.isfile(sub.config_path):
+        sweep_config.check_recipe(sub.read_config(), f"{what} (its checkpoint)")
+    return None
 
 
 def project_sweep(config, arrays, todo, jobs=1, threads=0, log=print):
@@ -271,7 +298,7 @@ def finish_sweep(config, summaries, run, log=print):
     class_names = datamanager.CLASS_NAMES[config.data.dataset]
     protocol = config.data.protocol
     tab = sweep.write(rows, run, protocol, class_names)
-    run.write_report(report.sweep_report(config, run.name, sweep.markdown(tab, protocol, class_names), summaries))
+    run.write_report(report.sweep_report(config, run, sweep.markdown(tab, protocol, class_names), summaries))
     for method, per_class in tab.items():
         log(f"[sweep] {method:16s} mean AUROC {np.mean([v[0] for v in per_class.values()]):.4f}")
     log(f"[sweep] results: {run.results}  (report.md)")

@@ -34,6 +34,16 @@ def _part(cls, values):
     return cls(**values)
 
 
+class RecipeError(ValueError):
+    """A sub-run made with another recipe than its sweep's: never mixed into the sweep's table."""
+
+
+# what the sub-runs of one sweep may differ in: which digit and seed they run, and how a machine ran them
+# (threads, XLA); the command line that started them. Everything else is the sweep's recipe.
+NOT_RECIPE = {"data": ("digits",), "training": ("seed", "seeds"), "machine": ("threads", "xla")}
+FLAG_OF = {"source": "--data"}   # fields whose flag is not --<field name>
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """An experiment's settings: one run, or a sweep over data.digits x the training seeds. `command` is the
@@ -79,9 +89,29 @@ class RunConfig:
         values = _checked(values, "record")
         return cls(**{name: _part(part, values[name]) for name, part in PARTS.items()}, command=values["command"])
 
+    def recipe(self):
+        """Every setting that defines the sweep's experiment, by field name: all but NOT_RECIPE."""
+        return {k: v for name in PARTS for k, v in dataclasses.asdict(getattr(self, name)).items()
+                if k not in NOT_RECIPE.get(name, ())}
+
+    def check_recipe(self, sub, what):
+        """Refuse sub (a sub-run's RunConfig) unless its recipe is this sweep's; the one line names each
+        differing setting as its flag."""
+        ours, theirs = self.recipe(), sub.recipe()
+        differ = [f"{FLAG_OF.get(k, '--' + k.replace('_', '-'))} {_shown(theirs[k])} (sweep: {_shown(ours[k])})"
+                  for k in ours if ours[k] != theirs[k]]
+        if differ:
+            raise RecipeError(f"{what} was made with another recipe than its sweep's: {', '.join(differ)}")
+
     def flat(self):
         """Every setting by its field name (HParams)."""
         return {k: v for name in PARTS for k, v in dataclasses.asdict(getattr(self, name)).items()}
+
+
+def _shown(value):
+    if value is None:
+        return "unset"
+    return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
 
 
 @dataclasses.dataclass

@@ -71,12 +71,16 @@ def run_report(summary, run=None):
     return "\n".join(out)
 
 
-def sweep_report(config, name, table_markdown, summaries):
-    """The sweep's command, its AUROC table (mean over seeds per class) and chart, and links to sub-runs."""
-    out = [f"# {name}\n", f"`{config.command}`\n",
+def sweep_report(config, run, table_markdown, summaries):
+    """The sweep's command, its AUROC table (mean over seeds per class) and chart, and each sub-run with the
+    command that made it; a link to its report where the sub-run's folder is here (not for a record)."""
+    out = [f"# {run.name}\n", f"`{config.command}`\n",
            f"AUROC on the test split, --{config.data.protocol} K, mean ± std over seeds.\n",
            table_markdown,
            "![AUROC per class](sweep.png)\n", "## Runs\n"]
-    out += [f"- [{os.path.basename(s.name)}]({os.path.basename(s.name)}/report.md): "
-            f"AUROC {s.metrics['AUROC']:.4f}" for s in summaries]
+    for s in summaries:
+        sub = os.path.basename(s.name)
+        here = os.path.isfile(run.sub(sub).report_path)
+        out.append(f"- {f'[{sub}]({sub}/report.md)' if here else f'{sub} (committed record)'}: "
+                   f"AUROC {s.metrics['AUROC']:.4f}; `{s.config.command}`")
     return "\n".join(out) + "\n"

@@ -163,3 +163,92 @@ def test_a_record_of_an_older_schema_is_refused_with_one_line(tmp_path, capsys):
                      "--logdir", str(tmp_path / "c")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "schema 1" in err, err
+
+
+def _part(seed, *extra):
+    """run.py flags of one job-array task of the `straight` sweep (--normal 7, seed `seed`)."""
+    return [f for f in FLAGS if f not in ("--seeds", "2")] + ["--seed", str(seed), "--part-of", "sweep",
+                                                              "--threads", "1", *extra]
+
+
+def test_job_array_task_counts_a_committed_record_as_finished(straight, tmp_path, capsys):
+    """A fresh clone with only the records: a task resubmitted with --resume --records keeps the committed
+    record (exit 0, nothing trained, no sub-run folder, the record unchanged)."""
+    shutil.copytree(straight / "records", tmp_path / "records")
+    before = (tmp_path / "records" / "sweep" / "normal7_seed1.json").read_text()
+    assert run.main(_part(1, "--resume", "--records", str(tmp_path / "records")) + _roots(tmp_path)) == 0
+    assert "sweep/normal7_seed1: kept from the committed record" in capsys.readouterr().out
+    assert not (tmp_path / "r" / "sweep" / "normal7_seed1").exists()
+    assert (tmp_path / "records" / "sweep" / "normal7_seed1.json").read_text() == before
+
+
+def test_task_with_another_recipe_is_refused_with_the_differing_settings(straight, tmp_path, capsys):
+    """--part-of --resume with --steps 4 --lr 1e-3 where the sweep (its records) ran 3 steps at the default lr:
+    exit 2, one line naming both settings; nothing is written."""
+    shutil.copytree(straight / "records", tmp_path / "records")
+    code = run.main(_part(0, "--resume", "--records", str(tmp_path / "records"), "--steps", "4", "--lr", "1e-3")
+                    + _roots(tmp_path))
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "another recipe than its sweep's" in err and "--lr 0.001 (sweep: 0.0002)" in err
+    assert "--steps 4 (sweep: 3)" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_started_sub_run_with_another_recipe_is_not_continued(straight, tmp_path, capsys):
+    """A sub-run folder made with --steps 4 inside a sweep of --steps 3 (as if an earlier submission had
+    another EXTRA): its task, resubmitted with the sweep's recipe, refuses to continue it."""
+    shutil.copytree(straight / "c", tmp_path / "c")
+    shutil.copytree(straight / "r", tmp_path / "r")
+    config = tmp_path / "c" / "sweep" / "normal7_seed0" / "config.json"
+    values = json.loads(config.read_text())
+    values["training"]["steps"] = 4
+    config.write_text(json.dumps(values))
+    shutil.rmtree(tmp_path / "r" / "sweep" / "normal7_seed0")   # started, not finished
+    assert run.main(_part(0, "--resume") + _roots(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "normal7_seed0 of sweep (its checkpoint) was made with another recipe" in err and "--steps 4 (sweep: 3)" in err
+
+
+def test_collect_refuses_a_sub_run_of_another_recipe(straight, tmp_path, capsys):
+    """One sub-run's summary claims another batch: collect exits 2 naming it, and writes no table."""
+    shutil.copytree(straight / "r", tmp_path / "r")
+    shutil.copytree(straight / "c", tmp_path / "c")
+    os.remove(tmp_path / "r" / "sweep" / "sweep.csv")
+    path = tmp_path / "r" / "sweep" / "normal7_seed1" / "summary.json"
+    values = json.loads(path.read_text())
+    values["config"]["training"]["batch"] = 32
+    path.write_text(json.dumps(values))
+    assert collect.main(["sweep", "--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("collect: error: sub-run normal7_seed1 of sweep was made with another recipe than its sweep's: "
+                   "--batch 32 (sweep: 64)")
+    assert not (tmp_path / "r" / "sweep" / "sweep.csv").exists()
+
+
+def test_collected_report_names_its_own_command_and_links_only_what_exists(straight, tmp_path):
+    """Collected from the records alone: report.md quotes the collect command, lists each sub-run with the
+    command that made it, and links no report that is not there."""
+    assert collect.main(["sweep", "--results", str(tmp_path / "r"), "--records", str(straight / "records")]) == 0
+    report = (tmp_path / "r" / "sweep" / "report.md").read_text()
+    assert "`python -m source.collect sweep --results r --records records`" in report
+    assert "](normal7_seed0/report.md)" not in report and "normal7_seed0 (committed record)" in report
+    assert "--seed 0" not in report.split("## Runs")[0]
+
+
+@pytest.mark.parametrize("case", ["no_tensorflow", "not_the_root"])
+def test_slurm_job_environment_fails_with_one_line(tmp_path, case):
+    """slurm/env.sh, which every job script sources: no Python with TensorFlow, or a working directory that is
+    not the repository, is one line and exit 2 (not an import error in every task)."""
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "python").write_text("#!/bin/sh\nexit 1\n")   # a python that cannot import TensorFlow
+    (fake_bin / "python").chmod(0o755)
+    env = {"PATH": f"{fake_bin}:/usr/bin:/bin", "ADAE_VENV": str(tmp_path / "no_venv"),
+           "ADAE_ROOT": ROOT if case == "no_tensorflow" else str(tmp_path)}
+    out = subprocess.run(["bash", "-c", f". {os.path.join(ROOT, 'slurm', 'env.sh')}; echo reached"], env=env,
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 2 and "reached" not in out.stdout
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert ("no Python environment with TensorFlow" if case == "no_tensorflow" else "not the repository root") \
+        in out.stderr
