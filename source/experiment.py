@@ -254,9 +254,10 @@ def join_sweep(config, sweep, sub, records=None, resume=False):
 def project_sweep(config, arrays, todo, jobs=1, threads=0, log=print):
     """Before a sweep trains: time a few training iterations of its model on this machine and print the
     projected wall time of the sub-runs still to do (training, and ConvAE's with --baselines, at about a
-    third of ADAE's cost per iteration; evaluation and classic baselines come on top). Returns seconds."""
+    third of ADAE's cost per iteration; evaluation and classic baselines come on top). Returns
+    {"iterations", "per_iteration" (seconds, measured), "seconds" (projected wall time)}."""
     if not todo:
-        return 0.0
+        return {"iterations": 0, "per_iteration": None, "seconds": 0.0}
     model = build_model(config.with_machine(threads=threads), seed=0)
     x = np.random.RandomState(0).rand(config.training.batch, 28, 28, 1).astype(np.float32)
     for _ in range(3):   # warm-up: oneDNN builds its primitives on the first calls
@@ -275,7 +276,7 @@ def project_sweep(config, arrays, todo, jobs=1, threads=0, log=print):
     seconds = per_iteration * iterations * (4 / 3 if config.training.baselines else 1) / max(1, jobs)
     log(f"[sweep] {len(todo)} sub-runs to train, {iterations:,} iterations at {1 / per_iteration:.1f}/s measured "
         f"here ({jobs} at a time): about {seconds / 60:.0f} min of training, plus evaluation and baselines")
-    return seconds
+    return {"iterations": iterations, "per_iteration": per_iteration, "seconds": seconds}
 
 
 def start_sweep(config, run, records=None):

@@ -46,3 +46,29 @@ def signal_on_call(monkeypatch):
             return out
         monkeypatch.setattr(module, name, wrapped)
     return install
+
+
+def _csv_rows(path):
+    import csv
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def assert_same_sweep_table(path, expected_path, abs_auroc=1e-4):
+    """Two sweep.csv files hold the same rows (protocol, digit, seed, method) and the same AUROC and AUPRC
+    to within abs_auroc: runs in other processes or after a resume may differ in oneDNN's last bits, which
+    can swap a few of the ~10^5 normal-anomalous pairs an AUROC counts (1e-5 each here)."""
+    rows, expected = _csv_rows(path), _csv_rows(expected_path)
+    key = ("protocol", "digit", "seed", "method")
+    assert [tuple(r[k] for k in key) for r in rows] == [tuple(r[k] for k in key) for r in expected]
+    for r, e in zip(rows, expected):
+        for metric in ("AUROC", "AUPRC"):
+            assert float(r[metric]) == pytest.approx(float(e[metric]), abs=abs_auroc), (r, e)
+
+
+def assert_same_scores(path, expected_path, rel=1e-5):
+    """Two scores.csv files score the same test images alike: same images and labels, scores within rel."""
+    rows, expected = _csv_rows(path), _csv_rows(expected_path)
+    assert [(r["index"], r["label"], r["anomalous"]) for r in rows] == \
+        [(r["index"], r["label"], r["anomalous"]) for r in expected]
+    np.testing.assert_allclose([float(r["score"]) for r in rows], [float(r["score"]) for r in expected], rtol=rel)

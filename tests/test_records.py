@@ -10,6 +10,7 @@ import pytest
 
 import run
 from source import collect, parallel, tables
+from tests.conftest import assert_same_sweep_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = ["--data", "embedded", "--normal", "7", "--seeds", "2", "--steps", "3", "--batch", "64"]
@@ -52,7 +53,7 @@ def test_fresh_clone_resumes_from_records_and_matches(straight, tmp_path):
     assert not (tmp_path / "r" / "sweep" / "normal7_seed0").exists()   # kept from its record, not retrained
     assert (tmp_path / "r" / "sweep" / "normal7_seed1" / "summary.json").exists()
     assert (records / "sweep" / "normal7_seed1.json").exists()
-    assert (tmp_path / "r" / "sweep" / "sweep.csv").read_text() == (straight / "r" / "sweep" / "sweep.csv").read_text()
+    assert_same_sweep_table(tmp_path / "r" / "sweep" / "sweep.csv", straight / "r" / "sweep" / "sweep.csv")
 
 
 def test_job_array_parts_collect_into_the_straight_table(straight, tmp_path, capsys):
@@ -64,7 +65,7 @@ def test_job_array_parts_collect_into_the_straight_table(straight, tmp_path, cap
         part = subprocess.run([sys.executable, "run.py", *flags, *_roots(tmp_path)], capture_output=True, cwd=ROOT)
         assert part.returncode == 0, part.stderr[-2000:]
     assert collect.main(["sweep", "--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")]) == 0
-    assert (tmp_path / "r" / "sweep" / "sweep.csv").read_text() == (straight / "r" / "sweep" / "sweep.csv").read_text()
+    assert_same_sweep_table(tmp_path / "r" / "sweep" / "sweep.csv", straight / "r" / "sweep" / "sweep.csv")
     assert (tmp_path / "r" / "sweep" / "report.md").exists() and (tmp_path / "r" / "sweep" / "sweep.png").exists()
     capsys.readouterr()
     again = [f for f in FLAGS if f not in ("--seeds", "2")] + ["--part-of", "sweep"]
@@ -106,8 +107,7 @@ def test_worker_processes_give_the_same_sweep(straight, tmp_path):
                                  cwd=ROOT)
     assert one_process.returncode == 0, one_process.stderr[-2000:]
     assert run.main(flags + _roots(tmp_path / "two") + ["--jobs", "2", "--records", str(tmp_path / "records")]) == 0
-    one = (tmp_path / "one" / "r" / "sweep" / "sweep.csv").read_text()
-    assert (tmp_path / "two" / "r" / "sweep" / "sweep.csv").read_text() == one
+    assert_same_sweep_table(tmp_path / "two" / "r" / "sweep" / "sweep.csv", tmp_path / "one" / "r" / "sweep" / "sweep.csv")
     assert sorted(os.listdir(tmp_path / "records" / "sweep")) == ["config.json", "normal7_seed0.json",
                                                                   "normal7_seed1.json"]
 
@@ -126,10 +126,12 @@ def test_sweep_projects_its_time_from_a_measurement(embedded):
     lines = []
     config = dataclasses.replace(SHORT, training=dataclasses.replace(SHORT.training, steps=None, epoch=2, batch=64))
     one = experiment.project_sweep(config, embedded, [(7, 0), (7, 1)], jobs=1, log=lines.append)
+    assert one["iterations"] == 24 and one["seconds"] == pytest.approx(24 * one["per_iteration"], rel=1e-12)
     assert "2 sub-runs to train, 24 iterations" in lines[0] and "(1 at a time)" in lines[0]
-    rate = float(lines[0].split(" iterations at ")[1].split("/s")[0])
-    assert one == pytest.approx(24 / rate, rel=0.06)   # the printed rate is rounded to 0.1/s
-    assert experiment.project_sweep(config, embedded, [], log=lines.append) == 0.0 and len(lines) == 1
+    assert f"at {1 / one['per_iteration']:.1f}/s measured" in lines[0]
+    two = experiment.project_sweep(config, embedded, [(7, 0), (7, 1)], jobs=2, log=lines.append)
+    assert two["seconds"] == pytest.approx(24 * two["per_iteration"] / 2, rel=1e-12) and "(2 at a time)" in lines[1]
+    assert experiment.project_sweep(config, embedded, [], log=lines.append)["seconds"] == 0.0 and len(lines) == 2
 
 
 def test_configs_take_their_owners_defaults_and_round_trip():
