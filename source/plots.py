@@ -162,3 +162,33 @@ def sweep_chart(table, path, title):
     ax.set_title(title)
     ax.legend(fontsize=7, ncol=3)
     _save(fig, path)
+
+
+def auroc_curves(panels, path, score="x_dgx"):
+    """One panel per case: development AUROC (honest, what choices read) and test AUROC (the marked
+    diagnostic) of `score` against the training step, log scale, with the end value and the best test
+    value marked. panels: [(title, Summary)]."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.6), squeeze=False)
+    for ax, (title, summary) in zip(axes[0], panels):
+        dev = [(p["step"], p["dev_auroc_per_score"][score]) for p in summary.dev_curve]
+        test = [(p["step"], p["test_auroc_per_score"][score]) for p in summary.test_curve]
+        ax.plot(*zip(*dev), "o-", ms=3, label="development (validation normals vs 200 held-out anomalies)")
+        if test:
+            ax.plot(*zip(*test), "s--", ms=3, label="test (diagnostic, read by nothing)")
+            best = max(test, key=lambda p: p[1])
+            ax.annotate(f"best test {best[1]:.3f}\n(step {best[0]})", best, textcoords="offset points",
+                        xytext=(6, -22), fontsize=8)
+        end = summary.metrics["AUROC_per_score"][score]
+        ax.axhline(end, color="gray", lw=0.8, ls=":")
+        ax.text(1.0, end, f"end {end:.3f} ", fontsize=8, va="bottom", ha="right", color="gray",
+                transform=ax.get_yaxis_transform())
+        ax.set_xscale("log")
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("training iteration")
+        ax.set_ylabel(f"AUROC ({score})")
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), fontsize=8, loc="lower center", ncol=2,
+               bbox_to_anchor=(0.5, -0.08))
+    fig.tight_layout()
+    return _save(fig, path)

@@ -254,3 +254,22 @@ def test_slurm_job_environment_fails_with_one_line(tmp_path, case):
     assert len(out.stderr.strip().splitlines()) == 1
     assert ("no Python environment with TensorFlow" if case == "no_tensorflow" else "not the repository root") \
         in out.stderr
+
+
+def test_table_shows_the_best_test_reading_beside_the_end_value(straight, tmp_path):
+    """Records with a test curve get a best-test column (the curve's maximum, mean over seeds), never bold;
+    the paper's protocol adds the mean over the digits whose published figure is known."""
+    from source.record import Summary
+    summaries = {name: s for name, s in tables.RecordDir(str(straight / "records"), "sweep").summaries().items()}
+    for i, s in enumerate(summaries.values()):
+        s.test_curve = [{"step": 1, "test_auroc_per_score": {k: 0.5 + 0.1 * i for k in s.metrics["AUROC_per_score"]}},
+                        {"step": 3, "test_auroc_per_score": dict(s.metrics["AUROC_per_score"])}]
+    markdown, n, _ = tables.table(summaries, "normal")
+    header, _, row = markdown.splitlines()[:3]
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    column = [c.strip() for c in header.split("|")[1:-1]].index(f"ADAE x_dgx, {tables.BEST_TEST}")
+    expected = sum(max(0.5 + 0.1 * i, s.metrics["AUROC_per_score"]["x_dgx"]) for i, s in enumerate(summaries.values())) / 2
+    assert float(cells[column]) == pytest.approx(expected, abs=5e-4) and "**" not in cells[column]
+    anomaly = {k: Summary.from_dict(dict(s.to_dict(), data=dict(s.data, digit=1))) for k, s in summaries.items()}
+    lines = tables.table(anomaly, "anomaly")[0].splitlines()
+    assert lines[-1].startswith("| mean of 1 |") and lines[-1].rstrip(" |").endswith("0.821")
