@@ -13,7 +13,7 @@ import pytest
 
 import run
 from source.rundir import RunDir
-from tests.conftest import assert_same_scores, assert_same_sweep_table
+from tests.conftest import SWEEP_FLAGS, assert_same_scores, assert_same_sweep_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARTIFACTS = ["summary.json", "scores.csv", "box_plot.png", "roc_curve.png", "pr_curve.png",
@@ -394,14 +394,12 @@ def test_steps_budget_overrides_epochs(digit1, tmp_path):
     model.close()
 
 
-def _stop_then_resume(tmp_path, flags, stop_when, monkeypatch, capsys):
-    """Run a sweep straight, then again with SIGTERM sent to this process at the log line where
-    stop_when(line) first holds (in-process, so the point is the same on every CPU): it must exit 143 with
-    the resume command and no table; --resume must finish it with the straight sweep's sweep.csv. Returns
-    the straight, stopped-folder and resumed outputs for the caller's own checks."""
+def _stop_then_resume(tmp_path, flags, straight, stop_when, monkeypatch, capsys):
+    """Run a sweep with SIGTERM sent to this process at the log line where stop_when(line) first holds
+    (in-process, so the point is the same on every CPU): it must exit 143 with the resume command and no
+    table; --resume must finish it with the straight sweep's sweep.csv (conftest.straight_sweep: seeds 0
+    and 1). Returns the stopped-folder and resumed outputs for the caller's own checks."""
     flags = flags + ["--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")]
-    assert run.main(flags + ["--name", "straight"]) == 0
-    straight = capsys.readouterr().out
     named = flags + ["--name", "stopped"]
     lines = []
 
@@ -419,29 +417,31 @@ def _stop_then_resume(tmp_path, flags, stop_when, monkeypatch, capsys):
     monkeypatch.undo()
     assert run.main(named + ["--resume"]) == 0
     resumed = capsys.readouterr().out
-    assert_same_sweep_table(tmp_path / "r" / "stopped" / "sweep.csv", tmp_path / "r" / "straight" / "sweep.csv")
-    return straight, stopped, resumed
+    assert_same_sweep_table(tmp_path / "r" / "stopped" / "sweep.csv", straight / "r" / "sweep" / "sweep.csv",
+                            seeds=(0, 1))
+    return stopped, resumed
 
 
-def test_sweep_killed_and_resumed_matches_straight_run(tmp_path, monkeypatch, capsys):
+def test_sweep_killed_and_resumed_matches_straight_run(straight_sweep, tmp_path, monkeypatch, capsys):
     """A one-process sweep of two sub-runs stopped by SIGTERM right after its first and resumed with --resume --name
     writes the same sweep.csv as one run straight through; the finished sub-run is kept, not retrained."""
-    flags = ["--data", "embedded", "--normal", "7", "--seeds", "2", "--steps", "3", "--batch", "64", "--jobs", "1"]
-    straight, stopped, resumed = _stop_then_resume(
-        tmp_path, flags, lambda line: line.startswith("[sweep] 1/2 runs done"), monkeypatch, capsys)
-    assert "[sweep] 2/2 runs done" in straight
+    flags = SWEEP_FLAGS + ["--jobs", "1"]
+    stopped, resumed = _stop_then_resume(
+        tmp_path, flags, straight_sweep, lambda line: line.startswith("[sweep] 1/2 runs done"), monkeypatch, capsys)
+    assert "[sweep] 2/2 runs done" in resumed
     assert list(stopped) == ["normal7_seed0"]
     assert "normal7_seed0: finished earlier, kept" in resumed and "normal7_seed1: finished" not in resumed
     assert (tmp_path / "r" / "stopped" / "normal7_seed0" / "scores.csv").read_bytes() == stopped["normal7_seed0"]
 
 
-def test_worker_sweep_stopped_and_resumed_matches_straight_run(tmp_path, monkeypatch, capsys):
+def test_worker_sweep_stopped_and_resumed_matches_straight_run(straight_sweep, tmp_path, monkeypatch, capsys):
     """The default sweep on 2 cores (sub-runs in worker processes): SIGTERM once a sub-run is done is passed
     on to the running worker; the sweep exits 143 with the resume command, starts no further sub-run, and
     --resume keeps what finished and writes the same sweep.csv as a straight sweep."""
-    flags = ["--data", "embedded", "--normal", "7", "--seeds", "3", "--steps", "3", "--batch", "64", "--jobs", "2"]
-    _, stopped, resumed = _stop_then_resume(
-        tmp_path, flags, lambda line: line.startswith("[sweep] normal7_seed") and line.strip().endswith(": done"),
+    flags = SWEEP_FLAGS + ["--jobs", "2"]
+    flags[flags.index("--seeds") + 1] = "3"   # three sub-runs, two at a time: the third waits
+    stopped, resumed = _stop_then_resume(
+        tmp_path, flags, straight_sweep, lambda line: line.startswith("[sweep] normal7_seed") and line.strip().endswith(": done"),
         monkeypatch, capsys)
     assert "normal7_seed2" not in stopped   # the third sub-run never started
     assert "finished earlier, kept" in resumed
