@@ -22,8 +22,7 @@ class Parser(argparse.ArgumentParser):
 def build_parser():
     from source.datamanager import DATASETS, DEV_ANOMALIES, SPLITS
     from source.flagtypes import bounded, digit_or_all, widths_list
-    from source.layers import INITS
-    from source.neuralnet import ARCHS, OBJECTIVES, PRECISIONS, SCORE_NAMES
+    from source.config import ARCHS, INITS, OBJECTIVES, PRECISIONS, SCORE_NAMES
     p = Parser(description="Anomaly Detection with Adversarial Dual Autoencoders (ADAE) on MNIST.")
     a = p.add_argument_group("data (DataConfig)").add_argument
     a("--dataset", choices=DATASETS, default="mnist", help="28x28 grayscale dataset (Fashion-MNIST: Debian's files, "

@@ -20,7 +20,8 @@ os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")   # measure what run.py runs
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from source.neuralnet import ADAE, MachineConfig, ModelConfig  # noqa: E402
+from source.config import MachineConfig, ModelConfig  # noqa: E402
+from source.neuralnet import ADAE  # noqa: E402
 
 tf1 = tf.compat.v1
 

@@ -11,7 +11,9 @@ import dataclasses
 import os
 import sys
 
-# source.record and source.rundir import TensorFlow (through the configs): main imports it quietly first
+from source.files import portable_command
+from source.record import RecipeError, SchemaError
+from source.rundir import RecordDir, RunDir, stored_config
 
 
 def gather(run, records=None):
@@ -31,8 +33,7 @@ def gather(run, records=None):
 def collect(name, results="results", logdir="Checkpoint", records_root=None, command="", log=print):
     """Write the sweep files of NAME from every sub-run found; returns the table. ValueError when none, and
     RecipeError naming the first sub-run made with another recipe than the sweep's (none is mixed in)."""
-    from source import experiment
-    from source.rundir import RecordDir, RunDir, stored_config
+    from source import experiment   # TensorFlow (the figures and the table's writer), imported quietly by main
     run = RunDir(logdir, results, name)
     records = RecordDir(records_root, name) if records_root else None
     summaries = gather(run, records)
@@ -60,8 +61,6 @@ def main(argv=None):
     args = p.parse_args(argv)
     from source.tf_setup import import_tensorflow
     import_tensorflow(args.verbose)
-    from source.files import portable_command
-    from source.record import RecipeError, SchemaError
     try:
         collect(args.name, args.results, args.logdir, args.records,
                 command="python -m source.collect " + portable_command(argv))

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 tf1 = tf.compat.v1
 
-INITS = ("he", "dcgan")
+from source.config import INITS
 DCGAN_STD = 0.02
 # A truncated normal cut at 2 std has a std of 0.8796 times its parameter; dividing by it gives the
 # intended std (as tf's variance_scaling_initializer does).

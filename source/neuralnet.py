@@ -1,5 +1,4 @@
 """The ADAE graph: generator G, discriminator D, losses, scores, optimizers, summaries, Saver."""
-import dataclasses
 import functools
 
 import numpy as np
@@ -9,70 +8,8 @@ from source import board, layers
 
 tf1 = tf.compat.v1
 
-OBJECTIVES = ("paper", "equilibrium", "autoencoder")
-PRECISIONS = ("fp32", "bf16", "auto")
-SCORE_NAMES = ("x_dgx", "x_dx", "x_gx", "gx_dgx")   # anomaly scores: which two images the L2 error compares
-ARCHS = ("paper", "reference")
-# Each architecture's default recipe: the flags marked (*) in run.py. The paper network's is the recipe the
-# README's study chose on the development AUROC: BEGAN's equilibrium control of D's fake term (gamma 1,
-# lambda_k 0.01), lr 2e-4, DCGAN initialisation, an 8-d code, and the paper's score ||x - D(G(x))||. The
-# paper's own settings are `--objective paper --lr 1e-5 --init he --latent 32`.
-ARCH_DEFAULTS = {
-    "paper": dict(lr=2e-4, beta1=0.5, objective="equilibrium", gamma=1.0, lambda_k=0.01, balance_alpha=0.0,
-                  init="dcgan", latent=8, anomaly_score="x_dgx"),
-    "reference": dict(lr=1e-4, beta1=0.9, objective="equilibrium", gamma=0.5, lambda_k=1e-3, balance_alpha=0.0,
-                      init="he", latent=32, anomaly_score="x_dgx"),
-}
-RECIPE_BATCH = {"paper": 64, "reference": 32}   # the mini-batch each recipe was chosen with (training's default)
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    """Everything that defines a model: the graph (network, objective, optimizer) and its anomaly score, so
-    `ADAE(config)` rebuilds a trained model from its summary. Fields left None take the architecture's
-    recipe from ARCH_DEFAULTS: ModelConfig() is the paper network's default recipe.
-
-    balance_alpha: alpha of the learning-rate balancing b = sigmoid(alpha (|G(X)-D(G(X))| - |X-D(X)|)):
-                   G learns at 2 b lr and D at 2 (1 - b) lr; 0 turns it off (b = 1/2, both at lr).
-    """
-    arch: str = "paper"
-    widths: tuple = (32, 64, 128)
-    latent: int = None
-    ksize: int = 3
-    code_channels: int = 0
-    out_bias: float = 0.0
-    bn_momentum: float = 0.9
-    init: str = None
-    objective: str = None
-    anomaly_score: str = None
-    lr: float = None
-    beta1: float = None
-    balance_alpha: float = None
-    gamma: float = None
-    lambda_k: float = None
-
-    def __post_init__(self):
-        if self.arch not in ARCHS:
-            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
-        for key, value in ARCH_DEFAULTS[self.arch].items():
-            if getattr(self, key) is None:
-                object.__setattr__(self, key, value)
-        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
-        for name, value, allowed in (("objective", self.objective, OBJECTIVES),
-                                     ("anomaly_score", self.anomaly_score, SCORE_NAMES),
-                                     ("init", self.init, layers.INITS)):
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-
-
-@dataclasses.dataclass(frozen=True)
-class MachineConfig:
-    """How a model runs on this machine, never what it computes: intra-op threads (0: one per core), XLA JIT,
-    and the arithmetic precision (fp32 | bf16 | auto)."""
-    threads: int = 0
-    xla: bool = False
-    precision: str = "fp32"
-
+from source.config import (ARCH_DEFAULTS, ARCHS, OBJECTIVES, PRECISIONS, RECIPE_BATCH, SCORE_NAMES,  # noqa: F401
+                           MachineConfig, ModelConfig)
 
 PAD = 2   # the paper's networks see MNIST zero-padded from 28x28 to 32x32
 

@@ -7,10 +7,9 @@ ModelConfig and MachineConfig (neuralnet), TrainingConfig (solver).
 """
 import dataclasses
 
+from source.config import RECIPE_BATCH, MachineConfig, ModelConfig, TrainingConfig
 from source.datamanager import DataConfig
 from source.files import portable_path
-from source.neuralnet import RECIPE_BATCH, MachineConfig, ModelConfig
-from source.solver import TrainingConfig
 
 SCHEMA = 2   # 1: the flat flag dictionary of earlier versions
 PARTS = {"data": DataConfig, "model": ModelConfig, "training": TrainingConfig, "machine": MachineConfig}

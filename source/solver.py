@@ -1,5 +1,4 @@
 """Training loop and evaluation: TensorBoard summaries, checkpoints, metrics, result files."""
-import dataclasses
 import os
 import signal
 import sys
@@ -9,36 +8,14 @@ import numpy as np
 import tensorflow as tf
 
 from source import baselines, board, metrics, plots
-from source.neuralnet import RANGE, RECIPE_BATCH
+from source.config import TrainingConfig  # noqa: F401  (solver.TrainingConfig: the loop's settings)
+from source.neuralnet import RANGE
 
 tf1 = tf.compat.v1
 N_RESTORATION = 6        # validation images shown in the restoration grids
 N_GRID = 8           # examples per sample grid
 N_DRAWN = 20         # restoration figures per run at most (every epoch for runs of up to 20 epochs)
 CURVE_PER_DECADE = 4  # development evaluations per decade of steps (10, 18, 32, 56, 100, ...), besides epoch ends
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainingConfig:
-    """How a run trains: `steps` iterations (a D step and a G step on one mini-batch of `batch`) when given,
-    else `epoch` epochs; `seed` draws the initial weights and orders the batches, and `seeds` repeats each
-    experiment with seeds seed..seed+N-1; TensorBoard scalars every `summary_every` steps; the last
-    `keep_checkpoints` checkpoints kept; `baselines`: also fit the classic detectors and train ConvAE;
-    `test_curve`: also record the test AUROC wherever the development AUROC is measured, a diagnostic that
-    nothing reads back (see test_split_diagnostic)."""
-    epoch: int = 100
-    steps: int = None
-    batch: int = RECIPE_BATCH["paper"]
-    seed: int = 0
-    seeds: int = 1
-    summary_every: int = 20
-    keep_checkpoints: int = 3
-    baselines: bool = False
-    test_curve: bool = False
-
-    def total_steps(self, n_train):
-        """Training iterations of a run on n_train images."""
-        return self.steps if self.steps is not None else self.epoch * int(np.ceil(n_train / self.batch))
 
 
 def curve_steps(total_steps, per_decade=CURVE_PER_DECADE):

@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 
-from source.neuralnet import SCORE_NAMES
+from source.config import SCORE_NAMES
 from source.rundir import RunDir
 
 # recipe name -> run.py flags, every setting of the balance spelled out so that a change of run.py's defaults

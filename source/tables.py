@@ -14,9 +14,9 @@ import sys
 
 import numpy as np
 
+from source.config import SCORE_NAMES
 from source.files import write_text
 from source.metrics import best_test_reading
-from source.neuralnet import SCORE_NAMES
 from source.rundir import RecordDir
 
 # ADAE's published MNIST figures per anomalous digit (Vu et al., 2019), where this project has them, and their
