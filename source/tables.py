@@ -1,6 +1,6 @@
 """The README's full-MNIST tables, generated from committed records (no number typed by hand).
 
-    python -m source.tables [--records records] [--readme README.md]
+    python -m source.tables [--records records] [--readme README.md docs/results.md ...]
 
 For each sweep folder records/<name>/ (config.json and one <sub-run>.json per finished sub-run), a table of
 test AUROC per digit: ADAE's four scores, then every baseline of the same runs, and in the paper's protocol
@@ -94,6 +94,11 @@ def render(records_root, name):
             + markdown)
 
 
+def has_markers(text, name):
+    """Whether a Markdown text has the marked block of sweep `name`."""
+    return f"<!-- table:{name} -->\n" in text and f"<!-- /table:{name} -->" in text
+
+
 def fill(readme_text, name, block):
     """The README with the block between this sweep's markers replaced."""
     pattern = re.compile(rf"(<!-- table:{re.escape(name)} -->\n).*?(<!-- /table:{re.escape(name)} -->)", re.S)
@@ -105,19 +110,27 @@ def fill(readme_text, name, block):
 def main(argv=None):
     p = argparse.ArgumentParser(description="README tables from committed records.")
     p.add_argument("--records", default="records")
-    p.add_argument("--readme", help="rewrite this README's marked tables (default: print them)")
+    p.add_argument("--readme", nargs="+", help="rewrite the marked tables of these Markdown files (each the "
+                   "markers it has; every records folder must have markers in one of them); default: print")
     args = p.parse_args(argv)
     names = sorted(d for d in os.listdir(args.records) if RecordDir(args.records, d).summaries()) \
         if os.path.isdir(args.records) else []
-    text = open(args.readme).read() if args.readme else None
+    if not args.readme:
+        for name in names:
+            print(f"## {name}\n\n{render(args.records, name)}")
+        return 0
+    texts = {path: open(path).read() for path in args.readme}
     for name in names:
-        block = render(args.records, name)
-        if text is None:
-            print(f"## {name}\n\n{block}")
-        else:
-            text = fill(text, name, block)
-    if text is not None:
-        write_text(text, args.readme)
+        block, placed = render(args.records, name), False
+        for path, text in texts.items():
+            if has_markers(text, name):
+                texts[path], placed = fill(text, name, block), True
+        if not placed:
+            print(f"tables: error: none of {', '.join(args.readme)} has <!-- table:{name} --> markers",
+                  file=sys.stderr)
+            return 2
+    for path, text in texts.items():
+        write_text(text, path)
     return 0
 
 

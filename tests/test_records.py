@@ -261,3 +261,16 @@ def test_table_shows_the_best_test_reading_beside_the_end_value(straight, tmp_pa
     anomaly = {k: Summary.from_dict(dict(s.to_dict(), data=dict(s.data, digit=1))) for k, s in summaries.items()}
     lines = tables.table(anomaly, "anomaly")[0].splitlines()
     assert lines[-1].startswith("| mean of 1 |") and lines[-1].rstrip(" |").endswith("0.821")
+
+
+def test_tables_fill_several_files_and_refuse_a_table_without_markers(straight, tmp_path, capsys):
+    """--readme with two files fills each with the blocks it marks; a records folder marked in none is one
+    line and exit 2, and no file is rewritten."""
+    a, b = tmp_path / "a.md", tmp_path / "b.md"
+    a.write_text("<!-- table:sweep -->\nold\n<!-- /table:sweep -->\n")
+    b.write_text("nothing marked\n")
+    assert tables.main(["--records", str(straight / "records"), "--readme", str(a), str(b)]) == 0
+    assert "2 sub-runs" in a.read_text() and b.read_text() == "nothing marked\n"
+    a.write_text("unmarked\n")
+    assert tables.main(["--records", str(straight / "records"), "--readme", str(a), str(b)]) == 2
+    assert "has <!-- table:sweep --> markers" in capsys.readouterr().err and a.read_text() == "unmarked\n"
