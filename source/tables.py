@@ -64,7 +64,7 @@ def table(summaries, protocol):
         known = [d for d in sorted(by_digit) if d in paper]
         means.append(f"{PAPER_MEAN[protocol]:.3f} (10 digits)")
     lines.append(f"| mean of {n} | " + " | ".join(means) + " |")
-    if paper and known:   # the digits whose published figure is known, side by side
+    if paper and known and len(known) < n:   # the digits whose published figure is known, side by side
         lines.append(f"| mean of {', '.join(map(str, known))} | "
                      + " | ".join([f"{np.mean([columns[m][sorted(by_digit).index(d)] for d in known]):.3f}"
                                    for m in methods]
@@ -88,7 +88,11 @@ def render(records_root, name):
     best = (f" The {BEST_TEST} column is the highest test AUROC along training (`--test-curve`): what a "
             "best-test-epoch reading would publish, shown to explain a gap, never used to choose anything."
             if all(s.test_curve for s in summaries.values()) else "")
-    return (f"`{config.command}`: {n} sub-runs (split {config.data.split}, seeds {', '.join(map(str, seeds))}), "
+    command = f"`{config.command}`"
+    if "--part-of" in config.command:   # job-array tasks: the first task's command stands for every digit K
+        command = "job-array sub-runs `" + re.sub(rf"--{config.data.protocol} \d", f"--{config.data.protocol} K",
+                                                  config.command) + "`"
+    return (f"{command}: {n} sub-runs (split {config.data.split}, seeds {', '.join(map(str, seeds))}), "
             f"{seconds / 60:.0f} min of run time in all, on {'; '.join(machines)}. Test AUROC at the end of "
             f"training, mean over seeds; the best of each row in bold; * the score ADAE reports.{best}\n\n"
             + markdown)
