@@ -53,6 +53,11 @@ def all_metrics(anomalous, scores, threshold):
     return out
 
 
+def auroc_per_score(anomalous, scores):
+    """{score name: AUROC} of a {name: scores} dict against the same labels."""
+    return {k: ranking_metrics(anomalous, v)["AUROC"] for k, v in scores.items()}
+
+
 def best_test_reading(test_curve, score):
     """(best test AUROC of `score` along a test curve, its step): what a best-test-epoch reading would publish;
     (nan, None) for a run without a test curve."""

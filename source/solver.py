@@ -41,9 +41,8 @@ def test_split_diagnostic(model, data, step):
     """The test AUROC of every score at this step: a marked diagnostic of the test split, recorded to show
     what a best-test-epoch reading would publish. Nothing reads it back: not the threshold, not the reported
     metrics, not a choice of step, checkpoint or recipe."""
-    test = model.run_scores(data.x_test)
-    return {"step": step, "test_auroc_per_score": {
-        k: metrics.ranking_metrics(data.anomalous_test, v)["AUROC"] for k, v in test.items()}}
+    return {"step": step, "test_auroc_per_score": metrics.auroc_per_score(data.anomalous_test,
+                                                                           model.run_scores(data.x_test))}
 
 
 class TrainingError(RuntimeError):
@@ -276,7 +275,7 @@ def evaluate(model, data, run):
     threshold = metrics.threshold_from_normals(valid[name])
     result = metrics.all_metrics(anomalous, score, threshold)
     result["anomaly_score"] = name
-    result["AUROC_per_score"] = {k: metrics.ranking_metrics(anomalous, v)["AUROC"] for k, v in test.items()}
+    result["AUROC_per_score"] = metrics.auroc_per_score(anomalous, test)
     result["valid_score_mean"] = float(valid[name].mean())
     result["valid_score_std"] = float(valid[name].std())
     predicted = metrics.verdicts(score, threshold)
