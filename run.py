@@ -59,6 +59,8 @@ def build_parser():
       "fan-in read from its input channels; dcgan: N(0, 0.02) (*)")
     a("--lr", type=bounded(float, 0, 1, low_open=True), help="Adam learning rate (*)")
     a("--beta1", type=bounded(float, 0, 0.9999), help="Adam beta1 (*)")
+    a("--ema", type=bounded(float, 0, 0.99999), help="score and show with an exponential moving average of G's and "
+      "D's weights of this decay (default 0: the trained weights, the paper's form)")
     a = p.add_argument_group("training (TrainingConfig)").add_argument
     a("--batch", type=bounded(int, 1), help="mini-batch size (*)")
     a("--epoch", type=bounded(int, 0), help="training epochs (default 100)")

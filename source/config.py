@@ -32,6 +32,9 @@ class ModelConfig:
 
     balance_alpha: alpha of the learning-rate balancing b = sigmoid(alpha (|G(X)-D(G(X))| - |X-D(X)|)):
                    G learns at 2 b lr and D at 2 (1 - b) lr; 0 turns it off (b = 1/2, both at lr).
+    ema:           0 scores with the trained weights (the paper's form); a decay in (0, 1) scores (and shows)
+                   with an exponential moving average of G's and D's weights instead, warmed up as TF's
+                   ExponentialMovingAverage does with num_updates (decay min(ema, (1 + t) / (10 + t)) at step t).
     """
     arch: str = "paper"
     widths: tuple = (32, 64, 128)
@@ -48,6 +51,7 @@ class ModelConfig:
     balance_alpha: float = None
     gamma: float = None
     lambda_k: float = None
+    ema: float = 0.0
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -61,6 +65,8 @@ class ModelConfig:
                                      ("init", self.init, INITS)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must be a decay in [0, 1), got {self.ema!r}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,5 @@
 """The ADAE graph: generator G, discriminator D, losses, scores, optimizers, summaries, Saver."""
+import contextlib
 import functools
 
 import numpy as np
@@ -191,6 +192,9 @@ class ADAE:
             with tf1.variable_scope("optimizer_g"), tf.control_dependencies(updates_g):
                 self.step_g = tf1.train.AdamOptimizer(self.lr_g, beta1=beta1).minimize(
                     self.loss_g, var_list=self.vars_g, global_step=self.global_step)
+            if config.ema:   # after both steps of an iteration; nothing is added without it
+                self.step_g, self.use_ema, self.use_trained = moving_average(
+                    config.ema, self.global_step, self.step_g, self.vars_g + self.vars_d)
             self.next_epoch = tf1.assign_add(self.epoch, 1)
 
             # inference path: moving averages, so a test image's score does not depend on its batch
@@ -236,7 +240,7 @@ class ADAE:
 
             # relative paths in the checkpoint index: a run folder copied or moved elsewhere still loads
             self.saver = tf1.train.Saver(max_to_keep=keep_checkpoints, save_relative_paths=True)
-            self.init = tf1.global_variables_initializer()
+            self.init = tf.group(tf1.global_variables_initializer(), tf1.local_variables_initializer())
             self.n_params_g = count_params(self.vars_g)
             self.n_params_d = count_params(self.vars_d)
         self.graph.finalize()   # the training loop adds no ops
@@ -265,14 +269,29 @@ class ADAE:
             self.saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
         return True, state.model_checkpoint_path
 
-    def run_scores(self, x, batch_size=1024, names=SCORE_NAMES):
-        """Score images in large batches with the inference path; returns {name: (N,) float64}."""
+    @contextlib.contextmanager
+    def scoring_weights(self, ema=True):
+        """The block computes with the weights the model scores with: with ModelConfig.ema (and ema=True)
+        the moving averages are swapped into G and D for the block and the trained weights back after it."""
+        swap = ema and self.config.ema
+        if swap:
+            self.sess.run(self.use_ema)
+        try:
+            yield
+        finally:
+            if swap:
+                self.sess.run(self.use_trained)
+
+    def run_scores(self, x, batch_size=1024, names=SCORE_NAMES, ema=True):
+        """Score images in large batches with the inference path and the scoring weights (ema=False: the
+        trained weights even where the model scores with their moving average); returns {name: (N,) float64}."""
         fetch = {name: self.scores[name] for name in names}
         parts = {name: [] for name in names}
-        for start in range(0, len(x), batch_size):
-            out = self.sess.run(fetch, {self.x: x[start:start + batch_size]})
-            for name in names:
-                parts[name].append(out[name])
+        with self.scoring_weights(ema):
+            for start in range(0, len(x), batch_size):
+                out = self.sess.run(fetch, {self.x: x[start:start + batch_size]})
+                for name in names:
+                    parts[name].append(out[name])
         return {name: np.concatenate(parts[name]).astype(np.float64) if parts[name] else np.zeros(0)
                 for name in names}
 
@@ -287,12 +306,30 @@ class ADAE:
         """G(x), D(G(x)) and D(x) (G(x) alone for the autoencoder) as images in [0, 1], 28x28."""
         if not len(x):   # some oneDNN kernels (AVX-512) reject an empty batch: never send one
             return {name: np.zeros((0,) + tuple(t.shape[1:]), np.float32) for name, t in self.images.items()}
-        return self.sess.run(self.images, {self.x: x})
+        with self.scoring_weights():
+            return self.sess.run(self.images, {self.x: x})
 
     def panels(self, x):
         """Titled image columns for figures: each reconstruction, then |x - the one the score uses|."""
         images = self.reconstruct(x)
         return list(images.items()) + [(f"|x - {self.recon_name}|", np.abs(x - images[self.recon_name]))]
+
+
+def moving_average(decay, global_step, step, variables):
+    """An exponential moving average of the variables, updated after `step`: returns (the step with the
+    update, an op that swaps the averages in, an op that swaps the trained values back). The trained values
+    wait in local variables, which the Saver does not write."""
+    ema = tf1.train.ExponentialMovingAverage(decay, num_updates=global_step, name="ema")
+    with tf.control_dependencies([step]):
+        step_with_update = tf.group(ema.apply(variables), name="step_g_ema")
+    with tf1.variable_scope("ema_trained_copy"):
+        copies = [tf1.get_variable(v.op.name.replace("/", "_"), v.shape, v.dtype, tf1.zeros_initializer(),
+                                   trainable=False, collections=[tf1.GraphKeys.LOCAL_VARIABLES]) for v in variables]
+    keep = tf.group(*[c.assign(v) for c, v in zip(copies, variables)])
+    with tf.control_dependencies([keep]):
+        use_ema = tf.group(*[v.assign(ema.average(v)) for v in variables], name="use_ema")
+    use_trained = tf.group(*[v.assign(c) for c, v in zip(copies, variables)], name="use_trained")
+    return step_with_update, use_ema, use_trained
 
 
 def count_params(variables):

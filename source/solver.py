@@ -27,12 +27,13 @@ def curve_steps(total_steps, per_decade=CURVE_PER_DECADE):
     return {int(round(10 ** (k / per_decade))) for k in range(per_decade, top + 1)} - {0}
 
 
-def validation_health(model, data):
+def validation_health(model, data, ema=True):
     """What one look at the validation split says: each score's development AUROC and its values on
     validation normals; G's and D's reconstruction error of validation normals (x_gx, x_dx), as L2 in the
-    network's frame (the training loop sets them beside the mean normal image's)."""
-    valid = model.run_scores(data.x_valid)
-    dev = model.run_scores(data.x_dev_anomalous)
+    network's frame (the training loop sets them beside the mean normal image's). ema=False: with the
+    trained weights where the model scores with their moving average."""
+    valid = model.run_scores(data.x_valid, ema=ema)
+    dev = model.run_scores(data.x_dev_anomalous, ema=ema)
     return {"valid": valid, "dev_auroc_per_score": {k: dev_auroc_of(valid[k], dev[k]) for k in valid},
             "rec_g": float(valid["x_gx"].mean()), "rec_d": float(valid["x_dx"].mean())}
 
@@ -131,6 +132,8 @@ def train(model, data, run, config=TrainingConfig(), resume=False, log=print):
         point = {"step": tag_step, "rec_g": health["rec_g"], "rec_d": health["rec_d"],
                  "rec_template": template_error, "k_t": float(sess.run(model.k)),
                  "dev_auroc_per_score": health["dev_auroc_per_score"]}
+        if model.config.ema:   # the trained weights' development AUROC beside their average's
+            point["dev_auroc_trained_per_score"] = validation_health(model, data, ema=False)["dev_auroc_per_score"]
         curve.append(point)
         for key in ("rec_g", "rec_d", "rec_template"):
             writer.add_summary(board.scalar(f"reconstruction/{key}", point[key]), tag_step)

@@ -1,10 +1,11 @@
 """The recipe study: ADAE's G/D balance chosen on the development AUROC, never on the test split.
 
-    python -m source.study run --data PATH [--steps 1000] [--stage one_class|paper_protocol] [--root study]
-    python -m source.study table [--root study]     # the Markdown table the README shows
+    python -m source.study run --data PATH [--steps 1000] [--stage NAME] [--case NAME] [--root study]
+    python -m source.study table [--root study]     # the Markdown table docs/study.md shows
 
-Each (recipe, case) is one ordinary `run.py` run in its own process, named study_<case>_<recipe>, so a
-stopped study resumes by running only what has no summary.json yet. The table reads each run's
+Each (case, recipe, seed) is one ordinary `run.py` run in its own process, named study_<case>_<recipe> for
+seed 0 and study_<case>_<recipe>_seed<K> for seed K, so a stopped study resumes by running only what has no
+summary.json yet; two study processes on different --case share the cores. The table reads each run's
 development curve (validation normals against 200 train-split anomalies, measured at log-spaced steps)
 from summary.json; test numbers are never read here.
 """
@@ -12,6 +13,8 @@ import argparse
 import os
 import subprocess
 import sys
+
+import numpy as np
 
 from source.config import SCORE_NAMES
 from source.rundir import RunDir
@@ -42,9 +45,14 @@ RECIPES = {
     # third round: the chosen recipe with slower batch-norm moving averages (the inference path's statistics)
     "eq_g1_lr2e-4_dcgan_latent8_bn99": EQ_G1 + ["--lr", "2e-4", "--init", "dcgan", "--latent", "8",
                                                 "--bn-momentum", "0.99"],
+    # fourth round (two seeds each, the paper's split for its protocol): smaller codes, and scoring with an
+    # exponential moving average of the weights (each run also records its trained weights' curve)
+    **{f"default_latent{k}_ema": EQ_G1 + ["--lr", "2e-4", "--init", "dcgan", "--latent", str(k), "--ema", "0.999"]
+       for k in (8, 4, 2)},
 }
 CASES = {"normal8": ["--normal", "8"], "anomaly1": ["--anomaly", "1"], "anomaly2": ["--anomaly", "2"],
-         "anomaly9": ["--anomaly", "9"]}
+         "anomaly9": ["--anomaly", "9"],
+         **{f"anomaly{k}_paper": ["--anomaly", str(k), "--split", "paper"] for k in (1, 2, 9)}}
 # which recipes each stage runs on which cases: the one-class digit first, then the paper protocol's three
 # digits with the first round's best and the literal losses; the second round on the one-class digit
 STAGES = {
@@ -54,11 +62,19 @@ STAGES = {
     "explore": (["normal8"], ["eq_g1_lr2e-4_dcgan_latent16", "eq_g1_lr2e-4_dcgan_latent8", "eq_g1_lr5e-4_dcgan",
                               "eq_g1_lr2e-4_dcgan_4k"]),
     "batch_norm": (["normal8", "anomaly2"], ["eq_g1_lr2e-4_dcgan_latent8_bn99"]),
+    "code_ema": (["anomaly1_paper", "normal8", "anomaly2_paper", "anomaly9_paper"],
+                 ["default_latent8_ema", "default_latent4_ema", "default_latent2_ema"], 2),
 }
 
 
-def run_name(case, recipe):
-    return f"study_{case}_{recipe}"
+def stage_plan(stage):
+    """(cases, recipes, seeds) of a stage: one seed where the stage names none."""
+    cases, recipes, *seeds = STAGES[stage]
+    return cases, recipes, (seeds or [1])[0]
+
+
+def run_name(case, recipe, seed=0):
+    return f"study_{case}_{recipe}" + (f"_seed{seed}" if seed else "")
 
 
 def study_run(root, name):
@@ -66,46 +82,67 @@ def study_run(root, name):
     return RunDir(os.path.join(root, "Checkpoint"), os.path.join(root, "results"), name)
 
 
-def run_study(data, steps, stage, root, threads):
-    """Run every (case, recipe) of a stage that has no summary.json under root yet."""
-    cases, recipes = STAGES[stage]
-    for recipe in recipes:
-        for case in cases:
-            name = run_name(case, recipe)
-            run = study_run(root, name)
-            if run.is_finished():
-                print(f"[study] {name}: done earlier", flush=True)
-                continue
-            cmd = [sys.executable, "run.py", "--data", data, "--steps", str(steps), "--threads", str(threads),
-                   "--results", os.path.dirname(run.results), "--logdir", os.path.dirname(run.log),
-                   "--name", name, *CASES[case], *RECIPES[recipe]]
-            print(f"[study] {name}: {' '.join(cmd[1:])}", flush=True)
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode:
-                print(f"[study] {name}: failed ({proc.stderr.strip().splitlines()[-1:]})", flush=True)
+def run_study(data, steps, stage, root, threads, only_cases=None):
+    """Run every (case, recipe, seed) of a stage that has no summary.json under root yet (only_cases: of
+    those cases), case by case."""
+    cases, recipes, seeds = stage_plan(stage)
+    for case in (c for c in cases if not only_cases or c in only_cases):
+        for recipe in recipes:
+            for seed in range(seeds):
+                name = run_name(case, recipe, seed)
+                run = study_run(root, name)
+                if run.is_finished():
+                    print(f"[study] {name}: done earlier", flush=True)
+                    continue
+                cmd = [sys.executable, "run.py", "--data", data, "--steps", str(steps), "--threads", str(threads),
+                       "--results", os.path.dirname(run.results), "--logdir", os.path.dirname(run.log),
+                       "--name", name, "--seed", str(seed), *CASES[case], *RECIPES[recipe]]
+                print(f"[study] {name}: {' '.join(cmd[1:])}", flush=True)
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+                if proc.returncode:
+                    print(f"[study] {name}: failed ({proc.stderr.strip().splitlines()[-1:]})", flush=True)
+
+
+def _cell(values):
+    """Mean over seeds, with the standard deviation where there are several."""
+    return f"{np.mean(values):.3f}" + (f" ± {np.std(values):.3f}" if len(values) > 1 else "")
+
+
+def finished_seeds(root, case, recipe):
+    """The development curves of a (case, recipe)'s finished runs, one per seed, seed 0 first."""
+    curves = []
+    for seed in range(100):
+        run = study_run(root, run_name(case, recipe, seed))
+        if not run.is_finished():
+            break
+        curve = run.read_summary().dev_curve
+        if curve:
+            curves.append(curve)
+    return curves
 
 
 def table(root):
-    """Markdown: one row per finished run, development AUROC of each score at the last step and the best
-    along the curve, G/D/template reconstruction error and k_t at the end."""
-    lines = ["| case | recipe | steps | " + " | ".join(f"{s} end (best)" for s in SCORE_NAMES)
-             + " | rec G / D / template | k_t |", "|---" * (len(SCORE_NAMES) + 5) + "|"]
+    """Markdown: one row per (case, recipe) with finished runs: each score's development AUROC at the last
+    step (mean ± std over seeds), the paper score's best along the curve (mean over seeds), the trained
+    weights' paper score at the end where the model scores with their moving average, G/D/template
+    reconstruction error and k_t at the end."""
+    lines = ["| case | recipe | seeds | steps | " + " | ".join(f"{s} end" for s in SCORE_NAMES)
+             + " | x_dgx best | x_dgx end, trained weights | rec G / D / template | k_t |",
+             "|---" * (len(SCORE_NAMES) + 8) + "|"]
     for case in CASES:
         for recipe in RECIPES:
-            run = study_run(root, run_name(case, recipe))
-            if not run.is_finished():
+            curves = finished_seeds(root, case, recipe)
+            if not curves:
                 continue
-            curve = run.read_summary().dev_curve
-            if not curve:
-                continue
-            last = curve[-1]
-            cells = []
-            for s in SCORE_NAMES:
-                values = [p["dev_auroc_per_score"][s] for p in curve]
-                cells.append(f"{values[-1]:.3f} ({max(values):.3f})")
-            lines.append(f"| {case} | {recipe} | {last['step']} | " + " | ".join(cells)
-                         + f" | {last['rec_g']:.2f} / {last['rec_d']:.2f} / {last['rec_template']:.2f}"
-                         + f" | {last['k_t']:.2f} |")
+            last = [c[-1] for c in curves]
+            cells = [_cell([p["dev_auroc_per_score"][s] for p in last]) for s in SCORE_NAMES]
+            cells.append(f"{np.mean([max(p['dev_auroc_per_score']['x_dgx'] for p in c) for c in curves]):.3f}")
+            trained = [p["dev_auroc_trained_per_score"]["x_dgx"] for p in last if "dev_auroc_trained_per_score" in p]
+            cells.append(_cell(trained) if trained else "")
+            mean = {k: np.mean([p[k] for p in last]) for k in ("rec_g", "rec_d", "rec_template", "k_t")}
+            lines.append(f"| {case} | {recipe} | {len(curves)} | {last[0]['step']} | " + " | ".join(cells)
+                         + f" | {mean['rec_g']:.2f} / {mean['rec_d']:.2f} / {mean['rec_template']:.2f}"
+                         + f" | {mean['k_t']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -115,6 +152,7 @@ def main(argv=None):
     p.add_argument("--data", help="full MNIST (mnist.npz or IDX folder)")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--stage", choices=STAGES, action="append")
+    p.add_argument("--case", choices=CASES, action="append", help="run only these cases of the stages")
     p.add_argument("--root", default="study")
     p.add_argument("--threads", type=int, default=0)
     args = p.parse_args(argv)
@@ -122,7 +160,7 @@ def main(argv=None):
         if not args.data:
             p.error("run needs --data")
         for stage in args.stage or list(STAGES):
-            run_study(args.data, args.steps, stage, args.root, args.threads)
+            run_study(args.data, args.steps, stage, args.root, args.threads, args.case)
     print(table(args.root))
     return 0
 

@@ -318,3 +318,46 @@ def test_inference_matches_training_output_after_training(digit1):
     gap = np.abs(train_out - test_out).mean()
     assert gap < 0.25 * np.abs(x_net - test_out).mean(), gap
     model.close()
+
+
+def test_ema_averages_weights_and_scores_with_them(batch, tmp_path):
+    """--ema d: training is the same as without it; after each iteration every G and D weight's average
+    follows a_t = d_t a_(t-1) + (1 - d_t) w_t with d_t = min(d, (1 + t) / (10 + t)) (NumPy, from the initial
+    weights); scores and shown images use the averages, the trained weights are back afterwards, and a
+    checkpoint keeps both."""
+    small = dict(widths=(8, 16), latent=4)
+    plain, averaged = ADAE(ModelConfig(**small), seed=0), ADAE(ModelConfig(**small, ema=0.5), seed=0)
+    assert not [v for v in plain.graph.get_collection(tf1.GraphKeys.GLOBAL_VARIABLES) if "ema" in v.name]
+    variables = averaged.vars_g + averaged.vars_d
+    expected = _values(averaged, variables)
+    for t in (1, 2, 3):
+        plain.train_step(batch)
+        averaged.train_step(batch)
+        decay = min(0.5, (1 + t) / (10 + t))
+        expected = [decay * a + (1 - decay) * w for a, w in zip(expected, _values(averaged, variables))]
+    trained = _values(averaged, variables)
+    for a, b in zip(trained, _values(plain, plain.vars_g + plain.vars_d)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    with averaged.scoring_weights():
+        for a, e in zip(_values(averaged, variables), expected):
+            np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-7)
+        by_hand = averaged.sess.run(averaged.scores["x_dgx"], {averaged.x: batch})
+    for a, w in zip(_values(averaged, variables), trained):
+        np.testing.assert_array_equal(a, w)
+    scores = averaged.run_scores(batch)
+    np.testing.assert_allclose(scores["x_dgx"], by_hand, rtol=1e-6)
+    np.testing.assert_allclose(averaged.run_scores(batch, ema=False)["x_dgx"], plain.run_scores(batch)["x_dgx"],
+                               rtol=1e-5)
+    # three steps move an untrained network's output little: the averages' scores differ by about 1e-3
+    assert np.abs(scores["x_dgx"] - plain.run_scores(batch)["x_dgx"]).max() > 2e-4
+    averaged.save(str(tmp_path / "model.ckpt"))
+    again = ADAE(averaged.config, seed=5)
+    assert again.load(str(tmp_path))[0]
+    np.testing.assert_allclose(again.run_scores(batch)["x_dgx"], scores["x_dgx"], rtol=1e-6)
+    for m in (plain, averaged, again):
+        m.close()
+
+
+def test_ema_must_be_a_decay():
+    with pytest.raises(ValueError, match="ema"):
+        ModelConfig(ema=1.0)
