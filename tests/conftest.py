@@ -1,4 +1,9 @@
-"""Shared fixtures: the embedded MNIST subset and small models, all on the CPU."""
+"""Shared fixtures, all on the CPU: the embedded MNIST subset, a batch, a signal at a chosen call, the suite's
+straight sweep, and the comparisons of sweep tables and scores across processes.
+
+The README's test command runs the suite in two processes (pytest-xdist, `-n 2 --dist loadgroup`): the tests
+that share an expensive fixture (the straight sweep, test_run's e2e run) are grouped so that each group's
+fixture is built once, in one process."""
 import os
 import sys
 
@@ -9,6 +14,21 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+
+SHARED = {"straight_sweep": "straight_sweep", "straight": "straight_sweep", "e2e": "e2e", "own_copy": "e2e"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "xdist_group(name): tests that share a run (pytest-xdist's marker)")
+
+
+def pytest_collection_modifyitems(items):
+    """Each test that uses a shared run goes to that run's xdist group (one process builds it once)."""
+    for item in items:
+        groups = {SHARED[name] for name in getattr(item, "fixturenames", ()) if name in SHARED}
+        if groups:
+            item.add_marker(pytest.mark.xdist_group("+".join(sorted(groups))))
 
 
 @pytest.fixture(scope="session")

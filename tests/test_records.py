@@ -4,7 +4,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 
@@ -12,7 +11,6 @@ import run
 from source import collect, parallel, tables
 from tests.conftest import SWEEP_FLAGS, SWEEP_WORKERS, assert_same_sweep_table, roots
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS, WORKERS, _roots = SWEEP_FLAGS, SWEEP_WORKERS, roots
 
 
@@ -49,13 +47,12 @@ def test_fresh_clone_resumes_from_records_and_matches(straight, tmp_path):
 
 
 def test_job_array_parts_collect_into_the_straight_table(straight, tmp_path, capsys):
-    """Each seed run alone with --part-of (as SLURM array tasks would: own process, one thread as the straight
-    sweep's workers), then collected: the same sweep.csv."""
-    for seed in ("1", "0"):   # any order
+    """Each seed run alone with --part-of (as SLURM array tasks would, one thread as the straight sweep's
+    workers), then collected: the same sweep.csv."""
+    for seed in ("1", "0"):   # any order (run in this process: tests/test_slurm.py runs them as real array tasks)
         flags = [f for f in FLAGS if f not in ("--seeds", "2")] + ["--seed", seed, "--part-of", "sweep",
                                                                    "--threads", "1"]
-        part = subprocess.run([sys.executable, "run.py", *flags, *_roots(tmp_path)], capture_output=True, cwd=ROOT)
-        assert part.returncode == 0, part.stderr[-2000:]
+        assert run.main(flags + _roots(tmp_path)) == 0
     assert collect.main(["sweep", "--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")]) == 0
     assert_same_sweep_table(tmp_path / "r" / "sweep" / "sweep.csv", straight / "r" / "sweep" / "sweep.csv")
     assert (tmp_path / "r" / "sweep" / "report.md").exists() and (tmp_path / "r" / "sweep" / "sweep.png").exists()
@@ -87,17 +84,6 @@ def test_readme_tables_come_from_records(straight, tmp_path):
     x_dgx = sum(r["metrics"]["AUROC_per_score"]["x_dgx"] for r in records) / 2
     column = next(i for i, h in enumerate(header) if h.startswith("ADAE x_dgx"))
     assert float(row[column].strip("*")) == pytest.approx(x_dgx, abs=5e-4)
-
-
-def test_worker_processes_give_the_same_sweep(straight, tmp_path):
-    """A one-process sweep with --threads 1 writes the same sweep.csv as the straight sweep's worker processes
-    (--jobs 2 --threads 1, each sub-run its own process). It runs in a fresh process: in this long-lived test
-    process, earlier sessions change oneDNN's choices in the last float bits."""
-    flags = FLAGS + ["--threads", "1", "--name", "sweep", "--jobs", "1"]
-    one_process = subprocess.run([sys.executable, "run.py", *flags, *_roots(tmp_path)], capture_output=True, cwd=ROOT)
-    assert one_process.returncode == 0, one_process.stderr[-2000:]
-    assert "started in its own process" not in one_process.stdout.decode()
-    assert_same_sweep_table(tmp_path / "r" / "sweep" / "sweep.csv", straight / "r" / "sweep" / "sweep.csv")
 
 
 def test_part_argv_drops_what_chooses_the_sub_runs():

@@ -26,6 +26,15 @@ def _cli(*flags, cwd=ROOT):
                           capture_output=True, text=True, timeout=600)
 
 
+def _main(capsys, *flags):
+    """run.py's main in this process (the e2e fixture is the one command-line run a subprocess is for):
+    (exit status, stdout, stderr)."""
+    capsys.readouterr()
+    code = run.main(list(flags))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 @pytest.fixture(scope="module")
 def e2e(tmp_path_factory):
     """One tiny real run: embedded data, 2 epochs, batch 64."""
@@ -190,14 +199,14 @@ def test_report_and_csv_round_trip(e2e):
     assert metrics.threshold_from_normals(valid) == summary["metrics"]["threshold"]
 
 
-def test_same_name_does_not_overwrite(own_copy):
+def test_same_name_does_not_overwrite(own_copy, capsys):
     """A second run with the same name gets its own folders; the first stays as it was."""
     tmp, flags = own_copy
     first = (tmp / "results" / "embedded_normal1" / "scores.csv").read_bytes()
     epoch0 = list(flags)
     epoch0[epoch0.index("--epoch") + 1] = "0"
-    proc = _cli(*epoch0)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    code, _, err = _main(capsys, *epoch0)
+    assert code == 0, err[-2000:]
     assert (tmp / "results" / "embedded_normal1_2" / "summary.json").exists()
     assert (tmp / "Checkpoint" / "embedded_normal1_2").is_dir()
     assert (tmp / "results" / "embedded_normal1" / "scores.csv").read_bytes() == first
@@ -296,16 +305,16 @@ def test_interrupt_then_resume_matches_uninterrupted_run(e2e, tmp_path, monkeypa
     np.testing.assert_allclose(np.array(ours, float), np.array(ref, float), rtol=1e-5)
 
 
-def test_test_only_reproduces_scores_and_refuses_other_architecture(own_copy):
+def test_test_only_reproduces_scores_and_refuses_other_architecture(own_copy, capsys):
     """--test-only re-scores the final checkpoint identically (from a copied run folder: checkpoints are
     found by relative path); another --ksize is refused with exit 2."""
     tmp, flags = own_copy
-    proc = _cli(*flags, "--name", "embedded_normal1", "--test-only")
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    code, _, err = _main(capsys, *flags, "--name", "embedded_normal1", "--test-only")
+    assert code == 0, err[-2000:]
     assert_same_scores(tmp / "results" / "embedded_normal1_eval" / "scores.csv",
                        tmp / "results" / "embedded_normal1" / "scores.csv")
-    proc = _cli(*flags, "--name", "embedded_normal1", "--test-only", "--ksize", "5")
-    assert proc.returncode == 2 and "architecture" in proc.stderr and "Traceback" not in proc.stderr
+    code, _, err = _main(capsys, *flags, "--name", "embedded_normal1", "--test-only", "--ksize", "5")
+    assert code == 2 and "architecture" in err and len(err.strip().splitlines()) == 1
 
 
 def test_same_seed_same_scores_other_seed_other_scores(tmp_path):
@@ -314,6 +323,7 @@ def test_same_seed_same_scores_other_seed_other_scores(tmp_path):
     outs = []
     for seed, name in (("0", "a"), ("0", "b"), ("1", "c")):
         code = run.main(["--epoch", "0", "--data", "embedded", "--seed", seed, "--name", name, "--init", "he",
+                         "--widths", "8,16", "--latent", "4",
                          "--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")])
         assert code == 0
         outs.append((tmp_path / "r" / name / "scores.csv").read_text())
@@ -335,7 +345,7 @@ def test_non_finite_loss_stops_with_step_and_checkpoint(digit1, tmp_path):
     model.close()
 
 
-def test_score_png_folder_reproduces_evaluation_scores(own_copy, embedded):
+def test_score_png_folder_reproduces_evaluation_scores(own_copy, embedded, capsys):
     """Test images written as PNG score as in the evaluation; colour/size are converted, junk is skipped."""
     from PIL import Image
     tmp, flags = own_copy
@@ -346,10 +356,10 @@ def test_score_png_folder_reproduces_evaluation_scores(own_copy, embedded):
         Image.fromarray(x_test[i].astype(np.uint8)).save(folder / f"test_{i}.png")
     Image.fromarray(np.zeros((56, 56, 3), np.uint8)).save(folder / "colour.png")
     (folder / "junk.png").write_bytes(b"not an image")
-    proc = _cli(*flags, "--name", "embedded_normal1", "--score-images", str(folder))
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "colour.png: RGB converted to grayscale" in proc.stdout and "resized from 56x56" in proc.stdout
-    assert "skipped: junk.png" in proc.stdout
+    code, out, err = _main(capsys, *flags, "--name", "embedded_normal1", "--score-images", str(folder))
+    assert code == 0, err[-2000:]
+    assert "colour.png: RGB converted to grayscale" in out and "resized from 56x56" in out
+    assert "skipped: junk.png" in out
     rows = {r["file"]: r for r in csv.DictReader(open(tmp / "results" / "embedded_normal1" / "score_pngs" /
                                                        "scores.csv"))}
     assert set(rows) == {f"test_{i}.png" for i in range(5)} | {"colour.png"}
@@ -423,12 +433,13 @@ def _stop_then_resume(tmp_path, flags, straight, stop_when, monkeypatch, capsys)
 
 
 def test_sweep_killed_and_resumed_matches_straight_run(straight_sweep, tmp_path, monkeypatch, capsys):
-    """A one-process sweep of two sub-runs stopped by SIGTERM right after its first and resumed with --resume --name
-    writes the same sweep.csv as one run straight through; the finished sub-run is kept, not retrained."""
-    flags = SWEEP_FLAGS + ["--jobs", "1"]
+    """A one-process sweep of two sub-runs (--jobs 1: no worker process) stopped by SIGTERM right after its first
+    and resumed with --resume --name writes the same sweep.csv as the straight sweep's worker processes; the
+    finished sub-run is kept, not retrained."""
+    flags = SWEEP_FLAGS + ["--jobs", "1", "--threads", "1"]
     stopped, resumed = _stop_then_resume(
         tmp_path, flags, straight_sweep, lambda line: line.startswith("[sweep] 1/2 runs done"), monkeypatch, capsys)
-    assert "[sweep] 2/2 runs done" in resumed
+    assert "[sweep] 2/2 runs done" in resumed and "started in its own process" not in resumed
     assert list(stopped) == ["normal7_seed0"]
     assert "normal7_seed0: finished earlier, kept" in resumed and "normal7_seed1: finished" not in resumed
     assert (tmp_path / "r" / "stopped" / "normal7_seed0" / "scores.csv").read_bytes() == stopped["normal7_seed0"]
@@ -445,3 +456,22 @@ def test_worker_sweep_stopped_and_resumed_matches_straight_run(straight_sweep, t
         monkeypatch, capsys)
     assert "normal7_seed2" not in stopped   # the third sub-run never started
     assert "finished earlier, kept" in resumed
+
+
+def test_flags_table_lists_every_flag_of_the_parser():
+    """docs/flags.md's table names each of run.py's flags (aliases aside) and no flag the parser lacks;
+    --help shows each config field's default from the dataclasses."""
+    import re
+    with open(os.path.join(ROOT, "docs", "flags.md")) as f:
+        table = [line for line in f if line.startswith("|")]
+    documented = set()
+    for line in table:
+        for cell in re.findall(r"`([^`]*)`", line):
+            documented.update(re.findall(r"--[a-z][a-z0-9-]*", cell))
+    parser = run.build_parser()
+    flags = {a.option_strings[0] for a in parser._actions if a.option_strings and a.option_strings[0] != "-h"}
+    aliases = {s for a in parser._actions for s in a.option_strings[1:] if s.startswith("--")}
+    assert flags - documented == set()
+    assert documented - flags - aliases == set()
+    helps = {a.option_strings[0]: a.help for a in parser._actions if a.option_strings}
+    assert helps["--epoch"].endswith("(default 100)") and helps["--latent"].endswith("(default 8 with --arch paper)")
