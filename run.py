@@ -1,5 +1,6 @@
 """ADAE on MNIST: parse flags into a RunConfig, then wire data -> experiment (model, training, evaluation)."""
 import argparse
+import dataclasses
 import functools
 import os
 import sys
@@ -20,21 +21,21 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser():
-    from source.datamanager import DATASETS, DEV_ANOMALIES, SPLITS
+    from source.datamanager import DATASETS, DEV_ANOMALIES, SPLITS, DataConfig
     from source.flagtypes import bounded, digit_or_all, widths_list
     from source.config import ARCHS, INITS, OBJECTIVES, PRECISIONS, SCORE_NAMES
     p = Parser(description="Anomaly Detection with Adversarial Dual Autoencoders (ADAE) on MNIST.")
     a = p.add_argument_group("data (DataConfig)").add_argument
-    a("--dataset", choices=DATASETS, default="mnist", help="28x28 grayscale dataset (Fashion-MNIST: Debian's files, "
+    a("--dataset", choices=DATASETS, default=DataConfig.dataset, help="28x28 grayscale dataset (Fashion-MNIST: Debian's files, "
       "Keras, or --data)")
-    a("--data", dest="source", default="auto", help="auto (Keras cache/download, else embedded), embedded, or a "
+    a("--data", dest="source", default=DataConfig.source, help="auto (Keras cache/download, else embedded), embedded, or a "
       "path: mnist.npz or a folder of the four MNIST IDX files")
-    a("--datnorm", action=argparse.BooleanOptionalAction, default=True, help="scale 8-bit pixels to [0, 1] (divide "
+    a("--datnorm", action=argparse.BooleanOptionalAction, default=DataConfig.datnorm, help="scale 8-bit pixels to [0, 1] (divide "
       "by 255); --no-datnorm uses data already in [0, 1]")
-    a("--normal", type=digit_or_all, help="digit K is normal, the other nine anomalous (default protocol, K=1); "
+    a("--normal", type=digit_or_all, help=f"digit K is normal, the other nine anomalous (the default protocol, K={DataConfig.digits[0]}); "
       "'all' runs K=0..9")
     a("--anomaly", type=digit_or_all, help="digit K is anomalous, the other nine normal (the paper's protocol)")
-    a("--split", choices=SPLITS, default="official", help="official: train on the train file's normals, test on the "
+    a("--split", choices=SPLITS, default=DataConfig.split, help="official: train on the train file's normals, test on the "
       "test file; paper: the ADAE paper's (both files' normals pooled, 80%% train, 20%% plus every anomalous image "
       f"but {DEV_ANOMALIES} development ones to test)")
     a = p.add_argument_group("model (ModelConfig; defaults marked * depend on --arch: ARCH_DEFAULTS)").add_argument
@@ -60,23 +61,23 @@ def build_parser():
     a("--lr", type=bounded(float, 0, 1, low_open=True), help="Adam learning rate (*)")
     a("--beta1", type=bounded(float, 0, 0.9999), help="Adam beta1 (*)")
     a("--ema", type=bounded(float, 0, 0.99999), help="score and show with an exponential moving average of G's and "
-      "D's weights of this decay (default 0: the trained weights, the paper's form)")
+      "D's weights of this decay (0: the trained weights, the paper's form)")
     a = p.add_argument_group("training (TrainingConfig)").add_argument
     a("--batch", type=bounded(int, 1), help="mini-batch size (*)")
-    a("--epoch", type=bounded(int, 0), help="training epochs (default 100)")
+    a("--epoch", type=bounded(int, 0), help="training epochs")
     a("--steps", type=bounded(int, 0), help="training iterations (D step + G step); overrides --epoch")
-    a("--seed", type=bounded(int, 0), help="seed of weights and batch order (default 0)")
+    a("--seed", type=bounded(int, 0), help="seed of weights and batch order")
     a("--seeds", type=bounded(int, 1, 100), help="repeat each experiment with seeds seed..seed+N-1")
     a("--baselines", action="store_true", default=None, help="also fit PCA, kNN, OC-SVM, Isolation Forest and a "
       "conv autoencoder on the same images")
     a("--test-curve", action="store_true", default=None, help="also record the test AUROC along training (a "
       "marked diagnostic of the test split: shown as what a best-test-epoch reading would publish, never used)")
-    a("--summary-every", type=bounded(int, 1), help="write scalar summaries every K steps (default 20)")
-    a("--keep-checkpoints", type=bounded(int, 1), help="checkpoints kept per run (default 3)")
+    a("--summary-every", type=bounded(int, 1), help="write scalar summaries every K steps")
+    a("--keep-checkpoints", type=bounded(int, 1), help="checkpoints kept per run")
     a = p.add_argument_group("machine (MachineConfig) and processes").add_argument
     a("--threads", type=bounded(int, 0, 256), help="intra-op threads (0: one per core; with --jobs N, cores / N)")
     a("--xla", action="store_true", default=None, help="XLA JIT compilation of the session graph")
-    a("--precision", choices=PRECISIONS, help="fp32 (default); bf16: oneDNN automatic bfloat16 mixed precision; "
+    a("--precision", choices=PRECISIONS, help="fp32; bf16: oneDNN automatic bfloat16 mixed precision; "
       "auto: bf16 where the CPU has AMX-BF16 or AVX512-BF16")
     a("--jobs", type=bounded(int, 1, 64), help="sweeps: sub-runs in N worker processes of cores / N threads (default "
       "2 where there are 2 cores or more, measured faster than one process of 2 threads; 1: one after another)")
@@ -94,17 +95,35 @@ def build_parser():
       "a new folder <name>_eval")
     a("--score-images", "--score", metavar="PATH", help="score new images with run --name: a PNG/JPEG file, a folder "
       "of them, or an .npy/.npz array; writes results/<name>/score_<input>/")
-    return p
+    return show_defaults(p)
+
+
+def show_defaults(parser):
+    """Append each setting's default to its flag's help, read from where it lives: the config dataclasses,
+    and ARCH_DEFAULTS / RECIPE_BATCH for the settings marked (*) (shown for --arch paper)."""
+    from source.config import ARCH_DEFAULTS, RECIPE_BATCH, MachineConfig, ModelConfig, TrainingConfig
+    from source.datamanager import DataConfig
+    defaults = {f.name: f.default for part in (DataConfig, ModelConfig, TrainingConfig, MachineConfig)
+                for f in dataclasses.fields(part)}
+    by_arch = dict(ARCH_DEFAULTS["paper"], batch=RECIPE_BATCH["paper"])
+    defaults.update(by_arch)
+    for action in parser._actions:
+        value = defaults.get(action.dest)
+        if action.help and value is not None and value is not False:
+            text = ",".join(map(str, value)) if isinstance(value, tuple) else value
+            action.help += f" (default {text}{' with --arch paper' if action.dest in by_arch else ''})"
+    return parser
 
 
 def parse_args(argv):
     """Parse and check flags; raise UsageError with one line on a bad value."""
+    from source.datamanager import DataConfig
     args = build_parser().parse_args(argv)
     if args.normal is not None and args.anomaly is not None:
         raise UsageError("choose one protocol: --normal K or --anomaly K, not both")
     args.protocol = "anomaly" if args.anomaly is not None else "normal"
     digit = getattr(args, args.protocol, None)
-    args.digits = tuple(range(10)) if digit == "all" else (1 if digit is None else digit,)
+    args.digits = tuple(range(10)) if digit == "all" else (DataConfig.digits if digit is None else (digit,))
     for flag, value in (("--name", args.name), ("--part-of", args.part_of)):
         if value is not None and (not value or os.sep in value or value.startswith(".")):
             raise UsageError(f"{flag} must be a plain folder name, got {value!r}")
