@@ -6,12 +6,9 @@ import numpy as np
 import tensorflow as tf
 
 from source import board, layers
+from source.config import PRECISIONS, SCORE_NAMES, MachineConfig, ModelConfig
 
 tf1 = tf.compat.v1
-
-from source.config import (ARCH_DEFAULTS, ARCHS, OBJECTIVES, PRECISIONS, RECIPE_BATCH, SCORE_NAMES,  # noqa: F401
-                           MachineConfig, ModelConfig)
-
 PAD = 2   # the paper's networks see MNIST zero-padded from 28x28 to 32x32
 
 
@@ -115,12 +112,19 @@ def l2_per_image(a, b):
     return tf.sqrt(tf.reduce_sum(tf.square(a - b), axis=[1, 2, 3]))
 
 
+# each anomaly score: the two images its L2 error compares (by the names of `ADAE.tensors`); the second is the
+# image a figure shows beside x. x_dgx, ||x - D(G(x))||_2, is the paper's score; the others are for analysis.
+SCORES = {"x_dgx": ("x", "D(G(x))"), "x_dx": ("x", "D(x)"), "x_gx": ("x", "G(x)"), "gx_dgx": ("G(x)", "D(G(x))")}
+assert tuple(SCORES) == SCORE_NAMES
+
+
 class ADAE:
-    """Adversarial dual autoencoders as one static graph, built in full by the constructor.
+    """Adversarial dual autoencoders as one static graph, built in full by the constructor, stage by stage in
+    the TF1 order: inputs, networks, losses, balance, optimizers, inference and scores, summaries, Saver.
 
     objective: 'paper'       L_D = |X-D(X)| - |G(X)-D(G(X))|, L_G = |X-G(X)| + |G(X)-D(G(X))|
                'equilibrium' L_D = |X-D(X)| - k_t |G(X)-D(G(X))|, k_t from BEGAN's control
-               'autoencoder' G alone, L_G = |X-G(X)| (the plain conv-AE baseline; D unused)
+               'autoencoder' G alone, L_G = |X-G(X)| (the plain conv-AE baseline: no D step, scored by x_gx)
     The model is defined by a ModelConfig (see there); inputs are always 28x28 in [0, 1]; losses and scores
     are computed in the network's own frame and range. `seed` draws the initial weights; `machine` says how
     the session runs; `keep_checkpoints` how many checkpoints the Saver keeps.
@@ -128,126 +132,130 @@ class ADAE:
 
     def __init__(self, config=ModelConfig(), machine=MachineConfig(), seed=0, keep_checkpoints=3,
                  height=28, width=28, channels=1):
-        self.config = config
-        self.objective, self.arch = config.objective, config.arch
-        # the plain autoencoder has no D: its score is G's reconstruction error
-        self.anomaly_score = "x_gx" if config.objective == "autoencoder" else config.anomaly_score
-        objective, arch, lr, beta1 = config.objective, config.arch, config.lr, config.beta1
+        self.config, self.objective, self.arch = config, config.objective, config.arch
+        self.has_d = config.objective != "autoencoder"   # the one place a model without D is decided
+        self.anomaly_score = config.anomaly_score if self.has_d else "x_gx"
         network = network_fn(config)
         self.graph = tf.Graph()
         with self.graph.as_default():
-            tf1.set_random_seed(seed)
-
-            # inputs: images in [0, 1]; x_net is what both networks see
-            self.x = tf1.placeholder(tf.float32, [None, height, width, channels], name="x")
-            self.x_net = to_network(self.x, arch)
-            self.global_step = tf1.train.get_or_create_global_step()
-            self.epoch = tf1.get_variable("epoch", [], tf.int64, tf1.zeros_initializer(), trainable=False)
-            self.k = tf1.get_variable("k_t", [], tf.float32, tf1.constant_initializer(
-                1.0 if objective == "paper" else 0.0), trainable=False)
-
-            # networks, training path (batch statistics); D sees X and G(X) with shared weights
-            with tf1.variable_scope("generator"):
-                self.g_x = network(self.x_net, training=True)
-            with tf1.variable_scope("discriminator"):
-                self.d_x = network(self.x_net, training=True)
-            with tf1.variable_scope("discriminator", reuse=True):
-                self.d_g_x = network(self.g_x, training=True, update_stats=False)
-
-            # losses: each term its own tensor so it can be logged
-            self.loss_d_real = tf.reduce_mean(l1_per_image(self.x_net, self.d_x), name="loss_d_real")
-            self.loss_d_fake = tf.reduce_mean(l1_per_image(self.g_x, self.d_g_x), name="loss_d_fake")
-            self.loss_g_rec = tf.reduce_mean(l1_per_image(self.x_net, self.g_x), name="loss_g_rec")
-            self.loss_d = tf.identity(self.loss_d_real - self.k * self.loss_d_fake, name="loss_d")
-            if objective == "autoencoder":
-                self.loss_g = tf.identity(self.loss_g_rec, name="loss_g")
-            else:   # G's adversarial term is D's fake term: G wants D to rebuild G(X) well
-                self.loss_g = tf.identity(self.loss_g_rec + self.loss_d_fake, name="loss_g")
-            self.d_ratio = self.loss_d_fake / (self.loss_d_real + 1e-8)
-
-            # learning-rate balancing from this batch's losses (constants to the gradients): the gap is D's
-            # margin |G(X)-D(G(X))| - |X-D(X)|, the adversarial part of L_G minus that of L_D; when D is
-            # ahead (large margin) G speeds up and D slows down, when G is ahead the reverse
-            margin = tf.stop_gradient(self.loss_d_fake - self.loss_d_real)
-            self.g_lr_share = tf.sigmoid(config.balance_alpha * margin, name="g_lr_share")   # b
-            self.lr_g = 2.0 * self.g_lr_share * lr
-            self.lr_d = 2.0 * (1.0 - self.g_lr_share) * lr
-
-            # optimizers: each over its own scope's variables, with its own batch-norm updates
-            self.vars_g = tf1.get_collection(tf1.GraphKeys.TRAINABLE_VARIABLES, scope="generator/")
-            self.vars_d = tf1.get_collection(tf1.GraphKeys.TRAINABLE_VARIABLES, scope="discriminator/")
-            updates_g = tf1.get_collection(tf1.GraphKeys.UPDATE_OPS, scope="generator/")
-            updates_d = tf1.get_collection(tf1.GraphKeys.UPDATE_OPS, scope="discriminator/")
-            with tf1.variable_scope("optimizer_d"), tf.control_dependencies(updates_d):
-                self.train_d = tf1.train.AdamOptimizer(self.lr_d, beta1=beta1).minimize(
-                    self.loss_d, var_list=self.vars_d)
-            with tf.control_dependencies([self.train_d]):
-                # BEGAN's equilibrium control, from this step's losses; fixed k=1 is the paper's form
-                if objective == "equilibrium":
-                    k_next = self.k + config.lambda_k * (config.gamma * self.loss_d_real - self.loss_d_fake)
-                    self.update_k = tf1.assign(self.k, tf.clip_by_value(k_next, 0.0, 1.0))
-                else:
-                    self.update_k = tf.no_op()
-            self.step_d = tf.group(self.train_d, self.update_k, name="step_d")
-            with tf1.variable_scope("optimizer_g"), tf.control_dependencies(updates_g):
-                self.step_g = tf1.train.AdamOptimizer(self.lr_g, beta1=beta1).minimize(
-                    self.loss_g, var_list=self.vars_g, global_step=self.global_step)
-            if config.ema:   # after both steps of an iteration; nothing is added without it
-                self.step_g, self.use_ema, self.use_trained = moving_average(
-                    config.ema, self.global_step, self.step_g, self.vars_g + self.vars_d)
-            self.next_epoch = tf1.assign_add(self.epoch, 1)
-
-            # inference path: moving averages, so a test image's score does not depend on its batch
-            with tf1.variable_scope("generator", reuse=True):
-                self.g_x_test = network(self.x_net, training=False)
-            with tf1.variable_scope("discriminator", reuse=True):
-                self.d_x_test = network(self.x_net, training=False)
-                self.d_g_x_test = network(self.g_x_test, training=False)
-            # A(x) = ||x - D(G(x))||_2 is the paper's score; the others are for analysis
-            self.scores = {
-                "x_dgx": l2_per_image(self.x_net, self.d_g_x_test),
-                "x_gx": l2_per_image(self.x_net, self.g_x_test),
-                "x_dx": l2_per_image(self.x_net, self.d_x_test),
-                "gx_dgx": l2_per_image(self.g_x_test, self.d_g_x_test),
-            }
-            self.score = self.scores[self.anomaly_score]
-            # images shown to people, in the input's frame and range; recon_name: the one the score
-            # compares x with (|difference| panels show x minus it)
-            self.images = {"G(x)": to_image(self.g_x_test, arch)}
-            if objective != "autoencoder":
-                self.images.update({"D(G(x))": to_image(self.d_g_x_test, arch), "D(x)": to_image(self.d_x_test, arch)})
-            self.recon_name = {"x_dgx": "D(G(x))", "x_gx": "G(x)", "x_dx": "D(x)",
-                               "gx_dgx": "D(G(x))"}[self.anomaly_score]
-
-            # summaries: scalars every few steps, epoch-level ones fed from the solver
-            self.summary_step = tf1.summary.merge([
-                tf1.summary.scalar("loss/loss_g", self.loss_g),
-                tf1.summary.scalar("loss/loss_d", self.loss_d),
-                tf1.summary.scalar("loss_terms/g_rec_x_gx", self.loss_g_rec),
-                tf1.summary.scalar("loss_terms/d_real_x_dx", self.loss_d_real),
-                tf1.summary.scalar("loss_terms/d_fake_gx_dgx", self.loss_d_fake),
-                tf1.summary.scalar("health/k_t", self.k),
-                tf1.summary.scalar("health/g_lr_share_b", self.g_lr_share),
-                tf1.summary.scalar("health/d_fake_over_real", self.d_ratio),
-            ])
-            self.valid_scores_in = tf1.placeholder(tf.float32, [None], name="valid_scores")
-            self.valid_auroc_in = tf1.placeholder(tf.float32, [], name="valid_auroc")
-            self.summary_epoch = tf1.summary.merge([
-                tf1.summary.scalar("valid/score_mean", tf.reduce_mean(self.valid_scores_in)),
-                tf1.summary.histogram("valid/scores", self.valid_scores_in),
-                tf1.summary.scalar(board.DEV_AUROC, self.valid_auroc_in),
-            ])
-
+            tf1.set_random_seed(seed)   # initial weights follow from it and the order of the stages
+            self._inputs(height, width, channels)
+            self._networks(network)
+            self._losses()
+            self._balance()
+            self._optimizers()
+            self._inference(network)
+            self._summaries()
             # relative paths in the checkpoint index: a run folder copied or moved elsewhere still loads
             self.saver = tf1.train.Saver(max_to_keep=keep_checkpoints, save_relative_paths=True)
             self.init = tf.group(tf1.global_variables_initializer(), tf1.local_variables_initializer())
-            self.n_params_g = count_params(self.vars_g)
-            self.n_params_d = count_params(self.vars_d)
         self.graph.finalize()   # the training loop adds no ops
-        self.precision = resolve_precision(machine.precision)
-        self.sess = tf1.Session(graph=self.graph, config=session_config(
-            machine.threads, machine.xla, self.precision["used"] == "bf16"))
+        self.n_params_g, self.n_params_d = count_params(self.vars_g), count_params(self.vars_d)
+        self.sess, self.precision = open_session(self.graph, machine)
         self.sess.run(self.init)
+
+    def _inputs(self, height, width, channels):
+        """Images in [0, 1] (x) and what both networks see (x_net); the step, epoch and k_t counters."""
+        self.x = tf1.placeholder(tf.float32, [None, height, width, channels], name="x")
+        self.x_net = to_network(self.x, self.arch)
+        self.global_step = tf1.train.get_or_create_global_step()
+        self.epoch = tf1.get_variable("epoch", [], tf.int64, tf1.zeros_initializer(), trainable=False)
+        self.k = tf1.get_variable("k_t", [], tf.float32, tf1.constant_initializer(
+            1.0 if self.objective == "paper" else 0.0), trainable=False)
+
+    def _networks(self, network):
+        """The training path (batch statistics): G(X), D(X), and D(G(X)) with D's weights shared."""
+        with tf1.variable_scope("generator"):
+            self.g_x = network(self.x_net, training=True)
+        with tf1.variable_scope("discriminator"):
+            self.d_x = network(self.x_net, training=True)
+        with tf1.variable_scope("discriminator", reuse=True):
+            self.d_g_x = network(self.g_x, training=True, update_stats=False)
+
+    def _losses(self):
+        """Each term its own tensor so it can be logged; G's adversarial term is D's fake term: G wants D to
+        rebuild G(X) well."""
+        self.loss_d_real = tf.reduce_mean(l1_per_image(self.x_net, self.d_x), name="loss_d_real")
+        self.loss_d_fake = tf.reduce_mean(l1_per_image(self.g_x, self.d_g_x), name="loss_d_fake")
+        self.loss_g_rec = tf.reduce_mean(l1_per_image(self.x_net, self.g_x), name="loss_g_rec")
+        self.loss_d = tf.identity(self.loss_d_real - self.k * self.loss_d_fake, name="loss_d")
+        self.loss_g = tf.identity(self.loss_g_rec + self.loss_d_fake if self.has_d else self.loss_g_rec,
+                                  name="loss_g")
+        self.d_ratio = self.loss_d_fake / (self.loss_d_real + 1e-8)
+
+    def _balance(self):
+        """Learning-rate balancing from this batch's losses (constants to the gradients): the gap is D's margin
+        |G(X)-D(G(X))| - |X-D(X)|, the adversarial part of L_G minus that of L_D; when D is ahead (large margin)
+        G speeds up and D slows down, when G is ahead the reverse."""
+        margin = tf.stop_gradient(self.loss_d_fake - self.loss_d_real)
+        self.g_lr_share = tf.sigmoid(self.config.balance_alpha * margin, name="g_lr_share")   # b
+        self.lr_g = 2.0 * self.g_lr_share * self.config.lr
+        self.lr_d = 2.0 * (1.0 - self.g_lr_share) * self.config.lr
+
+    def _optimizers(self):
+        """Adam over each network's own variables with its own batch-norm updates; BEGAN's k_t after D's step
+        (fixed k=1 is the paper's form); the weights' moving average after G's step (--ema)."""
+        config = self.config
+        self.vars_g = tf1.get_collection(tf1.GraphKeys.TRAINABLE_VARIABLES, scope="generator/")
+        self.vars_d = tf1.get_collection(tf1.GraphKeys.TRAINABLE_VARIABLES, scope="discriminator/")
+        updates_g = tf1.get_collection(tf1.GraphKeys.UPDATE_OPS, scope="generator/")
+        updates_d = tf1.get_collection(tf1.GraphKeys.UPDATE_OPS, scope="discriminator/")
+        with tf1.variable_scope("optimizer_d"), tf.control_dependencies(updates_d):
+            self.train_d = tf1.train.AdamOptimizer(self.lr_d, beta1=config.beta1).minimize(
+                self.loss_d, var_list=self.vars_d)
+        with tf.control_dependencies([self.train_d]):
+            if self.objective == "equilibrium":
+                k_next = self.k + config.lambda_k * (config.gamma * self.loss_d_real - self.loss_d_fake)
+                self.update_k = tf1.assign(self.k, tf.clip_by_value(k_next, 0.0, 1.0))
+            else:
+                self.update_k = tf.no_op()
+        self.step_d = tf.group(self.train_d, self.update_k, name="step_d")
+        with tf1.variable_scope("optimizer_g"), tf.control_dependencies(updates_g):
+            self.step_g = tf1.train.AdamOptimizer(self.lr_g, beta1=config.beta1).minimize(
+                self.loss_g, var_list=self.vars_g, global_step=self.global_step)
+        if config.ema:   # after both steps of an iteration; nothing is added without it
+            self.step_g, self.use_ema, self.use_trained = moving_average(
+                config.ema, self.global_step, self.step_g, self.vars_g + self.vars_d)
+        self.next_epoch = tf1.assign_add(self.epoch, 1)
+        # what one iteration reports (train_step): D's numbers from its step, G's from its step
+        self.d_numbers = {"loss_d": self.loss_d, "loss_d_real": self.loss_d_real, "loss_d_fake": self.loss_d_fake,
+                          "g_lr_share": self.g_lr_share}
+        self.g_numbers = {"loss_g": self.loss_g, "loss_g_rec": self.loss_g_rec}
+
+    def _inference(self, network):
+        """The inference path (moving averages, so a test image's score does not depend on its batch), the
+        anomaly scores of SCORES, and the images shown to people (in the input's frame and range)."""
+        with tf1.variable_scope("generator", reuse=True):
+            self.g_x_test = network(self.x_net, training=False)
+        with tf1.variable_scope("discriminator", reuse=True):
+            self.d_x_test = network(self.x_net, training=False)
+            self.d_g_x_test = network(self.g_x_test, training=False)
+        self.tensors = {"x": self.x_net, "G(x)": self.g_x_test, "D(x)": self.d_x_test, "D(G(x))": self.d_g_x_test}
+        self.scores = {name: l2_per_image(self.tensors[a], self.tensors[b]) for name, (a, b) in SCORES.items()}
+        self.score = self.scores[self.anomaly_score]
+        shown = ("G(x)", "D(G(x))", "D(x)") if self.has_d else ("G(x)",)
+        self.images = {name: to_image(self.tensors[name], self.arch) for name in shown}
+        self.recon_name = SCORES[self.anomaly_score][1]   # |difference| panels show x minus it
+
+    def _summaries(self):
+        """Scalars every few steps; the epoch-level ones are fed from the solver."""
+        self.summary_step = tf1.summary.merge([
+            tf1.summary.scalar("loss/loss_g", self.loss_g),
+            tf1.summary.scalar("loss/loss_d", self.loss_d),
+            tf1.summary.scalar("loss_terms/g_rec_x_gx", self.loss_g_rec),
+            tf1.summary.scalar("loss_terms/d_real_x_dx", self.loss_d_real),
+            tf1.summary.scalar("loss_terms/d_fake_gx_dgx", self.loss_d_fake),
+            tf1.summary.scalar("health/k_t", self.k),
+            tf1.summary.scalar("health/g_lr_share_b", self.g_lr_share),
+            tf1.summary.scalar("health/d_fake_over_real", self.d_ratio),
+        ])
+        self.valid_scores_in = tf1.placeholder(tf.float32, [None], name="valid_scores")
+        self.valid_auroc_in = tf1.placeholder(tf.float32, [], name="valid_auroc")
+        self.summary_epoch = tf1.summary.merge([
+            tf1.summary.scalar("valid/score_mean", tf.reduce_mean(self.valid_scores_in)),
+            tf1.summary.histogram("valid/scores", self.valid_scores_in),
+            tf1.summary.scalar(board.DEV_AUROC, self.valid_auroc_in),
+        ])
 
     def close(self):
         """Release the session."""
@@ -295,12 +303,17 @@ class ADAE:
         return {name: np.concatenate(parts[name]).astype(np.float64) if parts[name] else np.zeros(0)
                 for name in names}
 
-    def train_step(self, x):
-        """One training iteration on batch x without the loop's bookkeeping: a D step (none for the
-        autoencoder), then a G step, as solver.train runs them; what the benchmark and a sweep's projection time."""
-        if self.objective != "autoencoder":
-            self.sess.run(self.step_d, {self.x: x})
-        self.sess.run(self.step_g, {self.x: x})
+    def train_step(self, x, summary=False):
+        """One training iteration on batch x: a D step (none without D), then a G step. Returns its numbers
+        {name: value} (D's as 0 without D), with the G step's scalar summary under "summary" when asked: the
+        one iteration the training loop, the benchmark and a sweep's projection all run."""
+        feed = {self.x: x}
+        numbers = self.sess.run({**self.d_numbers, "step": self.step_d}, feed) if self.has_d else \
+            dict.fromkeys(self.d_numbers, 0.0)
+        numbers.update(self.sess.run({**self.g_numbers, "step": self.step_g,
+                                      **({"summary": self.summary_step} if summary else {})}, feed))
+        numbers.pop("step")
+        return numbers
 
     def reconstruct(self, x):
         """G(x), D(G(x)) and D(x) (G(x) alone for the autoencoder) as images in [0, 1], 28x28."""
@@ -335,6 +348,13 @@ def moving_average(decay, global_step, step, variables):
 def count_params(variables):
     """Number of scalar parameters in a variable list."""
     return int(sum(np.prod(v.shape.as_list()) for v in variables))
+
+
+def open_session(graph, machine):
+    """A session on the graph as the MachineConfig says, and the precision it runs at."""
+    precision = resolve_precision(machine.precision)
+    return tf1.Session(graph=graph, config=session_config(machine.threads, machine.xla,
+                                                          precision["used"] == "bf16")), precision
 
 
 def session_config(threads=0, xla=False, bf16=False):

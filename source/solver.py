@@ -97,148 +97,157 @@ def train(model, data, run, config=TrainingConfig(), resume=False, log=print):
     """Train D then G on each batch for config.epoch epochs, or config.steps iterations when given (the last
     epoch then ends early); checkpoints and TensorBoard events go to run.log, per-epoch restoration
     figures to run.results; return the per-epoch history."""
-    batch_size, summary_every = config.batch, config.summary_every
-    sess = model.sess
-    os.makedirs(run.log, exist_ok=True)
-    os.makedirs(run.restoration_dir, exist_ok=True)
-    rng = np.random.RandomState(config.seed)
-    history, step, start_epoch, last_ckpt, skip, partial_sums, state = [], 0, 0, None, 0, None, {}
-    if resume:
-        found, last_ckpt = model.load(run.log)
-        if not found:
-            raise TrainingError(f"no checkpoint to resume in {run.log}")
-        state = run.read_state()
-        _set_rng_state(rng, state["rng"])       # the batch order of the epoch to continue
-        history, skip, partial_sums = state["history"], state["batches_done"], state["sums"]
-        step, start_epoch = (int(v) for v in sess.run([model.global_step, model.epoch]))
-        log(f"[train] resumed from {last_ckpt} at epoch {start_epoch + 1}, step {step}")
-    with model.graph.as_default():   # the v1 FileWriter refuses to open in eager mode
-        writer = tf1.summary.FileWriter(run.log, graph=None if resume else model.graph)
-    x_restoration = data.x_valid[:N_RESTORATION]
-    adversarial = model.objective != "autoencoder"
-    n_per_epoch = int(np.ceil(len(data.x_train) / batch_size))
-    total_steps = config.total_steps(len(data.x_train))
-    epochs = int(np.ceil(total_steps / n_per_epoch))
-    # the template baseline's (MeanImage's) error on validation normals, in the network's units like x_gx and x_dx
-    template_error = float(RANGE[model.arch] * baselines.mean_image_distance(
-        data.x_train.reshape(len(data.x_train), -1), data.x_valid.reshape(len(data.x_valid), -1)).mean())
-    curve = list(state.get("curve", []))
-    test_curve = list(state.get("test_curve", []))
-    at_curve = curve_steps(total_steps)
-
-    def look(tag_step):
-        """Validation health at this step: one curve point, a TensorBoard record, and what it measured."""
-        health = validation_health(model, data)
-        point = {"step": tag_step, "rec_g": health["rec_g"], "rec_d": health["rec_d"],
-                 "rec_template": template_error, "k_t": float(sess.run(model.k)),
-                 "dev_auroc_per_score": health["dev_auroc_per_score"]}
-        if model.config.ema:   # the trained weights' development AUROC beside their average's
-            point["dev_auroc_trained_per_score"] = validation_health(model, data, ema=False)["dev_auroc_per_score"]
-        curve.append(point)
-        for key in ("rec_g", "rec_d", "rec_template"):
-            writer.add_summary(board.scalar(f"reconstruction/{key}", point[key]), tag_step)
-        for key, value in point["dev_auroc_per_score"].items():
-            writer.add_summary(board.scalar(f"dev_auroc/{key}", value), tag_step)
-        if config.test_curve:
-            test_curve.append(test_split_diagnostic(model, data, tag_step))
-            for key, value in test_curve[-1]["test_auroc_per_score"].items():
-                writer.add_summary(board.scalar(f"{board.TEST_SPLIT_DIAGNOSTIC}/{key}", value), tag_step)
-        return health
-    # a matplotlib figure costs about a second: at most N_DRAWN restoration figures per run
-    draw_every = max(1, int(np.ceil(epochs / N_DRAWN)))
-
+    loop = Training(model, data, run, config, resume, log)
     with StopFlag() as stop:
-        for epoch in range(start_epoch, epochs):
-            # forward/backward/update: one D step, then one G step on the same batch
-            t_epoch = time.time()
-            rng_epoch_start = _rng_state(rng)
-            sums = partial_sums or dict(loss_g=0.0, loss_d=0.0, loss_g_rec=0.0, loss_d_real=0.0,
-                                        loss_d_fake=0.0, g_lr_share=0.0, images=0)
-            bar = tf.keras.utils.Progbar(n_per_epoch) if sys.stdout.isatty() else None
-            for i, x in enumerate(data.batches(batch_size, rng)):
-                if i < skip:                     # batches this epoch already trained on before a resume
+        for epoch in range(loop.start_epoch, loop.epochs):
+            t_epoch, rng_epoch_start = time.time(), _rng_state(loop.rng)
+            sums = loop.sums or dict.fromkeys([*model.d_numbers, *model.g_numbers, "images"], 0.0)
+            bar = tf.keras.utils.Progbar(loop.n_per_epoch) if sys.stdout.isatty() else None
+            for i, x in enumerate(data.batches(config.batch, loop.rng)):
+                if i < loop.skip:                # batches this epoch already trained on before a resume
                     continue
-                if step >= total_steps:          # a --steps budget ends inside the last epoch
+                if loop.step >= loop.total_steps:   # a --steps budget ends inside the last epoch
                     break
-                feed = {model.x: x}
-                if adversarial:
-                    loss_d, loss_d_real, loss_d_fake, g_lr_share, _ = sess.run(
-                        [model.loss_d, model.loss_d_real, model.loss_d_fake, model.g_lr_share, model.step_d], feed)
-                else:
-                    loss_d = loss_d_real = loss_d_fake = g_lr_share = 0.0
-                fetch = [model.loss_g, model.loss_g_rec, model.step_g]
-                log_now = step % summary_every == 0
-                if log_now:
-                    fetch.append(model.summary_step)
-                out = sess.run(fetch, feed)
-                loss_g, loss_g_rec = out[0], out[1]
-                if log_now:
-                    writer.add_summary(out[3], step)
-                step += 1
-                if not np.isfinite([loss_g, loss_d]).all():
-                    writer.close()
-                    raise TrainingError(f"non-finite loss at step {step} (loss_g={loss_g}, loss_d={loss_d}); "
-                                        f"last good checkpoint: {last_ckpt or 'none'}")
-                for key, value in (("loss_g", loss_g), ("loss_d", loss_d), ("loss_g_rec", loss_g_rec),
-                                   ("loss_d_real", loss_d_real), ("loss_d_fake", loss_d_fake),
-                                   ("g_lr_share", g_lr_share)):
+                numbers = loop.iteration(x)
+                for key, value in numbers.items():
                     sums[key] += float(value) * len(x)
                 sums["images"] += len(x)
                 if bar:
-                    bar.update(i + 1, [("loss_g", loss_g), ("loss_d", loss_d)])
-                if step in at_curve and step % n_per_epoch and step < total_steps:   # epoch ends: below
-                    look(step)
+                    bar.update(i + 1, [(k, numbers[k]) for k in ("loss_g", "loss_d")])
+                if loop.step in loop.at_curve and loop.step % loop.n_per_epoch and loop.step < loop.total_steps:
+                    loop.look(loop.step)         # log-spaced looks inside epochs; epoch ends: below
                 if stop.signum:
-                    last_ckpt = _save_checkpoint(model, run, {
-                        "rng": rng_epoch_start, "batches_done": i + 1, "sums": sums, "history": history,
-                        "curve": curve, "test_curve": test_curve})
-                    writer.close()
-                    raise Interrupted(stop.signum, last_ckpt)
-            skip, partial_sums = 0, None
-            seconds = time.time() - t_epoch
+                    loop.stop(stop.signum, {"rng": rng_epoch_start, "batches_done": i + 1, "sums": sums})
+            loop.skip, loop.sums = 0, None
+            loop.end_epoch(epoch, sums, time.time() - t_epoch)
+            if stop.signum:   # a signal during this epoch's extras: the checkpoint it wrote holds everything
+                loop.stop(stop.signum)
+    loop.writer.close()
+    return loop.history
 
-            # evaluate on validation normals, draw restorations, checkpoint (per-epoch extras)
-            t_extra = time.time()
-            health = look(step)
-            dev_aurocs = health["dev_auroc_per_score"]
-            valid, dev_auroc = health["valid"][model.anomaly_score], dev_aurocs[model.anomaly_score]
-            if (epoch + 1) % draw_every == 0 or epoch + 1 == epochs:
-                def restorations():
-                    png = plots.example_grid(
-                        x_restoration, model.panels(x_restoration),
-                        [f"{cls}\nscore {v:.3g}"
-                         for cls, v in zip(data.y_valid[:N_RESTORATION], valid[:N_RESTORATION])],
-                        f"epoch {epoch + 1}, step {step}: validation normals ({model.anomaly_score})",
-                        os.path.join(run.restoration_dir, f"epoch_{epoch + 1:04d}.png"))
-                    writer.add_summary(board.image("restoration/validation_normals", png, *plots.png_size(png)),
-                                       step)
-                _draw(f"restoration/epoch_{epoch + 1:04d}", restorations, {}, log)
-            k_t = float(sess.run(model.k))
-            g_lr_share = sums.pop("g_lr_share") / max(1, sums["images"])
-            writer.add_summary(sess.run(model.summary_epoch, {
-                model.valid_scores_in: valid, model.valid_auroc_in: dev_auroc}), step)
-            sess.run(model.next_epoch)
-            n_images = sums.pop("images")
-            record = {key: value / n_images for key, value in sums.items()}
-            record.update(epoch=epoch + 1, step=step, k_t=k_t, g_lr_share=g_lr_share, valid_score=float(valid.mean()),
-                          dev_auroc=dev_auroc, dev_auroc_per_score=dev_aurocs, rec_g=health["rec_g"],
-                          rec_d=health["rec_d"], rec_template=template_error,
-                          seconds=seconds, images_per_second=n_images / seconds)
-            history.append(record)
-            record["extra_seconds"] = time.time() - t_extra
-            last_ckpt = _save_checkpoint(model, run, {
-                "rng": _rng_state(rng), "batches_done": 0, "sums": None, "history": history, "curve": curve,
-                "test_curve": test_curve})
-            writer.flush()
-            log(f"[train] epoch {epoch + 1:4d}/{epochs}  iter {step:6d}  loss_g {record['loss_g']:.4f}  "
-                f"loss_d {record['loss_d']:.4f}  k_t {k_t:.3f}  b {g_lr_share:.2f}  valid {record['valid_score']:.3f}  "
-                f"dev AUROC {dev_auroc:.3f}  rec G {health['rec_g']:.2f} D {health['rec_d']:.2f} "
-                f"template {template_error:.2f}  {seconds:5.1f}s  {record['images_per_second']:6.0f} img/s")
-            if stop.signum:   # a signal during this epoch's extras: the checkpoint above holds everything
-                writer.close()
-                raise Interrupted(stop.signum, last_ckpt)
-    writer.close()
-    return history
+
+class Training:
+    """What the training loop carries from one batch to the next: the batch order, the step, the history,
+    the development (and test-split diagnostic) curves, the last checkpoint, the TensorBoard writer; and the
+    loop's named pieces (one iteration, a development look, the end of an epoch, a stop on a signal)."""
+
+    def __init__(self, model, data, run, config, resume, log):
+        self.model, self.data, self.run, self.config, self.log = model, data, run, config, log
+        os.makedirs(run.log, exist_ok=True)
+        os.makedirs(run.restoration_dir, exist_ok=True)
+        self.rng = np.random.RandomState(config.seed)
+        self.history, self.step, self.start_epoch, self.last_ckpt, self.skip, self.sums = [], 0, 0, None, 0, None
+        state = self.resume() if resume else {}
+        self.curve, self.test_curve = list(state.get("curve", [])), list(state.get("test_curve", []))
+        with model.graph.as_default():   # the v1 FileWriter refuses to open in eager mode
+            self.writer = tf1.summary.FileWriter(run.log, graph=None if resume else model.graph)
+        self.n_per_epoch = int(np.ceil(len(data.x_train) / config.batch))
+        self.total_steps = config.total_steps(len(data.x_train))
+        self.epochs = int(np.ceil(self.total_steps / self.n_per_epoch))
+        self.at_curve = curve_steps(self.total_steps)
+        # a matplotlib figure costs time: at most N_DRAWN restoration figures per run
+        self.draw_every = max(1, int(np.ceil(self.epochs / N_DRAWN)))
+        # the template baseline's (MeanImage's) error on validation normals, in the network's units like x_gx, x_dx
+        self.template_error = float(RANGE[model.arch] * baselines.mean_image_distance(
+            data.x_train.reshape(len(data.x_train), -1), data.x_valid.reshape(len(data.x_valid), -1)).mean())
+
+    def resume(self):
+        """Continue from run's latest checkpoint and the loop state written with it; returns that state."""
+        found, self.last_ckpt = self.model.load(self.run.log)
+        if not found:
+            raise TrainingError(f"no checkpoint to resume in {self.run.log}")
+        state = self.run.read_state()
+        _set_rng_state(self.rng, state["rng"])       # the batch order of the epoch to continue
+        self.history, self.skip, self.sums = state["history"], state["batches_done"], state["sums"]
+        self.step, self.start_epoch = (int(v) for v in self.model.sess.run([self.model.global_step,
+                                                                            self.model.epoch]))
+        self.log(f"[train] resumed from {self.last_ckpt} at epoch {self.start_epoch + 1}, step {self.step}")
+        return state
+
+    def iteration(self, x):
+        """One D step and one G step on batch x (scalar summaries every summary_every steps); its numbers."""
+        numbers = self.model.train_step(x, summary=self.step % self.config.summary_every == 0)
+        if "summary" in numbers:
+            self.writer.add_summary(numbers.pop("summary"), self.step)
+        self.step += 1
+        if not np.isfinite(list(numbers.values())).all():
+            self.writer.close()
+            raise TrainingError(f"non-finite loss at step {self.step} (loss_g={numbers['loss_g']}, "
+                                f"loss_d={numbers['loss_d']}); last good checkpoint: {self.last_ckpt or 'none'}")
+        return numbers
+
+    def look(self, step):
+        """Validation health at this step: one curve point, a TensorBoard record, and what it measured."""
+        model, writer = self.model, self.writer
+        health = validation_health(model, self.data)
+        point = {"step": step, "rec_g": health["rec_g"], "rec_d": health["rec_d"],
+                 "rec_template": self.template_error, "k_t": float(model.sess.run(model.k)),
+                 "dev_auroc_per_score": health["dev_auroc_per_score"]}
+        if model.config.ema:   # the trained weights' development AUROC beside their average's
+            point["dev_auroc_trained_per_score"] = validation_health(model, self.data, ema=False)["dev_auroc_per_score"]
+        self.curve.append(point)
+        for key in ("rec_g", "rec_d", "rec_template"):
+            writer.add_summary(board.scalar(f"reconstruction/{key}", point[key]), step)
+        for key, value in point["dev_auroc_per_score"].items():
+            writer.add_summary(board.scalar(f"dev_auroc/{key}", value), step)
+        if self.config.test_curve:
+            self.test_curve.append(test_split_diagnostic(model, self.data, step))
+            for key, value in self.test_curve[-1]["test_auroc_per_score"].items():
+                writer.add_summary(board.scalar(f"{board.TEST_SPLIT_DIAGNOSTIC}/{key}", value), step)
+        return health
+
+    def end_epoch(self, epoch, sums, seconds):
+        """The per-epoch extras: a development look, restorations, summaries, the history record, a
+        checkpoint and the log line."""
+        model, t_extra = self.model, time.time()
+        health = self.look(self.step)
+        dev_aurocs = health["dev_auroc_per_score"]
+        valid, dev_auroc = health["valid"][model.anomaly_score], dev_aurocs[model.anomaly_score]
+        if (epoch + 1) % self.draw_every == 0 or epoch + 1 == self.epochs:
+            _draw(f"restoration/epoch_{epoch + 1:04d}", lambda: self.restorations(epoch, valid), {}, self.log)
+        k_t = float(model.sess.run(model.k))
+        self.writer.add_summary(model.sess.run(model.summary_epoch, {
+            model.valid_scores_in: valid, model.valid_auroc_in: dev_auroc}), self.step)
+        model.sess.run(model.next_epoch)
+        n_images = sums.pop("images")
+        record = {key: value / n_images for key, value in sums.items()}
+        record.update(epoch=epoch + 1, step=self.step, k_t=k_t, valid_score=float(valid.mean()),
+                      dev_auroc=dev_auroc, dev_auroc_per_score=dev_aurocs, rec_g=health["rec_g"],
+                      rec_d=health["rec_d"], rec_template=self.template_error,
+                      seconds=seconds, images_per_second=n_images / seconds)
+        self.history.append(record)
+        record["extra_seconds"] = time.time() - t_extra
+        self.checkpoint({"rng": _rng_state(self.rng), "batches_done": 0, "sums": None})
+        self.writer.flush()
+        self.log(f"[train] epoch {epoch + 1:4d}/{self.epochs}  iter {self.step:6d}  loss_g {record['loss_g']:.4f}  "
+                 f"loss_d {record['loss_d']:.4f}  k_t {k_t:.3f}  b {record['g_lr_share']:.2f}  "
+                 f"valid {record['valid_score']:.3f}  dev AUROC {dev_auroc:.3f}  rec G {health['rec_g']:.2f} "
+                 f"D {health['rec_d']:.2f} template {self.template_error:.2f}  {seconds:5.1f}s  "
+                 f"{record['images_per_second']:6.0f} img/s")
+
+    def restorations(self, epoch, valid):
+        """The restoration grid of the first validation normals, as a file and a TensorBoard image."""
+        x = self.data.x_valid[:N_RESTORATION]
+        png = plots.example_grid(
+            x, self.model.panels(x),
+            [f"{cls}\nscore {v:.3g}" for cls, v in zip(self.data.y_valid[:N_RESTORATION], valid[:N_RESTORATION])],
+            f"epoch {epoch + 1}, step {self.step}: validation normals ({self.model.anomaly_score})",
+            os.path.join(self.run.restoration_dir, f"epoch_{epoch + 1:04d}.png"))
+        self.writer.add_summary(board.image("restoration/validation_normals", png, *plots.png_size(png)), self.step)
+
+    def checkpoint(self, position):
+        """Saver checkpoint (the Saver keeps the last few) plus the loop's state: position in the batch order
+        ({"rng", "batches_done", "sums"}), history and curves."""
+        self.last_ckpt = self.model.save(self.run.checkpoint_prefix)
+        self.run.write_state(dict(position, history=self.history, curve=self.curve, test_curve=self.test_curve,
+                                  checkpoint=self.last_ckpt))
+
+    def stop(self, signum, position=None):
+        """Stop on a signal: checkpoint at this position (none: the epoch end's checkpoint holds it), close."""
+        if position is not None:
+            self.checkpoint(position)
+        self.writer.close()
+        raise Interrupted(signum, self.last_ckpt)
 
 
 def dev_auroc_of(valid_normal_scores, dev_anomalous_scores):
@@ -250,13 +259,6 @@ def dev_auroc_of(valid_normal_scores, dev_anomalous_scores):
     if not np.isfinite(scores).all():
         return float("nan")
     return metrics.ranking_metrics(labels, scores)["AUROC"]
-
-
-def _save_checkpoint(model, run, state):
-    """Saver checkpoint (the Saver keeps the last few) plus the loop's state: batch-order RNG, position, history."""
-    path = model.save(run.checkpoint_prefix)
-    run.write_state(dict(state, checkpoint=path))
-    return path
 
 
 def evaluate(model, data, run):

@@ -11,6 +11,7 @@ import run
 from source import collect, parallel, tables
 from tests.conftest import SWEEP_FLAGS, SWEEP_WORKERS, assert_same_sweep_table, roots
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS, WORKERS, _roots = SWEEP_FLAGS, SWEEP_WORKERS, roots
 
 
@@ -111,7 +112,7 @@ def test_sweep_projects_its_time_from_a_measurement(embedded):
 def test_configs_take_their_owners_defaults_and_round_trip():
     """ModelConfig() is the paper network's recipe, the reference network's fields left open take its own,
     and a flag given wins; a RunConfig and a Summary survive JSON unchanged (tuples included)."""
-    from source.neuralnet import ARCH_DEFAULTS, ModelConfig
+    from source.config import ARCH_DEFAULTS, ModelConfig
     from source.record import RunConfig, Summary
     assert {k: getattr(ModelConfig(), k) for k in ARCH_DEFAULTS["paper"]} == ARCH_DEFAULTS["paper"]
     reference = ModelConfig(arch="reference", lr=3e-4)
