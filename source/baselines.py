@@ -15,44 +15,44 @@ OCSVM_NU = 0.1
 # trains on ~54,000 images. Every method but OC-SVM sees all of them; OC-SVM sees a fixed, seeded
 # subsample of at most this many (fixed before any result was looked at, recorded in summary.json).
 OCSVM_MAX_TRAIN = 10000
-SUBSAMPLE_SEED = 0
+SEED = 0   # the one seed of the detectors (OC-SVM's subsample, Isolation Forest): none depends on a run's seed
 
 
-def mean_image_distance(x_train, x_test, seed=0):
+def mean_image_distance(x_train, x_test):
     """Euclidean distance to the mean normal training image: the template baseline, which is what the
     reconstruction error of an untrained autoencoder measures. Every run reports it."""
     return np.linalg.norm(x_test - x_train.mean(axis=0), axis=1)
 
 
-def pca_error(x_train, x_test, seed=0):
+def pca_error(x_train, x_test):
     """Reconstruction error of a PCA fitted on the normal training images."""
-    pca = PCA(n_components=PCA_VARIANCE, svd_solver="full", random_state=seed).fit(x_train)
+    pca = PCA(n_components=PCA_VARIANCE, svd_solver="full").fit(x_train)
     recon = pca.inverse_transform(pca.transform(x_test))
     return np.linalg.norm(x_test - recon, axis=1)
 
 
-def knn_distance(x_train, x_test, seed=0):
+def knn_distance(x_train, x_test):
     """Mean Euclidean distance to the k nearest normal training images."""
     nn = NearestNeighbors(n_neighbors=min(KNN_K, len(x_train))).fit(x_train)
     return nn.kneighbors(x_test)[0].mean(axis=1)
 
 
-def subsample(x, limit, seed=SUBSAMPLE_SEED):
+def subsample(x, limit, seed=SEED):
     """At most `limit` rows of x, chosen with a fixed seed (all of them, in order, when x is small enough)."""
     if len(x) <= limit:
         return x
     return x[np.sort(np.random.RandomState(seed).choice(len(x), limit, replace=False))]
 
 
-def ocsvm(x_train, x_test, seed=0):
+def ocsvm(x_train, x_test):
     """Negative decision function of an RBF One-Class SVM fitted on at most OCSVM_MAX_TRAIN images."""
     model = OneClassSVM(kernel="rbf", gamma="scale", nu=OCSVM_NU).fit(subsample(x_train, OCSVM_MAX_TRAIN))
     return -model.decision_function(x_test)
 
 
-def isolation_forest(x_train, x_test, seed=0):
+def isolation_forest(x_train, x_test):
     """Negative score_samples of an Isolation Forest (higher = more anomalous)."""
-    forest = IsolationForest(n_estimators=200, random_state=seed).fit(x_train)
+    forest = IsolationForest(n_estimators=200, random_state=SEED).fit(x_train)
     return -forest.score_samples(x_test)
 
 
@@ -65,11 +65,11 @@ def settings(n_train):
     return {"MeanImage": {"note": "L2 distance to the mean normal training image"},
             "PCA": {"variance": PCA_VARIANCE}, "kNN": {"k": KNN_K},
             "OC-SVM": {"nu": OCSVM_NU, "kernel": "rbf", "gamma": "scale",
-                       "train_images": min(n_train, OCSVM_MAX_TRAIN), "subsample_seed": SUBSAMPLE_SEED},
-            "IsolationForest": {"n_estimators": 200}}
+                       "train_images": min(n_train, OCSVM_MAX_TRAIN), "subsample_seed": SEED},
+            "IsolationForest": {"n_estimators": 200, "seed": SEED}}
 
 
-def classic_scores(x_train, x_test, seed=0, methods=CLASSIC):
+def classic_scores(x_train, x_test, methods=CLASSIC):
     """Fit every classic detector on x_train and score x_test (images flattened); return
     ({name: scores}, {name: seconds to fit and score})."""
     flat_train = x_train.reshape(len(x_train), -1).astype(np.float32)
@@ -77,6 +77,6 @@ def classic_scores(x_train, x_test, seed=0, methods=CLASSIC):
     scores, seconds = {}, {}
     for name, fn in methods.items():
         t = time.time()
-        scores[name] = np.asarray(fn(flat_train, flat_test, seed), np.float64)
+        scores[name] = np.asarray(fn(flat_train, flat_test), np.float64)
         seconds[name] = time.time() - t
     return scores, seconds

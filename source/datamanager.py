@@ -72,7 +72,7 @@ def read_idx(path):
         raise DataError(f"cannot read IDX file {path}: {err}") from None
     if len(raw) < 8:
         raise DataError(f"IDX file {path} is truncated ({len(raw)} bytes)")
-    magic, count = struct.unpack(">II", raw[:8])
+    magic = struct.unpack(">I", raw[:4])[0]
     if magic not in (2049, 2051):
         raise DataError(f"{path} is not an MNIST IDX file (magic number {magic})")
     ndim = magic & 0xFF

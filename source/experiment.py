@@ -112,7 +112,7 @@ def run_baselines(config, data, run):
     same network and budget), on the run's images."""
     with_all = config.training.baselines
     methods = dict(baselines.TEMPLATE, **(baselines.CLASSIC if with_all else {}))
-    scores, seconds = baselines.classic_scores(data.x_train, data.x_test, config.training.seed, methods)
+    scores, seconds = baselines.classic_scores(data.x_train, data.x_test, methods)
     results = {m: metrics.ranking_metrics(data.anomalous_test, s) for m, s in scores.items()}
     info = {"settings": {m: v for m, v in baselines.settings(len(data.x_train)).items() if m in methods},
             "seconds": seconds}
@@ -251,6 +251,10 @@ def join_sweep(config, sweep, sub, records=None, resume=False):
     return None
 
 
+PROJECTION_WARMUP, PROJECTION_TIMED = 3, 10   # iterations a sweep's projection runs untimed, then timed
+CONVAE_COST = 1 / 3   # ConvAE's (G alone) training time per iteration, as a share of ADAE's
+
+
 def project_sweep(config, arrays, todo, jobs=1, threads=0, log=print):
     """Before a sweep trains: time a few training iterations of its model on this machine and print the
     projected wall time of the sub-runs still to do (training, and ConvAE's with --baselines, at about a
@@ -260,12 +264,12 @@ def project_sweep(config, arrays, todo, jobs=1, threads=0, log=print):
         return {"iterations": 0, "per_iteration": None, "seconds": 0.0}
     model = build_model(config.with_machine(threads=threads), seed=0)
     x = np.random.RandomState(0).rand(config.training.batch, 28, 28, 1).astype(np.float32)
-    for _ in range(3):   # warm-up: oneDNN builds its primitives on the first calls
+    for _ in range(PROJECTION_WARMUP):   # oneDNN builds its primitives on the first calls
         model.train_step(x)
-    t, n = time.time(), 10
-    for _ in range(n):
+    t = time.time()
+    for _ in range(PROJECTION_TIMED):
         model.train_step(x)
-    per_iteration = (time.time() - t) / n
+    per_iteration = (time.time() - t) / PROJECTION_TIMED
     model.close()
     y_train, y_test = arrays[1], arrays[3]
     iterations = 0
@@ -273,7 +277,7 @@ def project_sweep(config, arrays, todo, jobs=1, threads=0, log=print):
         normal = datamanager.check_protocol(y_train, y_test, **config.data.protocol_of(digit))
         n_train = len(datamanager.split_indices(y_train, y_test, normal, config.data.split)["train"])
         iterations += config.training.total_steps(n_train)
-    seconds = per_iteration * iterations * (4 / 3 if config.training.baselines else 1) / max(1, jobs)
+    seconds = per_iteration * iterations * (1 + CONVAE_COST if config.training.baselines else 1) / max(1, jobs)
     log(f"[sweep] {len(todo)} sub-runs to train, {iterations:,} iterations at {1 / per_iteration:.1f}/s measured "
         f"here ({jobs} at a time): about {seconds / 60:.0f} min of training, plus evaluation and baselines")
     return {"iterations": iterations, "per_iteration": per_iteration, "seconds": seconds}

@@ -119,7 +119,7 @@ def score_new_images(run, path, log=print):
     out_dir = run.new_score_dir(stem)
     run.write_new_scores(out_dir, names, score, percentile_of(score, run.read_valid_scores()), verdicts,
                          key="index" if is_array else "file")
-    top = np.argsort(-score, kind="stable")[:8]
+    top = np.argsort(-score, kind="stable")[:plots.N_GRID]
     plots.example_grid(x[top], model.panels(x[top]), [f"{names[i]}\nscore {score[i]:.3g}" for i in top],
                        f"most anomalous of {len(score)} (threshold {threshold:.3g})",
                        os.path.join(out_dir, "most_anomalous.png"))

@@ -92,22 +92,3 @@ def max_pool(x, name="pool"):
     """2x2 max pooling with stride 2."""
     return tf.nn.max_pool2d(x, ksize=2, strides=2, padding="SAME", name=name)
 
-
-def relu(x):
-    """Rectified linear unit."""
-    return tf.nn.relu(x)
-
-
-def leaky_relu(x, alpha=0.2):
-    """Leaky ReLU, the usual choice in DCGAN-style encoders."""
-    return tf.nn.leaky_relu(x, alpha)
-
-
-def tanh(x):
-    """Hyperbolic tangent for outputs in [-1, 1]."""
-    return tf.nn.tanh(x)
-
-
-def sigmoid(x):
-    """Logistic sigmoid for outputs in [0, 1]."""
-    return tf.nn.sigmoid(x)

@@ -3,7 +3,10 @@ import numpy as np
 from sklearn import metrics as skm
 
 
-def threshold_from_normals(scores, n_std=3.0):
+THRESHOLD_STD = 3.0   # the decision threshold: mean + THRESHOLD_STD * std of the validation normals' scores
+
+
+def threshold_from_normals(scores, n_std=THRESHOLD_STD):
     """Decision threshold: mean + n_std * std of the validation normals' scores."""
     scores = np.asarray(scores, np.float64)
     return float(scores.mean() + n_std * scores.std())

@@ -16,11 +16,11 @@ def reference_autoencoder(x, training, update_stats=True, *, bn_momentum, ksize,
     """Reference conv autoencoder: 3 levels of 16/32/64 channels, max pooling, mirrored decoder, sigmoid output."""
     def conv_bn_relu(h, channels, name):
         h = layers.conv2d(h, channels, ksize, name=name, init=init)
-        return layers.relu(layers.batch_norm(h, training, update_stats, bn_momentum, name=name + "_bn"))
+        return tf.nn.relu(layers.batch_norm(h, training, update_stats, bn_momentum, name=name + "_bn"))
 
     def deconv_bn_relu(h, channels, name):
         h = layers.conv2d_transpose(h, channels, ksize, stride=2, name=name, init=init)
-        return layers.relu(layers.batch_norm(h, training, update_stats, bn_momentum, name=name + "_bn"))
+        return tf.nn.relu(layers.batch_norm(h, training, update_stats, bn_momentum, name=name + "_bn"))
 
     with tf1.variable_scope("encoder"):
         h = conv_bn_relu(x, 16, "conv1_1")
@@ -43,7 +43,7 @@ def reference_autoencoder(x, training, update_stats=True, *, bn_momentum, ksize,
         h = conv_bn_relu(h, 16, "conv1_1")
         # out_bias < 0 starts the sigmoid near MNIST's dark background instead of at 0.5 gray
         h = layers.conv2d(h, int(x.shape[-1]), ksize, name="out", bias_init=out_bias, init=init)
-        return layers.sigmoid(h)
+        return tf.nn.sigmoid(h)
 
 
 def paper_autoencoder(x, training, update_stats=True, *, bn_momentum, widths, latent, init):
@@ -60,17 +60,17 @@ def paper_autoencoder(x, training, update_stats=True, *, bn_momentum, widths, la
         h = x                                                        # 32x32
         for i, channels in enumerate(widths):
             h = layers.conv2d(h, channels, 4, stride=2, name=f"conv{i + 1}", init=init)
-            h = layers.leaky_relu(h if i == 0 else bn(h, f"conv{i + 1}"))
+            h = tf.nn.leaky_relu(h if i == 0 else bn(h, f"conv{i + 1}"), 0.2)
         size = int(h.shape[1])                                      # 4x4 for 32x32 and three widths
         z = layers.conv2d(h, latent, size, padding="VALID", name="latent", init=init)   # 1x1xlatent
     with tf1.variable_scope("decoder"):
         h = layers.conv2d_transpose(z, widths[-1], size, stride=1, padding="VALID", name="unlatent", init=init)
-        h = layers.relu(bn(h, "unlatent"))
+        h = tf.nn.relu(bn(h, "unlatent"))
         for i, channels in reversed(list(enumerate(widths[:-1]))):
             h = layers.conv2d_transpose(h, channels, 4, stride=2, name=f"deconv{i + 2}", init=init)
-            h = layers.relu(bn(h, f"deconv{i + 2}"))
+            h = tf.nn.relu(bn(h, f"deconv{i + 2}"))
         h = layers.conv2d_transpose(h, int(x.shape[-1]), 4, stride=2, name="deconv1", init=init)
-        return layers.tanh(h)
+        return tf.nn.tanh(h)
 
 
 def network_fn(config):

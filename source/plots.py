@@ -26,7 +26,8 @@ def png_size(png):
     return int.from_bytes(png[20:24], "big"), int.from_bytes(png[16:20], "big")
 
 
-GAP = 2   # pixels between the tiles of an example grid
+GAP = 2      # pixels between the tiles of an example grid
+N_GRID = 8   # examples per sample grid (the test split's four, the most anomalous of new images)
 
 
 def example_grid(x, panels, captions, title, path):

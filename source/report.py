@@ -1,7 +1,7 @@
 """report.md: one page per run (or sweep) that reads well in any Markdown viewer, figures by relative path."""
 import os
 
-from source.metrics import best_test_reading
+from source.metrics import THRESHOLD_STD, best_test_reading
 
 FIGURES = [("box_plot", "Scores per class (normal classes green)"), ("roc_curve", "ROC curves of every score"),
            ("pr_curve", "Precision-recall curves"), ("score_histogram", "Score histogram with the threshold"),
@@ -37,7 +37,7 @@ def run_report(summary, run=None):
                                                 for name, r in summary.methods()]),
            "ADAE's other scores (test AUROC): "
            + ", ".join(f"{k} {v:.4f}" for k, v in m["AUROC_per_score"].items()) + "\n",
-           f"At the threshold {m['threshold']:.6g} (mean + 3 std of the validation normals' scores): "
+           f"At the threshold {m['threshold']:.6g} (mean + {THRESHOLD_STD:g} std of the validation normals' scores): "
            f"precision {m['precision']:.4f}, recall {m['recall']:.4f}, F1 {m['F1']:.4f} "
            f"(TP {m['TP']}, FP {m['FP']}, FN {m['FN']}, TN {m['TN']}); F1Max {m['F1Max']:.4f}.\n"]
     if summary.test_curve:

@@ -13,7 +13,6 @@ from source.neuralnet import RANGE
 
 tf1 = tf.compat.v1
 N_RESTORATION = 6        # validation images shown in the restoration grids
-N_GRID = 8           # examples per sample grid
 N_DRAWN = 20         # restoration figures per run at most (every epoch for runs of up to 20 epochs)
 CURVE_PER_DECADE = 4  # development evaluations per decade of steps (10, 18, 32, 56, 100, ...), besides epoch ends
 
@@ -346,7 +345,7 @@ def _class_name(label, class_names):
     return class_names[label] if class_names else str(label)
 
 
-def sample_grid_indices(anomalous, predicted, score, n=N_GRID):
+def sample_grid_indices(anomalous, predicted, score, n=plots.N_GRID):
     """The four grids (normal|anomalous) as (normal|anomalous): file name, title and test indices, most
     telling first (flagged images: highest scores first; passed images: lowest first)."""
     out = []

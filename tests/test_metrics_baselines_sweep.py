@@ -35,7 +35,7 @@ def test_every_classic_baseline_sees_the_same_images():
     seen = {}
 
     def recorder(name):
-        def fn(x_train, x_test, seed):
+        def fn(x_train, x_test):
             seen[name] = (x_train.copy(), x_test.copy())
             return np.zeros(len(x_test))
         return fn
