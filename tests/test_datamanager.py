@@ -246,7 +246,7 @@ def test_auto_falls_back_to_embedded_and_says_why(monkeypatch):
     assert "embedded" in lines[0] and len(arrays[0]) == 4000
 
 
-@pytest.mark.skipif(not os.path.isdir(dm.DEBIAN_FASHION), reason="Debian's dataset-fashion-mnist is not installed")
+@pytest.mark.skipif(not os.path.isdir(dm.DATASETS["fashion_mnist"].system), reason="Debian's dataset-fashion-mnist is not installed")
 def test_fashion_mnist_from_debian_idx_files():
     """The real Fashion-MNIST IDX files load through the IDX reader: 60,000 + 10,000, 6,000 per class."""
     (x_train, y_train, x_test, y_test), source = dm.load_data("auto", "fashion_mnist", log=lambda s: None)
@@ -295,3 +295,18 @@ def test_score_inputs_flat_rgb_and_multi_array(tmp_path):
     np.testing.assert_allclose(inference.read_array(str(tmp_path / "rgb.npy"))[1], images, rtol=1e-5)
     np.savez(tmp_path / "multi.npz", labels=np.arange(3), x=images)
     np.testing.assert_array_equal(inference.read_array(str(tmp_path / "multi.npz"))[1], images)
+
+
+@pytest.mark.parametrize("name", list(dm.DATASETS))
+def test_each_registered_dataset_labels_the_box_plot_with_its_class_names(name, tmp_path, monkeypatch):
+    """A registered dataset's ten class names are the box plot's class labels (normal ones marked)."""
+    from source import plots
+    seen = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, path: seen.setdefault("labels", [
+        t.get_text() for t in fig.axes[0].get_xticklabels()]))
+    labels = np.repeat(np.arange(10), 3)
+    plots.box_plot(np.arange(30.0), labels, 10.0, str(tmp_path / "box.png"), dm.CLASS_NAMES[name], normal_classes=(1,))
+    spec = dm.DATASETS[name]
+    assert len(spec.class_names) == 10 and len(set(spec.class_names)) == 10
+    assert [t.split("\n")[0] for t in seen["labels"]] == [
+        f"{c} (normal)" if i == 1 else c for i, c in enumerate(spec.class_names)]
