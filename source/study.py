@@ -82,12 +82,12 @@ def study_run(root, name):
     return RunDir(os.path.join(root, "Checkpoint"), os.path.join(root, "results"), name)
 
 
-def run_study(data, steps, stage, root, threads, only_cases=None):
-    """Run every (case, recipe, seed) of a stage that has no summary.json under root yet (only_cases: of
-    those cases), case by case."""
+def run_study(data, steps, stage, root, threads, only_cases=None, only_recipes=None):
+    """Run every (case, recipe, seed) of a stage that has no summary.json under root yet (only_cases,
+    only_recipes: of those), case by case."""
     cases, recipes, seeds = stage_plan(stage)
     for case in (c for c in cases if not only_cases or c in only_cases):
-        for recipe in recipes:
+        for recipe in (r for r in recipes if not only_recipes or r in only_recipes):
             for seed in range(seeds):
                 name = run_name(case, recipe, seed)
                 run = study_run(root, name)
@@ -153,6 +153,7 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--stage", choices=STAGES, action="append")
     p.add_argument("--case", choices=CASES, action="append", help="run only these cases of the stages")
+    p.add_argument("--recipe", choices=RECIPES, action="append", help="run only these recipes of the stages")
     p.add_argument("--root", default="study")
     p.add_argument("--threads", type=int, default=0)
     args = p.parse_args(argv)
@@ -160,7 +161,7 @@ def main(argv=None):
         if not args.data:
             p.error("run needs --data")
         for stage in args.stage or list(STAGES):
-            run_study(args.data, args.steps, stage, args.root, args.threads, args.case)
+            run_study(args.data, args.steps, stage, args.root, args.threads, args.case, args.recipe)
     print(table(args.root))
     return 0
 
