@@ -1,6 +1,6 @@
 """The README's figure of development and test AUROC along training, from committed records.
 
-    python -m source.curves OUT.png RECORDS/SWEEP/SUB-RUN.json [...]   # one panel per record
+    python -m source.curves OUT.png RECORDS/SWEEP/SUB-RUN.json [...] [--columns N]   # one panel per record
 
 Each panel is titled by the record's recipe (objective, lr, code) and case (protocol, digit, split).
 """
@@ -19,12 +19,13 @@ def main(argv=None):
     p = argparse.ArgumentParser(description="AUROC along training (development and test diagnostic) from records.")
     p.add_argument("out")
     p.add_argument("records", nargs="+")
+    p.add_argument("--columns", type=int, help="panels per row (default: all in one row)")
     args = p.parse_args(argv)
     from source.files import read_json
     from source.plots import auroc_curves
     from source.record import Summary
     summaries = [Summary.from_dict(read_json(path)) for path in args.records]
-    auroc_curves([(title_of(s), s) for s in summaries], args.out)
+    auroc_curves([(title_of(s), s) for s in summaries], args.out, columns=args.columns)
     return 0
 
 

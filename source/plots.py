@@ -169,12 +169,16 @@ def sweep_chart(table, path, title):
     _save(fig, path)
 
 
-def auroc_curves(panels, path, score="x_dgx"):
-    """One panel per case: development AUROC (honest, what choices read) and test AUROC (the marked
-    diagnostic) of `score` against the training step, log scale, with the end value and the best test
-    value marked. panels: [(title, Summary)]."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.6), squeeze=False)
-    for ax, (title, summary) in zip(axes[0], panels):
+def auroc_curves(panels, path, score="x_dgx", columns=None):
+    """One panel per case (in rows of `columns`, default all in one row): development AUROC (honest, what
+    choices read) and test AUROC (the marked diagnostic) of `score` against the training step, log scale,
+    with the end value and the best test value marked. panels: [(title, Summary)]."""
+    columns = columns or len(panels)
+    rows = int(np.ceil(len(panels) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(4.8 * columns, 3.6 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_axis_off()
+    for ax, (title, summary) in zip(axes.flat, panels):
         dev = [(p["step"], p["dev_auroc_per_score"][score]) for p in summary.dev_curve]
         test = [(p["step"], p["test_auroc_per_score"][score]) for p in summary.test_curve]
         ax.plot(*zip(*dev), "o-", ms=3, label="development (validation normals vs 200 held-out anomalies)")
@@ -194,6 +198,6 @@ def auroc_curves(panels, path, score="x_dgx"):
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3)
     fig.legend(*axes[0, 0].get_legend_handles_labels(), fontsize=8, loc="lower center", ncol=2,
-               bbox_to_anchor=(0.5, -0.08))
+               bbox_to_anchor=(0.5, -0.08 / rows))
     fig.tight_layout()
     return _save(fig, path)

@@ -62,8 +62,9 @@ def table(summaries, protocol):
     means = [f"{np.mean(columns[m]):.3f}" for m in methods] + ([f"{np.mean(best_test):.3f}"] if with_best else [])
     if paper:
         known = [d for d in sorted(by_digit) if d in paper]
-        means.append(f"{PAPER_MEAN[protocol]:.3f} (10 digits)")
-    lines.append(f"| mean of {n} | " + " | ".join(means) + " |")
+        means.append(f"{PAPER_MEAN[protocol]:.3f} (10 digits)" if len(known) < n
+                     else f"{np.mean([paper[d] for d in known]):.3f}")   # every digit's figure known: their mean
+    lines.append(f"| mean of {n} digits | " + " | ".join(means) + " |")
     if paper and known and len(known) < n:   # the digits whose published figure is known, side by side
         lines.append(f"| mean of {', '.join(map(str, known))} | "
                      + " | ".join([f"{np.mean([columns[m][sorted(by_digit).index(d)] for d in known]):.3f}"

@@ -249,8 +249,13 @@ def test_table_shows_the_best_test_reading_beside_the_end_value(straight, tmp_pa
     anomaly = {k: Summary.from_dict(dict(s.to_dict(), data=dict(s.data, digit=d)))
                for d, (k, s) in zip((1, 3), summaries.items())}
     lines = tables.table(anomaly, "anomaly")[0].splitlines()
-    assert lines[-2].startswith("| mean of 2 |") and lines[-2].rstrip(" |").endswith("0.858 (10 digits)")
+    assert lines[-2].startswith("| mean of 2 digits |") and lines[-2].rstrip(" |").endswith("0.858 (10 digits)")
     assert lines[-1].startswith("| mean of 1 |") and lines[-1].rstrip(" |").endswith("0.821")
+    # digits 1 and 2, both published: the mean row sets the paper's mean of those two beside ours, once
+    both = {k: Summary.from_dict(dict(s.to_dict(), data=dict(s.data, digit=d)))
+            for d, (k, s) in zip((1, 2), summaries.items())}
+    lines = tables.table(both, "anomaly")[0].splitlines()
+    assert lines[-1].startswith("| mean of 2 digits |") and lines[-1].rstrip(" |").endswith(f"{(0.821 + 0.948) / 2:.3f}")
 
 
 def test_tables_fill_several_files_and_refuse_a_table_without_markers(straight, tmp_path, capsys):
