@@ -15,6 +15,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from source.config import ModelConfig, TrainingConfig  # noqa: E402  (no TensorFlow: the configs import none)
+from source.record import RunConfig  # noqa: E402
+
 
 SHARED = {"straight_sweep": "straight_sweep", "straight": "straight_sweep", "e2e": "e2e", "own_copy": "e2e"}
 
@@ -95,6 +98,11 @@ def assert_same_scores(path, expected_path, rel=1e-5):
     assert [(r["index"], r["label"], r["anomalous"]) for r in rows] == \
         [(r["index"], r["label"], r["anomalous"]) for r in expected]
     np.testing.assert_allclose([float(r["score"]) for r in rows], [float(r["score"]) for r in expected], rtol=rel)
+
+
+# the suite's short run: a four-step run of the paper network (literal code size 32, He initialisation: not the default recipe)
+SHORT = RunConfig(model=ModelConfig(latent=32, gamma=0.5, lambda_k=1e-3, init="he"),
+                  training=TrainingConfig(epoch=1, steps=4, batch=32, summary_every=2, keep_checkpoints=2))
 
 
 # the suite's one straight sweep: digit 7 normal, seeds 0 and 1, three iterations each, in two one-thread worker

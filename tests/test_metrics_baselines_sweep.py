@@ -139,3 +139,11 @@ def test_cli_anomaly_protocol(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "r" / "embedded_anomaly3" / "scores.csv")))
     assert {r["anomalous"] for r in rows if r["label"] == "3"} == {"1"}
     assert {r["anomalous"] for r in rows if r["label"] != "3"} == {"0"}
+
+
+def test_mean_image_baseline_matches_numpy():
+    """MeanImage: the L2 distance of each test image to the mean of the normal training images."""
+    rng = np.random.RandomState(0)
+    train, test = rng.rand(30, 784), rng.rand(5, 784)
+    expected = np.sqrt(((test - train.mean(axis=0)) ** 2).sum(axis=1))
+    np.testing.assert_allclose(baselines.mean_image_distance(train, test), expected, rtol=1e-12)

@@ -96,7 +96,7 @@ def test_sweep_projects_its_time_from_a_measurement(embedded):
     """The projection counts the iterations still to do (2 epochs of 360 images in batches of 64 = 12 per
     sub-run, two sub-runs) and divides by the number of workers."""
     import dataclasses
-    from tests.test_health import SHORT
+    from tests.conftest import SHORT
     from source import experiment
     lines = []
     config = dataclasses.replace(SHORT, training=dataclasses.replace(SHORT.training, steps=None, epoch=2, batch=64))

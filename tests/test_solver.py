@@ -1,6 +1,6 @@
-"""A model that can learn and runs that finish on every CPU: initialisation scales, no empty batch sent to
-the graph, evaluations written before figures, interrupts honoured at any point, records without machine
-paths, and the template baseline."""
+"""The training loop and the evaluation (source.solver): a model that can learn, no empty batch sent to the
+graph, evaluations written before figures, figures that fail alone, interrupts honoured at any point, the
+development and test-split curves, the threshold from validation normals."""
 import json
 import os
 import signal
@@ -9,45 +9,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from source import baselines, experiment, layers, report, solver
-from source.files import portable_command, portable_path
+from source import experiment, report, solver
 from source.neuralnet import ADAE, RANGE, ModelConfig
 from source.record import RunConfig, Summary
+from tests.conftest import SHORT
 from source.rundir import RunDir
 
 tf1 = tf.compat.v1
-ARCHS = ("paper", "reference")
-
-
-def _kernels(model):
-    return [v for v in model.vars_g if v.name.endswith("weight:0")]
-
-
-@pytest.mark.parametrize("arch", ARCHS)
-@pytest.mark.parametrize("init", layers.INITS)
-def test_every_kernel_starts_at_the_std_of_its_true_fan_in(arch, init):
-    """He: sqrt(2 / (k * k * input channels)), for transposed convolutions too (filter [k, k, out, in]);
-    DCGAN: 0.02. Checked on the drawn weights, within 15% (sampling noise of the smallest kernels)."""
-    model = ADAE(ModelConfig(arch=arch, init=init), seed=0)
-    for var, value in zip(_kernels(model), model.sess.run(_kernels(model))):
-        k = value.shape[0]
-        fan_in = k * k * (value.shape[3] if "deconv" in var.name or "unlatent" in var.name else value.shape[2])
-        expected = np.sqrt(2.0 / fan_in) if init == "he" else 0.02
-        assert value.std() == pytest.approx(expected, rel=0.15), (var.name, value.std(), expected)
-    model.close()
-
-
-@pytest.mark.parametrize("arch", ARCHS)
-@pytest.mark.parametrize("init", layers.INITS)
-def test_initial_output_is_not_saturated(arch, init, digit1):
-    """On real images the first training batch leaves under 2% of G's and D's output pixels near the
-    output's limits (|tanh| > 0.96, or the sigmoid's equivalent), where the output barely learns."""
-    model = ADAE(ModelConfig(arch=arch, init=init), seed=0)
-    x = digit1.x_train[:64]
-    for out in model.sess.run([model.g_x, model.d_x], {model.x: x}):
-        distance = np.abs(out) if arch == "paper" else np.abs(2.0 * out - 1.0)
-        assert (distance > 0.96).mean() < 0.02
-    model.close()
 
 
 def test_empty_batches_never_reach_the_session(digit1, monkeypatch):
@@ -142,11 +110,6 @@ def test_run_keeps_its_evaluation_when_every_grid_fails(embedded, tmp_path, monk
     assert "Not drawn: the figure failed (ValueError" in open(run.report_path).read()
 
 
-# a four-step run of the paper network (literal code size 32, He initialisation: not the default recipe)
-SHORT = RunConfig(model=ModelConfig(latent=32, gamma=0.5, lambda_k=1e-3, init="he"),
-                  training=solver.TrainingConfig(epoch=1, steps=4, batch=32, summary_every=2, keep_checkpoints=2))
-
-
 def test_signal_during_the_last_epochs_extras_is_honoured(digit1, tmp_path, monkeypatch, signal_on_call):
     """SIGINT while the last epoch is being evaluated: training raises Interrupted with the checkpoint
     written after that epoch; resuming from it trains nothing more and ends at the same step."""
@@ -163,25 +126,6 @@ def test_signal_during_the_last_epochs_extras_is_honoured(digit1, tmp_path, monk
                            log=lambda s: None)
     assert [h["step"] for h in history] == [3, 6] and model.sess.run(model.global_step) == 6
     model.close()
-
-
-def test_portable_paths(tmp_path, monkeypatch):
-    """Under the working directory: relative; elsewhere: the file name alone."""
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "results").mkdir()
-    assert portable_path(str(tmp_path / "results" / "run")) == os.path.join("results", "run")
-    assert portable_path("results") == "results"
-    assert portable_path("/somewhere/else/mnist.npz") == "mnist.npz"
-    assert portable_command(["--data", "/somewhere/else/mnist.npz", "--results", str(tmp_path / "r"),
-                             "--lr", "2e-4"]) == "--data mnist.npz --results r --lr 2e-4"
-
-
-def test_mean_image_baseline_matches_numpy():
-    """MeanImage: the L2 distance of each test image to the mean of the normal training images."""
-    rng = np.random.RandomState(0)
-    train, test = rng.rand(30, 784), rng.rand(5, 784)
-    expected = np.sqrt(((test - train.mean(axis=0)) ** 2).sum(axis=1))
-    np.testing.assert_allclose(baselines.mean_image_distance(train, test), expected, rtol=1e-12)
 
 
 def test_validation_health_measures_the_template_in_the_networks_units(digit1):
