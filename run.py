@@ -1,14 +1,14 @@
 """ADAE on MNIST: parse flags into a RunConfig, then wire data -> experiment (model, training, evaluation)."""
 import argparse
 import dataclasses
-import functools
+import logging
 import os
 import sys
 
 os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")      # same seed, same data -> same scores
 
 EXIT_USAGE, EXIT_FAILED = 2, 1
-log = functools.partial(print, flush=True)
+logger = logging.getLogger("source.run")   # run.py's lines go where source's do (source.console)
 
 
 class UsageError(Exception):
@@ -81,7 +81,7 @@ def build_parser():
       "auto: bf16 where the CPU has AMX-BF16 or AVX512-BF16")
     a("--jobs", type=bounded(int, 1, 64), help="sweeps: sub-runs in N worker processes of cores / N threads (default "
       "2 where there are 2 cores or more, measured faster than one process of 2 threads; 1: one after another)")
-    a("--verbose", action="store_true", help="show TensorFlow's start-up lines and Python warnings")
+    a("--verbose", action="store_true", help="show TensorFlow's start-up lines, Python warnings and debug lines")
     a = p.add_argument_group("output and actions").add_argument
     a("--logdir", default="Checkpoint", help="root of TensorBoard logs and checkpoints")
     a("--results", default="results", help="root of result folders")
@@ -152,7 +152,8 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     from source.tf_setup import import_tensorflow
     import_tensorflow("--verbose" in argv)
-    from source import datamanager, experiment, inference, parallel, record, rundir, solver
+    from source import console, datamanager, experiment, inference, parallel, record, rundir, solver
+    console.setup("--verbose" in argv)
     from source.files import portable_command
     from source.rundir import RecordDir, RunDir
     name = None
@@ -165,7 +166,7 @@ def main(argv=None):
             earlier = RunDir(args.logdir, args.results, args.name) if args.name else None   # --name's folders
             if args.score_images:
                 rundir.check_trained(earlier)
-                return inference.score_new_images(earlier, args.score_images, log=log)
+                return inference.score_new_images(earlier, args.score_images)
             if (args.resume or args.test_only) and not args.part_of:
                 records = RecordDir(args.records, args.name) if args.records and args.resume else None
                 rundir.check_same_experiment(earlier, config, records)
@@ -176,9 +177,9 @@ def main(argv=None):
                 why = experiment.join_sweep(config, sweep, run, RecordDir(args.records, args.part_of)
                                             if args.records else None, args.resume)
                 if why:
-                    log(f"[sweep] {args.part_of}/{name}: {why}")
+                    logger.info(f"[sweep] {args.part_of}/{name}: {why}")
                     return 0
-            arrays, source = datamanager.load_data(args.source, args.dataset, log=log)
+            arrays, source = datamanager.load_data(args.source, args.dataset)
             datamanager.check_experiment(arrays, config.data)   # fails before any run starts
             load_from = earlier if args.test_only else None
             if not args.part_of:
@@ -192,7 +193,7 @@ def main(argv=None):
                 workers = (jobs, args.threads or max(1, (os.cpu_count() or 1) // jobs), parallel.part_argv(argv))
             experiment.run_all(config, arrays, source, run, resume=args.resume and (not args.part_of or run.has_state()),
                                load_from=load_from, records_root=args.records, part_of=args.part_of,
-                               workers=workers, log=log)
+                               workers=workers)
     except (UsageError, datamanager.DataError, rundir.FolderError, record.SchemaError, record.RecipeError) as err:
         return fail(err, EXIT_USAGE)
     except solver.Interrupted as err:

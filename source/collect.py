@@ -8,12 +8,16 @@ sweep.csv, sweep.md, sweep.png and report.md into results/NAME, as a sweep run s
 """
 import argparse
 import dataclasses
+import logging
 import os
 import sys
 
+from source import console
 from source.files import portable_command
 from source.record import RecipeError, SchemaError
 from source.rundir import RecordDir, RunDir, stored_config
+
+logger = logging.getLogger(__name__)
 
 
 def gather(run, records=None):
@@ -30,7 +34,7 @@ def gather(run, records=None):
     return dict(sorted(found.items(), key=lambda kv: (kv[1].digit, kv[1].seed)))
 
 
-def collect(name, results="results", logdir="Checkpoint", records_root=None, command="", log=print):
+def collect(name, results="results", logdir="Checkpoint", records_root=None, command=""):
     """Write the sweep files of NAME from every sub-run found; returns the table. ValueError when none, and
     RecipeError naming the first sub-run made with another recipe than the sweep's (none is mixed in)."""
     from source import experiment   # TensorFlow (the figures and the table's writer), imported quietly by main
@@ -45,9 +49,9 @@ def collect(name, results="results", logdir="Checkpoint", records_root=None, com
     for sub, summary in summaries.items():
         config.check_recipe(summary.config, f"sub-run {sub} of {name}")
     os.makedirs(run.results, exist_ok=True)
-    log(f"[collect] {name}: {len(summaries)} sub-runs")
+    logger.info(f"[collect] {name}: {len(summaries)} sub-runs")
     return experiment.finish_sweep(dataclasses.replace(config, command=command or config.command),
-                                   list(summaries.values()), run, log)
+                                   list(summaries.values()), run)
 
 
 def main(argv=None):
@@ -61,6 +65,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     from source.tf_setup import import_tensorflow
     import_tensorflow(args.verbose)
+    console.setup(args.verbose)
     try:
         collect(args.name, args.results, args.logdir, args.records,
                 command="python -m source.collect " + portable_command(argv))

@@ -3,6 +3,7 @@ import contextlib
 import dataclasses
 import gzip
 import io
+import logging
 import os
 import socket
 import struct
@@ -10,6 +11,8 @@ import struct
 import numpy as np
 
 from source.files import portable_path
+
+logger = logging.getLogger(__name__)
 
 SPLIT_SEED = 20190219     # fixed: every run tests on the same images, whatever --seed
 VALID_SHARE = 0.1         # share of the normal training images held out for the threshold
@@ -191,7 +194,7 @@ def load_embedded():
     return x[~test_mask], y[~test_mask], x[test_mask], y[test_mask]
 
 
-def load_data(data="auto", dataset="mnist", log=print):
+def load_data(data="auto", dataset="mnist"):
     """Walk the sources (path, Debian's Fashion-MNIST, Keras cache/download, embedded MNIST).
 
     Returns the checked arrays and a source dict saying which source was used and why.
@@ -211,7 +214,7 @@ def load_data(data="auto", dataset="mnist", log=print):
     elif spec.system and os.path.isdir(spec.system):
         arrays = load_idx_folder(spec.system)
         source = {"name": "debian", "path": portable_path(spec.system),
-                  "reason": f"the system package's IDX files"}
+                  "reason": "the system package's IDX files"}
     else:
         cache = keras_cache_path(dataset)
         try:
@@ -227,7 +230,7 @@ def load_data(data="auto", dataset="mnist", log=print):
                       "reason": f"no Keras cache ({portable_path(cache)}) and the download failed ({err}); "
                                 "using the embedded subset instead"}
     source["dataset"] = dataset
-    log(f"[data] {describe(source)}")
+    logger.info(f"[data] {describe(source)}")
     return check_arrays(*arrays), source
 
 

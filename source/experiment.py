@@ -3,6 +3,7 @@
 `config` is a record.RunConfig, built once by run.py from the flags; nothing here reads flags.
 """
 import dataclasses
+import logging
 import os
 import platform
 import time
@@ -10,10 +11,12 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from source import baselines, board, datamanager, metrics, parallel, report, solver, sweep
+from source import baselines, board, console, datamanager, metrics, parallel, report, solver, sweep
 from source.neuralnet import ADAE, cpu_flags, cpuinfo_field
 from source.record import Summary
 from source.rundir import FolderError, RecordDir, stored_config
+
+logger = logging.getLogger(__name__)
 
 
 def build_model(config, seed=None, objective=None):
@@ -23,7 +26,7 @@ def build_model(config, seed=None, objective=None):
                 keep_checkpoints=config.training.keep_checkpoints)
 
 
-def run_one(config, arrays, source, run, resume=False, load_from=None, log=print):
+def run_one(config, arrays, source, run, resume=False, load_from=None):
     """Train ADAE as config says, on its one digit with its one seed (resume: from run's checkpoint;
     load_from: no training, the final checkpoint of that earlier run), evaluate it and the baselines, write
     run's folders; return its Summary."""
@@ -41,10 +44,10 @@ def run_one(config, arrays, source, run, resume=False, load_from=None, log=print
     t = time.time()
     model = build_model(config)
     timings["graph_build"] = time.time() - t
-    log(f"[model] {model.arch} arch, {model.objective} objective, score {model.anomaly_score}; "
+    logger.info(f"[model] {model.arch} arch, {model.objective} objective, score {model.anomaly_score}; "
         f"parameters G {model.n_params_g:,}  D {model.n_params_d:,}; {model.precision['used']}")
     c = data.counts()
-    log(f"[data] --{data.protocol} {class_names[digit]}: {c['train_normal']:,} training and {c['valid_normal']:,} "
+    logger.info(f"[data] --{data.protocol} {class_names[digit]}: {c['train_normal']:,} training and {c['valid_normal']:,} "
         f"validation normals, {c['dev_anomalous']} development anomalies; test {c['test']:,} images, "
         f"{c['test_anomalous']:,} anomalous")
 
@@ -53,10 +56,10 @@ def run_one(config, arrays, source, run, resume=False, load_from=None, log=print
         found, path = model.load(load_from.log)
         if not found:
             raise solver.TrainingError(f"run {load_from.name!r} has no checkpoint in {load_from.log}")
-        log(f"[test] evaluating {path}")
+        logger.info(f"[test] evaluating {path}")
         history = load_from.read_state()["history"]
     else:
-        history = solver.train(model, data, run, config.training, resume=resume, log=log)
+        history = solver.train(model, data, run, config.training, resume=resume)
     timings["training"] = time.time() - t
     seconds = sum(h["seconds"] for h in history)
     trained = sum(h["images_per_second"] * h["seconds"] for h in history)
@@ -86,14 +89,14 @@ def run_one(config, arrays, source, run, resume=False, load_from=None, log=print
     bars = {"ADAE": result["AUROC"], **{m: r["AUROC"] for m, r in baseline_results.items()}}
     summary.figures = solver.draw_figures(
         model, data, run, scored, history, class_names, bars=bars,
-        bars_title=f"--{data.protocol} {class_names[digit]}: test AUROC", log=log)
+        bars_title=f"--{data.protocol} {class_names[digit]}: test AUROC")
     model.close()
     timings["plotting"] = time.time() - t
     run.write_summary(summary)
     run.write_report(report.run_report(summary, run))
     write_board_report(run.log, step, summary)
-    log_table(summary, log)
-    log(f"[test] results: {run.results}  (report.md)")
+    log_table(summary)
+    logger.info(f"[test] results: {run.results}  (report.md)")
     return summary
 
 
@@ -122,7 +125,8 @@ def run_baselines(config, data, run):
     ae = build_model(config, objective="autoencoder")
     ae_run = run.sub("conv_ae")
     training = dataclasses.replace(config.training, test_curve=False)   # ADAE's diagnostic only
-    solver.train(ae, data, ae_run, training, log=lambda line: None, resume=ae_run.has_state())
+    with console.warnings_only(solver.__name__):   # ConvAE's epoch lines would read as ADAE's
+        solver.train(ae, data, ae_run, training, resume=ae_run.has_state())
     results["ConvAE"] = metrics.ranking_metrics(data.anomalous_test, ae.run_scores(data.x_test, names=("x_gx",))["x_gx"])
     ae.close()
     seconds["ConvAE"] = time.time() - t
@@ -130,15 +134,15 @@ def run_baselines(config, data, run):
     return results, info
 
 
-def log_table(summary, log):
+def log_table(summary):
     """The run's last lines: each method's AUROC and AUPRC, then ADAE's threshold metrics."""
     rows = summary.methods()
     if len(rows) > 1:
-        log(f"[test] {'method':16s} AUROC   AUPRC")
+        logger.info(f"[test] {'method':16s} AUROC   AUPRC")
         for method, r in rows:
-            log(f"[test] {method:16s} {r['AUROC']:.4f}  {r['AUPRC']:.4f}")
+            logger.info(f"[test] {method:16s} {r['AUROC']:.4f}  {r['AUPRC']:.4f}")
     m = summary.metrics
-    log(f"[test] AUROC {m['AUROC']:.4f}  AUPRC {m['AUPRC']:.4f}  F1 {m['F1']:.4f} (threshold {m['threshold']:.4f})")
+    logger.info(f"[test] AUROC {m['AUROC']:.4f}  AUPRC {m['AUPRC']:.4f}  F1 {m['F1']:.4f} (threshold {m['threshold']:.4f})")
 
 
 def write_board_report(log_dir, step, summary):
@@ -162,7 +166,7 @@ def sub_name(protocol, digit, seed):
 
 
 def run_all(config, arrays, source, run, resume=False, load_from=None, records_root=None, part_of=None,
-            workers=None, log=print):
+            workers=None):
     """Every (digit, seed) of the config: one run, or a sweep whose sub-runs live in run's folders.
 
     One run: part_of names the sweep it is one job-array task of (its record then goes to that sweep's
@@ -173,7 +177,7 @@ def run_all(config, arrays, source, run, resume=False, load_from=None, records_r
     records_root every finished sub-run's summary is also written there. Returns the Summaries."""
     runs = config.runs()
     if len(runs) == 1:
-        summary = run_one(config, arrays, source, run, resume, load_from, log)
+        summary = run_one(config, arrays, source, run, resume, load_from)
         if records_root and part_of:
             RecordDir(records_root, part_of).write(run.name, summary)
         return [summary]
@@ -184,17 +188,17 @@ def run_all(config, arrays, source, run, resume=False, load_from=None, records_r
     for sub in subs:
         summary, why = kept(sub, records, resume, config, run.name)
         if summary:
-            log(f"[sweep] {sub.name}: {why}")
+            logger.info(f"[sweep] {sub.name}: {why}")
         summaries.append(summary)
     todo = [i for i, summary in enumerate(summaries) if not summary]   # indices of the sub-runs to run now
     jobs, threads, argv = workers or (1, config.machine.threads, None)
-    project_sweep(config, arrays, [runs[i] for i in todo], jobs, threads, log)
+    project_sweep(config, arrays, [runs[i] for i in todo], jobs, threads)
     t_start = time.time()
     if workers:
         commands = {subs[i].name: parallel.child_command(argv, config.data.protocol, *runs[i], run.name, threads,
                                                          resume=os.path.exists(subs[i].results)) for i in todo}
-        status = parallel.run_subprocesses(commands, jobs, run.log, log)
-        log(f"[sweep] {len(commands)} sub-runs in {(time.time() - t_start) / 60:.1f} min wall time")
+        status = parallel.run_subprocesses(commands, jobs, run.log)
+        logger.info(f"[sweep] {len(commands)} sub-runs in {(time.time() - t_start) / 60:.1f} min wall time")
         failed = sorted(label for label, code in status.items() if code)
         if failed:
             raise solver.TrainingError(f"sub-runs {', '.join(failed)} failed (their logs: {run.log}); "
@@ -204,13 +208,13 @@ def run_all(config, arrays, source, run, resume=False, load_from=None, records_r
     else:
         for done, i in enumerate(todo):
             sub = subs[i]
-            summaries[i] = run_one(config.one(*runs[i]), arrays, source, sub, resume and sub.has_state(), None, log)
+            summaries[i] = run_one(config.one(*runs[i]), arrays, source, sub, resume and sub.has_state(), None)
             left = (time.time() - t_start) / (done + 1) * (len(todo) - done - 1)   # from runs trained now only
-            log(f"[sweep] {len(runs) - len(todo) + done + 1}/{len(runs)} runs done; about {left / 60:.0f} min left")
+            logger.info(f"[sweep] {len(runs) - len(todo) + done + 1}/{len(runs)} runs done; about {left / 60:.0f} min left")
     for sub, summary in zip(subs, summaries):
         if records and not records.has(sub.name):
             records.write(sub.name, summary)
-    finish_sweep(config, summaries, run, log)
+    finish_sweep(config, summaries, run)
     return summaries
 
 
@@ -255,7 +259,7 @@ PROJECTION_WARMUP, PROJECTION_TIMED = 3, 10   # iterations a sweep's projection 
 CONVAE_COST = 1 / 3   # ConvAE's (G alone) training time per iteration, as a share of ADAE's
 
 
-def project_sweep(config, arrays, todo, jobs=1, threads=0, log=print):
+def project_sweep(config, arrays, todo, jobs=1, threads=0):
     """Before a sweep trains: time a few training iterations of its model on this machine and print the
     projected wall time of the sub-runs still to do (training, and ConvAE's with --baselines, at about a
     third of ADAE's cost per iteration; evaluation and classic baselines come on top). Returns
@@ -278,7 +282,7 @@ def project_sweep(config, arrays, todo, jobs=1, threads=0, log=print):
         n_train = len(datamanager.split_indices(y_train, y_test, normal, config.data.split)["train"])
         iterations += config.training.total_steps(n_train)
     seconds = per_iteration * iterations * (1 + CONVAE_COST if config.training.baselines else 1) / max(1, jobs)
-    log(f"[sweep] {len(todo)} sub-runs to train, {iterations:,} iterations at {1 / per_iteration:.1f}/s measured "
+    logger.info(f"[sweep] {len(todo)} sub-runs to train, {iterations:,} iterations at {1 / per_iteration:.1f}/s measured "
         f"here ({jobs} at a time): about {seconds / 60:.0f} min of training, plus evaluation and baselines")
     return {"iterations": iterations, "per_iteration": per_iteration, "seconds": seconds}
 
@@ -297,7 +301,7 @@ def start_sweep(config, run, records=None):
         records.write_config(config)
 
 
-def finish_sweep(config, summaries, run, log=print):
+def finish_sweep(config, summaries, run):
     """sweep.csv, sweep.md, sweep.png and report.md of a sweep from its sub-runs' Summaries; returns the table."""
     rows = [row for s in summaries for row in sweep.rows_of(s)]
     class_names = datamanager.CLASS_NAMES[config.data.dataset]
@@ -305,6 +309,6 @@ def finish_sweep(config, summaries, run, log=print):
     tab = sweep.write(rows, run, protocol, class_names)
     run.write_report(report.sweep_report(config, run, sweep.markdown(tab, protocol, class_names), summaries))
     for method, per_class in tab.items():
-        log(f"[sweep] {method:16s} mean AUROC {np.mean([v[0] for v in per_class.values()]):.4f}")
-    log(f"[sweep] results: {run.results}  (report.md)")
+        logger.info(f"[sweep] {method:16s} mean AUROC {np.mean([v[0] for v in per_class.values()]):.4f}")
+    logger.info(f"[sweep] results: {run.results}  (report.md)")
     return tab

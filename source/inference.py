@@ -1,10 +1,13 @@
 """Score new images with a trained run: read PNG/JPEG files, folders of them, or .npy/.npz arrays."""
+import logging
 import os
 
 import numpy as np
 
 from source import datamanager, metrics, plots
 from source.datamanager import DataError
+
+logger = logging.getLogger(__name__)
 
 SIZE = (28, 28)
 
@@ -94,7 +97,7 @@ def percentile_of(scores, reference):
     return 100.0 * np.searchsorted(reference, scores, side="right") / len(reference)
 
 
-def score_new_images(run, path, log=print):
+def score_new_images(run, path):
     """--score-images: score the images at path with run's checkpoint, threshold and validation scores; write
     score_<input>/scores.csv and most_anomalous.png into run's results folder. Bad input: DataError."""
     from source.neuralnet import ADAE
@@ -104,9 +107,9 @@ def score_new_images(run, path, log=print):
     # files are 8-bit; arrays are scaled the way the run scaled its data
     x = datamanager.scale(pixels, summary.config.data.datnorm if is_array else True)
     for line in notes:
-        log(f"[score] note: {line}")
+        logger.info(f"[score] note: {line}")
     for line in skipped:
-        log(f"[score] skipped: {line}")
+        logger.info(f"[score] skipped: {line}")
     model = ADAE(summary.config.model)   # the model config alone rebuilds the graph; weights from the checkpoint
     found, checkpoint = model.load(run.log)
     if not found:
@@ -124,7 +127,7 @@ def score_new_images(run, path, log=print):
                        f"most anomalous of {len(score)} (threshold {threshold:.3g})",
                        os.path.join(out_dir, "most_anomalous.png"))
     model.close()
-    log(f"[score] {len(score)} images scored with {checkpoint}; {int(verdicts.sum())} above the threshold "
+    logger.info(f"[score] {len(score)} images scored with {checkpoint}; {int(verdicts.sum())} above the threshold "
         f"{threshold:.4f}")
-    log(f"[score] results: {out_dir}")
+    logger.info(f"[score] results: {out_dir}")
     return 0

@@ -2,12 +2,15 @@
 process, with its own TensorFlow runtime and its share of the cores, so one sub-run's crash or leak cannot
 take the others, and two one-thread runs can keep two cores busy. The table is then built as a straight
 sweep builds it."""
+import logging
 import os
 import subprocess
 import sys
 import time
 
 from source import solver
+
+logger = logging.getLogger(__name__)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -45,7 +48,7 @@ def child_command(base_argv, protocol, digit, seed, name, threads, resume):
             + (["--resume"] if resume else []))
 
 
-def run_subprocesses(commands, jobs, log_dir, log=print):
+def run_subprocesses(commands, jobs, log_dir):
     """Run {label: command} with at most `jobs` at once, each one's output in log_dir/<label>.log; a SIGINT
     or SIGTERM is passed on to the running ones, which checkpoint, and then raises solver.Interrupted.
     Returns {label: exit status}."""
@@ -58,7 +61,7 @@ def run_subprocesses(commands, jobs, log_dir, log=print):
                     forwarded.add(label)
             while pending and len(running) < jobs and not stop.signum:
                 label, command = pending.pop(0)
-                log(f"[sweep] {label}: started in its own process")
+                logger.info(f"[sweep] {label}: started in its own process")
                 with open(os.path.join(log_dir, label + ".log"), "a") as out:   # the child holds its own copy
                     running[label] = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                                       start_new_session=True)
@@ -68,7 +71,7 @@ def run_subprocesses(commands, jobs, log_dir, log=print):
                     del running[label]
                     with open(os.path.join(log_dir, label + ".log")) as f:
                         tail = f.read().strip().splitlines()[-1:] or [""]
-                    log(f"[sweep] {label}: " + ("done" if proc.returncode == 0 else
+                    logger.info(f"[sweep] {label}: " + ("done" if proc.returncode == 0 else
                                                 f"exit {proc.returncode}: {tail[0]}"))
             if stop.signum and not running:
                 raise solver.Interrupted(stop.signum, None)

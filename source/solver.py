@@ -1,4 +1,5 @@
 """Training loop and evaluation: TensorBoard summaries, checkpoints, metrics, result files."""
+import logging
 import os
 import signal
 import sys
@@ -10,6 +11,8 @@ import tensorflow as tf
 from source import baselines, board, metrics, plots
 from source.config import TrainingConfig  # noqa: F401  (solver.TrainingConfig: the loop's settings)
 from source.neuralnet import RANGE
+
+logger = logging.getLogger(__name__)
 
 tf1 = tf.compat.v1
 N_RESTORATION = 6        # validation images shown in the restoration grids
@@ -92,11 +95,11 @@ def _set_rng_state(rng, state):
     rng.set_state((name, np.asarray(keys, np.uint32), pos, has_gauss, cached))
 
 
-def train(model, data, run, config=TrainingConfig(), resume=False, log=print):
+def train(model, data, run, config=TrainingConfig(), resume=False):
     """Train D then G on each batch for config.epoch epochs, or config.steps iterations when given (the last
     epoch then ends early); checkpoints and TensorBoard events go to run.log, per-epoch restoration
     figures to run.results; return the per-epoch history."""
-    loop = Training(model, data, run, config, resume, log)
+    loop = Training(model, data, run, config, resume)
     with StopFlag() as stop:
         for epoch in range(loop.start_epoch, loop.epochs):
             t_epoch, rng_epoch_start = time.time(), _rng_state(loop.rng)
@@ -130,8 +133,8 @@ class Training:
     the development (and test-split diagnostic) curves, the last checkpoint, the TensorBoard writer; and the
     loop's named pieces (one iteration, a development look, the end of an epoch, a stop on a signal)."""
 
-    def __init__(self, model, data, run, config, resume, log):
-        self.model, self.data, self.run, self.config, self.log = model, data, run, config, log
+    def __init__(self, model, data, run, config, resume):
+        self.model, self.data, self.run, self.config = model, data, run, config
         os.makedirs(run.log, exist_ok=True)
         os.makedirs(run.restoration_dir, exist_ok=True)
         self.rng = np.random.RandomState(config.seed)
@@ -160,7 +163,7 @@ class Training:
         self.history, self.skip, self.sums = state["history"], state["batches_done"], state["sums"]
         self.step, self.start_epoch = (int(v) for v in self.model.sess.run([self.model.global_step,
                                                                             self.model.epoch]))
-        self.log(f"[train] resumed from {self.last_ckpt} at epoch {self.start_epoch + 1}, step {self.step}")
+        logger.info(f"[train] resumed from {self.last_ckpt} at epoch {self.start_epoch + 1}, step {self.step}")
         return state
 
     def iteration(self, x):
@@ -203,7 +206,7 @@ class Training:
         dev_aurocs = health["dev_auroc_per_score"]
         valid, dev_auroc = health["valid"][model.anomaly_score], dev_aurocs[model.anomaly_score]
         if (epoch + 1) % self.draw_every == 0 or epoch + 1 == self.epochs:
-            _draw(f"restoration/epoch_{epoch + 1:04d}", lambda: self.restorations(epoch, valid), {}, self.log)
+            _draw(f"restoration/epoch_{epoch + 1:04d}", lambda: self.restorations(epoch, valid), {})
         k_t = float(model.sess.run(model.k))
         self.writer.add_summary(model.sess.run(model.summary_epoch, {
             model.valid_scores_in: valid, model.valid_auroc_in: dev_auroc}), self.step)
@@ -218,7 +221,7 @@ class Training:
         record["extra_seconds"] = time.time() - t_extra
         self.checkpoint({"rng": _rng_state(self.rng), "batches_done": 0, "sums": None})
         self.writer.flush()
-        self.log(f"[train] epoch {epoch + 1:4d}/{self.epochs}  iter {self.step:6d}  loss_g {record['loss_g']:.4f}  "
+        logger.info(f"[train] epoch {epoch + 1:4d}/{self.epochs}  iter {self.step:6d}  loss_g {record['loss_g']:.4f}  "
                  f"loss_d {record['loss_d']:.4f}  k_t {k_t:.3f}  b {record['g_lr_share']:.2f}  "
                  f"valid {record['valid_score']:.3f}  dev AUROC {dev_auroc:.3f}  rec G {health['rec_g']:.2f} "
                  f"D {health['rec_d']:.2f} template {self.template_error:.2f}  {seconds:5.1f}s  "
@@ -289,7 +292,7 @@ def evaluate(model, data, run):
     return result, timings, {"test": test, "threshold": threshold, "predicted": predicted}
 
 
-def draw_figures(model, data, run, scored, history=None, class_names=None, bars=None, bars_title="", log=print):
+def draw_figures(model, data, run, scored, history=None, class_names=None, bars=None, bars_title=""):
     """Every figure of a run, each on its own: one that fails is named on one line and the others are still
     drawn. Sample grids of an empty category are stated, not drawn. Returns {"failed": {figure: error},
     "empty_grids": {grid: title}} for report.md and summary.json."""
@@ -327,18 +330,18 @@ def draw_figures(model, data, run, scored, history=None, class_names=None, bars=
         jobs.append((f"grids/{grid_name}", grid))
     failed = {}
     for figure, draw in jobs:
-        _draw(figure, draw, failed, log)
+        _draw(figure, draw, failed)
     writer.close()
     return {"failed": failed, "empty_grids": empty}
 
 
-def _draw(figure, draw, failed, log):
+def _draw(figure, draw, failed):
     """Draw one figure; one that fails is named on one line and in `failed`, and never costs the run."""
     try:
         draw()
     except Exception as err:
         failed[figure] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-        log(f"[figures] {figure} failed: {failed[figure]}")
+        logger.warning(f"[figures] {figure} failed: {failed[figure]}")
 
 
 def _class_name(label, class_names):

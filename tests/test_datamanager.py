@@ -235,21 +235,20 @@ def test_wrong_image_size_and_label_count_are_refused():
         dm.check_arrays(np.zeros((4, 28, 28)), y[:3], np.zeros((4, 28, 28)), y)
 
 
-def test_auto_falls_back_to_embedded_and_says_why(monkeypatch):
+def test_auto_falls_back_to_embedded_and_says_why(monkeypatch, logged):
     """When Keras cannot load MNIST, auto uses the embedded subset and logs the reason."""
     def offline(*args, **kwargs):
         raise OSError("network unreachable")
     monkeypatch.setattr(dm, "load_keras", offline)
-    lines = []
-    arrays, source = dm.load_data("auto", log=lines.append)
+    arrays, source = dm.load_data("auto")
     assert source["name"] == "embedded" and "network unreachable" in source["reason"]
-    assert "embedded" in lines[0] and len(arrays[0]) == 4000
+    assert "embedded" in logged.lines[0] and len(arrays[0]) == 4000
 
 
 @pytest.mark.skipif(not os.path.isdir(dm.DATASETS["fashion_mnist"].system), reason="Debian's dataset-fashion-mnist is not installed")
 def test_fashion_mnist_from_debian_idx_files():
     """The real Fashion-MNIST IDX files load through the IDX reader: 60,000 + 10,000, 6,000 per class."""
-    (x_train, y_train, x_test, y_test), source = dm.load_data("auto", "fashion_mnist", log=lambda s: None)
+    (x_train, y_train, x_test, y_test), source = dm.load_data("auto", "fashion_mnist")
     assert source["name"] == "debian"
     assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)
     assert np.bincount(y_train).tolist() == [6000] * 10
@@ -259,7 +258,7 @@ def test_fashion_mnist_from_debian_idx_files():
 def test_embedded_is_mnist_only():
     """--data embedded with Fashion-MNIST is refused."""
     with pytest.raises(dm.DataError, match="MNIST only"):
-        dm.load_data("embedded", "fashion_mnist", log=lambda s: None)
+        dm.load_data("embedded", "fashion_mnist")
 
 
 FULL_MNIST = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",

@@ -310,8 +310,7 @@ def test_inference_matches_training_output_after_training(digit1):
     import tempfile
     model = ADAE(ModelConfig(), seed=0)   # the default recipe
     with tempfile.TemporaryDirectory() as tmp:
-        solver.train(model, digit1, RunDir(tmp, tmp, "bn"), solver.TrainingConfig(steps=150, batch=32),
-                     log=lambda s: None)
+        solver.train(model, digit1, RunDir(tmp, tmp, "bn"), solver.TrainingConfig(steps=150, batch=32))
     x = digit1.x_train[:256]
     train_out, test_out = model.sess.run([model.g_x, model.g_x_test], {model.x: x})
     x_net = model.sess.run(model.x_net, {model.x: x})

@@ -92,21 +92,21 @@ def test_part_argv_drops_what_chooses_the_sub_runs():
     assert parallel.part_argv(argv) == ["--lr", "2e-4"]
 
 
-def test_sweep_projects_its_time_from_a_measurement(embedded):
+def test_sweep_projects_its_time_from_a_measurement(embedded, logged):
     """The projection counts the iterations still to do (2 epochs of 360 images in batches of 64 = 12 per
     sub-run, two sub-runs) and divides by the number of workers."""
     import dataclasses
     from tests.conftest import SHORT
     from source import experiment
-    lines = []
+    lines = logged.lines
     config = dataclasses.replace(SHORT, training=dataclasses.replace(SHORT.training, steps=None, epoch=2, batch=64))
-    one = experiment.project_sweep(config, embedded, [(7, 0), (7, 1)], jobs=1, log=lines.append)
+    one = experiment.project_sweep(config, embedded, [(7, 0), (7, 1)], jobs=1)
     assert one["iterations"] == 24 and one["seconds"] == pytest.approx(24 * one["per_iteration"], rel=1e-12)
     assert "2 sub-runs to train, 24 iterations" in lines[0] and "(1 at a time)" in lines[0]
     assert f"at {1 / one['per_iteration']:.1f}/s measured" in lines[0]
-    two = experiment.project_sweep(config, embedded, [(7, 0), (7, 1)], jobs=2, log=lines.append)
+    two = experiment.project_sweep(config, embedded, [(7, 0), (7, 1)], jobs=2)
     assert two["seconds"] == pytest.approx(24 * two["per_iteration"] / 2, rel=1e-12) and "(2 at a time)" in lines[1]
-    assert experiment.project_sweep(config, embedded, [], log=lines.append)["seconds"] == 0.0 and len(lines) == 2
+    assert experiment.project_sweep(config, embedded, [])["seconds"] == 0.0 and len(lines) == 2
 
 
 def test_configs_take_their_owners_defaults_and_round_trip():

@@ -2,6 +2,7 @@
 import csv
 import glob
 import json
+import logging
 import os
 import shutil
 import signal
@@ -13,7 +14,7 @@ import pytest
 
 import run
 from source.rundir import RunDir
-from tests.conftest import SWEEP_FLAGS, assert_same_scores, assert_same_sweep_table
+from tests.conftest import SWEEP_FLAGS, Lines, assert_same_scores, assert_same_sweep_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARTIFACTS = ["summary.json", "scores.csv", "box_plot.png", "roc_curve.png", "pr_curve.png",
@@ -341,7 +342,7 @@ def test_non_finite_loss_stops_with_step_and_checkpoint(digit1, tmp_path):
     model = ADAE()
     with pytest.raises(solver.TrainingError, match="non-finite loss at step 1.*last good checkpoint: none"):
         solver.train(model, data, RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "nan"),
-                     solver.TrainingConfig(epoch=1), log=lambda s: None)
+                     solver.TrainingConfig(epoch=1))
     model.close()
 
 
@@ -396,7 +397,7 @@ def test_steps_budget_overrides_epochs(digit1, tmp_path):
     from source.neuralnet import ADAE
     model = ADAE(seed=0)
     history = solver.train(model, digit1, RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "steps"),
-                           solver.TrainingConfig(epoch=100, steps=8, batch=64), log=lambda s: None)
+                           solver.TrainingConfig(epoch=100, steps=8, batch=64))
     assert [h["step"] for h in history] == [6, 8] and [h["epoch"] for h in history] == [1, 2]
     assert model.sess.run(model.global_step) == 8
     # the short last epoch's rate counts its own 128 images (2 batches of 64), not an epoch's 360
@@ -411,15 +412,17 @@ def _stop_then_resume(tmp_path, flags, straight, stop_when, monkeypatch, capsys)
     and 1). Returns the stopped-folder and resumed outputs for the caller's own checks."""
     flags = flags + ["--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")]
     named = flags + ["--name", "stopped"]
-    lines = []
+    lines = Lines()   # SIGTERM from a logging handler, at the first line stop_when accepts
 
-    def log(line):
-        print(line, flush=True)
-        lines.append(line)
-        if stop_when(line) and len([x for x in lines if stop_when(x)]) == 1:
+    def on_line(line):
+        if stop_when(line) and len([x for x in lines.lines if stop_when(x)]) == 1:
             os.kill(os.getpid(), signal.SIGTERM)
-    monkeypatch.setattr(run, "log", log)
-    assert run.main(named) == 143
+    lines.on_line = on_line
+    logging.getLogger("source").addHandler(lines)
+    try:
+        assert run.main(named) == 143
+    finally:
+        logging.getLogger("source").removeHandler(lines)
     err = capsys.readouterr().err
     assert "--resume" in err and "--name stopped" in err
     assert not (tmp_path / "r" / "stopped" / "sweep.csv").exists()

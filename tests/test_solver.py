@@ -48,7 +48,7 @@ def test_empty_grid_category_is_stated_not_drawn(digit1, tmp_path):
     record, in report.md and in TensorBoard text; every other figure is drawn."""
     model, run, result, scored = _evaluated(digit1, tmp_path)
     scored["predicted"] = np.zeros_like(scored["predicted"])
-    figures = solver.draw_figures(model, digit1, run, scored, log=lambda s: None)
+    figures = solver.draw_figures(model, digit1, run, scored)
     model.close()
     assert set(figures["empty_grids"]) == {"normal_as_anomalous", "anomalous_as_anomalous"}
     assert figures["failed"] == {}
@@ -73,7 +73,7 @@ def _summary(result, figures):
                          "test_anomalous": 1})
 
 
-def test_a_failing_figure_is_named_and_the_others_drawn(digit1, tmp_path, monkeypatch):
+def test_a_failing_figure_is_named_and_the_others_drawn(digit1, tmp_path, monkeypatch, logged):
     """The box plot raises: it is named in the log and the record; the ROC curve and grids still exist."""
     from source import plots
     model, run, result, scored = _evaluated(digit1, tmp_path)
@@ -81,11 +81,10 @@ def test_a_failing_figure_is_named_and_the_others_drawn(digit1, tmp_path, monkey
     def broken(*args, **kwargs):
         raise RuntimeError("no font")
     monkeypatch.setattr(plots, "box_plot", broken)
-    lines = []
-    figures = solver.draw_figures(model, digit1, run, scored, log=lines.append)
+    figures = solver.draw_figures(model, digit1, run, scored)
     model.close()
     assert figures["failed"] == {"box_plot": "RuntimeError: no font"}
-    assert lines == ["[figures] box_plot failed: RuntimeError: no font"]
+    assert logged.lines == ["[figures] box_plot failed: RuntimeError: no font"]
     assert os.path.isfile(run.figure("roc_curve")) and os.path.isfile(run.figure("grids/normal_as_normal"))
     assert "Not drawn: the figure failed (RuntimeError: no font)" in report.run_report(_summary(result, figures), run)
 
@@ -99,8 +98,7 @@ def test_run_keeps_its_evaluation_when_every_grid_fails(embedded, tmp_path, monk
         raise ValueError("input depth must be evenly divisible by filter depth")
     monkeypatch.setattr(plots, "example_grid", broken)
     run = RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "broken")
-    summary = experiment.run_one(SHORT.one(1, 0), embedded, {"name": "embedded", "reason": "test"}, run,
-                                 log=lambda s: None)
+    summary = experiment.run_one(SHORT.one(1, 0), embedded, {"name": "embedded", "reason": "test"}, run)
     on_disk = json.loads(open(run.summary_path).read())
     assert on_disk["metrics"]["AUROC"] == summary.metrics["AUROC"]
     assert sorted(on_disk["figures"]["failed"]) == [f"grids/{g}" for g in sorted(
@@ -117,13 +115,12 @@ def test_signal_during_the_last_epochs_extras_is_honoured(digit1, tmp_path, monk
     signal_on_call(solver, "validation_health", signal.SIGINT, 2)   # the second (the last) epoch's evaluation
     model = ADAE(seed=0)
     with pytest.raises(solver.Interrupted) as caught:
-        solver.train(model, digit1, run, solver.TrainingConfig(epoch=2, batch=128), log=lambda s: None)
+        solver.train(model, digit1, run, solver.TrainingConfig(epoch=2, batch=128))
     model.close()
     assert caught.value.checkpoint.endswith("model.ckpt-6") and caught.value.signum == signal.SIGINT
     monkeypatch.undo()
     model = ADAE(seed=0)
-    history = solver.train(model, digit1, run, solver.TrainingConfig(epoch=2, batch=128), resume=True,
-                           log=lambda s: None)
+    history = solver.train(model, digit1, run, solver.TrainingConfig(epoch=2, batch=128), resume=True)
     assert [h["step"] for h in history] == [3, 6] and model.sess.run(model.global_step) == 6
     model.close()
 
@@ -210,8 +207,7 @@ def test_test_curve_is_recorded_and_read_by_nothing(embedded, tmp_path):
     for on in (False, True):
         config = dataclasses.replace(SHORT, training=dataclasses.replace(SHORT.training, test_curve=on)).one(1, 0)
         run = RunDir(str(tmp_path / f"c{on}"), str(tmp_path / f"r{on}"), "curve")
-        runs[on] = (experiment.run_one(config, embedded, {"name": "embedded", "reason": "test"}, run,
-                                       log=lambda s: None), run)
+        runs[on] = (experiment.run_one(config, embedded, {"name": "embedded", "reason": "test"}, run), run)
     (off, run_off), (on, run_on) = runs[False], runs[True]
     assert off.test_curve == [] and [p["step"] for p in on.test_curve] == [4]
     assert set(on.test_curve[0]["test_auroc_per_score"]) == {"x_dgx", "x_gx", "x_dx", "gx_dgx"}
