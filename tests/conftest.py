@@ -4,6 +4,7 @@ straight sweep, and the comparisons of sweep tables and scores across processes.
 The README's test command runs the suite in two processes (pytest-xdist, `-n 2 --dist loadgroup`): the tests
 that share an expensive fixture (the straight sweep, test_run's e2e run) are grouped so that each group's
 fixture is built once, in one process."""
+import logging
 import os
 import sys
 
@@ -26,6 +27,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "xdist_group(name): tests that share a run (pytest-xdist's marker)")
 
 
+@pytest.hookimpl(tryfirst=True)   # before pytest-xdist's own hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(items):
     """Each test that uses a shared run goes to that run's xdist group (one process builds it once)."""
     for item in items:
@@ -52,6 +54,31 @@ def digit1(embedded):
 def batch():
     """A fixed batch of 8 images in [0, 1]."""
     return np.random.RandomState(0).rand(8, 28, 28, 1).astype(np.float32)
+
+
+class Lines(logging.Handler):
+    """Collects the messages of source's loggers; on_line(message), when set, sees each as it comes."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines, self.on_line = [], None
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+        if self.on_line:
+            self.on_line(record.getMessage())
+
+
+@pytest.fixture
+def logged():
+    """What source's loggers say during the test (info and above), in order: .lines, and .on_line."""
+    handler, logger = Lines(), logging.getLogger("source")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(level)
 
 
 @pytest.fixture
