@@ -1,7 +1,7 @@
 """The recipe study: ADAE's G/D balance chosen on the development AUROC, never on the test split.
 
     python -m source.study run --data PATH [--steps 1000] [--stage NAME] [--case NAME] [--root study]
-    python -m source.study table [--root study]     # the Markdown table docs/study.md shows
+    python -m source.study table [--root study] [--readme README.md]   # docs/study.md's table; README blocks
 
 Each (case, recipe, seed) is one ordinary `run.py` run in its own process, named study_<case>_<recipe> for
 seed 0 and study_<case>_<recipe>_seed<K> for seed K, so a stopped study resumes by running only what has no
@@ -146,6 +146,39 @@ def table(root):
     return "\n".join(lines) + "\n"
 
 
+def stage_table(root, stage):
+    """Markdown of one stage for the README: per case and recipe, the seeds, the paper score's development
+    AUROC at the end (mean ± std) with the scoring weights and with the trained ones, D's own score, and G's
+    error beside the template's."""
+    cases, recipes, _ = stage_plan(stage)
+    lines = ["| case | recipe | seeds | x_dgx | x_dgx, trained weights | x_dx | rec G / template |",
+             "|---|---|---|---|---|---|---|"]
+    for case in cases:
+        for recipe in recipes:
+            last = [c[-1] for c in finished_seeds(root, case, recipe)]
+            if not last:
+                continue
+            trained = [p["dev_auroc_trained_per_score"]["x_dgx"] for p in last if "dev_auroc_trained_per_score" in p]
+            lines.append(f"| {case} | {recipe} | {len(last)} | {_cell([p['dev_auroc_per_score']['x_dgx'] for p in last])}"
+                         f" | {_cell(trained) if trained else ''} | {_cell([p['dev_auroc_per_score']['x_dx'] for p in last])}"
+                         f" | {np.mean([p['rec_g'] for p in last]):.1f} / {np.mean([p['rec_template'] for p in last]):.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def fill_readme(path, root):
+    """Replace each <!-- study:STAGE --> ... <!-- /study:STAGE --> block of a Markdown file with that stage's
+    table."""
+    with open(path) as f:
+        text = f.read()
+    for stage in STAGES:
+        start, end = f"<!-- study:{stage} -->\n", f"<!-- /study:{stage} -->"
+        if start in text:
+            head, rest = text.split(start, 1)
+            text = head + start + stage_table(root, stage) + end + rest.split(end, 1)[1]
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description="ADAE recipe study on the development AUROC.")
     p.add_argument("action", choices=("run", "table"))
@@ -156,12 +189,15 @@ def main(argv=None):
     p.add_argument("--recipe", choices=RECIPES, action="append", help="run only these recipes of the stages")
     p.add_argument("--root", default="study")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--readme", action="append", help="fill this file's <!-- study:STAGE --> blocks")
     args = p.parse_args(argv)
     if args.action == "run":
         if not args.data:
             p.error("run needs --data")
         for stage in args.stage or list(STAGES):
             run_study(args.data, args.steps, stage, args.root, args.threads, args.case, args.recipe)
+    for path in args.readme or []:
+        fill_readme(path, args.root)
     print(table(args.root))
     return 0
 

@@ -36,3 +36,17 @@ def test_run_names_and_stage_plans():
     assert study.run_name("normal8", "default_latent8_ema") == RUNS[0]
     assert study.run_name("normal8", "default_latent8_ema", 1) == RUNS[1]
     assert study.stage_plan("code_ema")[2] == 2 and study.stage_plan("one_class")[2] == 1
+
+
+def test_readme_block_is_filled_with_the_stage_table(tmp_path):
+    """<!-- study:code_ema --> blocks get the stage's table from the records; the text around is kept."""
+    for name in RUNS:
+        os.makedirs(tmp_path / "results" / name)
+        shutil.copy(os.path.join(ROOT, "study", "results", name, "summary.json"), tmp_path / "results" / name)
+    readme = tmp_path / "README.md"
+    readme.write_text("before\n<!-- study:code_ema -->\nold\n<!-- /study:code_ema -->\nafter\n")
+    study.fill_readme(str(readme), str(tmp_path))
+    text = readme.read_text()
+    assert text.startswith("before\n<!-- study:code_ema -->\n| case |") and text.endswith("<!-- /study:code_ema -->\nafter\n")
+    rows = [line for line in text.splitlines() if line.startswith("| normal8")]
+    assert len(rows) == 1 and "| default_latent8_ema | 2 |" in rows[0] and "\nold\n" not in text
