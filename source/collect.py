@@ -17,7 +17,7 @@ from source.files import portable_command
 from source.record import RecipeError, SchemaError
 from source.rundir import RecordDir, RunDir, stored_config
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("source.collect")   # its name also when run as python -m source.collect
 
 
 def gather(run, records=None):
