@@ -151,7 +151,6 @@ DATASETS = {
                                                 "Shirt", "Sneaker", "Bag", "Ankle boot"),
                               "fashion_mnist", "fashion-mnist", system="/usr/share/datasets/fashion-mnist"),
 }
-CLASS_NAMES = {name: list(spec.class_names) for name, spec in DATASETS.items()}
 
 
 def keras_cache_path(dataset="mnist"):

@@ -32,7 +32,7 @@ def run_one(config, arrays, source, run, resume=False, load_from=None):
     run's folders; return its Summary."""
     timings, t = {}, time.time()
     (digit, seed), = config.runs()
-    class_names = datamanager.CLASS_NAMES[config.data.dataset]
+    class_names = datamanager.DATASETS[config.data.dataset].class_names
     data = datamanager.Dataset(*arrays, datnorm=config.data.datnorm, split=config.data.split,
                                **config.data.protocol_of(digit))
     timings["data"] = time.time() - t
@@ -304,7 +304,7 @@ def start_sweep(config, run, records=None):
 def finish_sweep(config, summaries, run):
     """sweep.csv, sweep.md, sweep.png and report.md of a sweep from its sub-runs' Summaries; returns the table."""
     rows = [row for s in summaries for row in sweep.rows_of(s)]
-    class_names = datamanager.CLASS_NAMES[config.data.dataset]
+    class_names = datamanager.DATASETS[config.data.dataset].class_names
     protocol = config.data.protocol
     tab = sweep.write(rows, run, protocol, class_names)
     run.write_report(report.sweep_report(config, run, sweep.markdown(tab, protocol, class_names), summaries))

@@ -133,6 +133,7 @@ class ADAE:
     def __init__(self, config=ModelConfig(), machine=MachineConfig(), seed=0, keep_checkpoints=3,
                  height=28, width=28, channels=1):
         self.config, self.objective, self.arch = config, config.objective, config.arch
+        self._swapped = False   # the moving averages are in G and D (inside scoring_weights)
         self.has_d = config.objective != "autoencoder"   # the one place a model without D is decided
         self.anomaly_score = config.anomaly_score if self.has_d else "x_gx"
         network = network_fn(config)
@@ -280,15 +281,18 @@ class ADAE:
     @contextlib.contextmanager
     def scoring_weights(self, ema=True):
         """The block computes with the weights the model scores with: with ModelConfig.ema (and ema=True)
-        the moving averages are swapped into G and D for the block and the trained weights back after it."""
-        swap = ema and self.config.ema
+        the moving averages are swapped into G and D for the block and the trained weights back after it.
+        Blocks nest: only the outermost swaps (an inner swap would keep the averages as the trained weights)."""
+        swap = bool(ema and self.config.ema and not self._swapped)
         if swap:
             self.sess.run(self.use_ema)
+            self._swapped = True
         try:
             yield
         finally:
             if swap:
                 self.sess.run(self.use_trained)
+                self._swapped = False
 
     def run_scores(self, x, batch_size=1024, names=SCORE_NAMES, ema=True):
         """Score images in large batches with the inference path and the scoring weights (ema=False: the

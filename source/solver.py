@@ -207,7 +207,7 @@ class Training:
         valid, dev_auroc = health["valid"][model.anomaly_score], dev_aurocs[model.anomaly_score]
         if (epoch + 1) % self.draw_every == 0 or epoch + 1 == self.epochs:
             _draw(f"restoration/epoch_{epoch + 1:04d}", lambda: self.restorations(epoch, valid), {})
-        k_t = float(model.sess.run(model.k))
+        k_t = self.curve[-1]["k_t"]   # read by the look above; nothing has trained since
         self.writer.add_summary(model.sess.run(model.summary_epoch, {
             model.valid_scores_in: valid, model.valid_auroc_in: dev_auroc}), self.step)
         model.sess.run(model.next_epoch)
@@ -222,10 +222,10 @@ class Training:
         self.checkpoint({"rng": _rng_state(self.rng), "batches_done": 0, "sums": None})
         self.writer.flush()
         logger.info(f"[train] epoch {epoch + 1:4d}/{self.epochs}  iter {self.step:6d}  loss_g {record['loss_g']:.4f}  "
-                 f"loss_d {record['loss_d']:.4f}  k_t {k_t:.3f}  b {record['g_lr_share']:.2f}  "
-                 f"valid {record['valid_score']:.3f}  dev AUROC {dev_auroc:.3f}  rec G {health['rec_g']:.2f} "
-                 f"D {health['rec_d']:.2f} template {self.template_error:.2f}  {seconds:5.1f}s  "
-                 f"{record['images_per_second']:6.0f} img/s")
+                    f"loss_d {record['loss_d']:.4f}  k_t {k_t:.3f}  b {record['g_lr_share']:.2f}  "
+                    f"valid {record['valid_score']:.3f}  dev AUROC {dev_auroc:.3f}  rec G {health['rec_g']:.2f} "
+                    f"D {health['rec_d']:.2f} template {self.template_error:.2f}  {seconds:5.1f}s  "
+                    f"{record['images_per_second']:6.0f} img/s")
 
     def restorations(self, epoch, valid):
         """The restoration grid of the first validation normals, as a file and a TensorBoard image."""

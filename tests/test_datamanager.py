@@ -252,7 +252,7 @@ def test_fashion_mnist_from_debian_idx_files():
     assert source["name"] == "debian"
     assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)
     assert np.bincount(y_train).tolist() == [6000] * 10
-    assert dm.CLASS_NAMES["fashion_mnist"][1] == "Trouser"
+    assert dm.DATASETS["fashion_mnist"].class_names[1] == "Trouser"
 
 
 def test_embedded_is_mnist_only():
@@ -304,7 +304,8 @@ def test_each_registered_dataset_labels_the_box_plot_with_its_class_names(name, 
     monkeypatch.setattr(plots, "_save", lambda fig, path: seen.setdefault("labels", [
         t.get_text() for t in fig.axes[0].get_xticklabels()]))
     labels = np.repeat(np.arange(10), 3)
-    plots.box_plot(np.arange(30.0), labels, 10.0, str(tmp_path / "box.png"), dm.CLASS_NAMES[name], normal_classes=(1,))
+    plots.box_plot(np.arange(30.0), labels, 10.0, str(tmp_path / "box.png"), dm.DATASETS[name].class_names,
+                   normal_classes=(1,))
     spec = dm.DATASETS[name]
     assert len(spec.class_names) == 10 and len(set(spec.class_names)) == 10
     assert [t.split("\n")[0] for t in seen["labels"]] == [

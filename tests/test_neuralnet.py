@@ -343,6 +343,11 @@ def test_ema_averages_weights_and_scores_with_them(batch, tmp_path):
         by_hand = averaged.sess.run(averaged.scores["x_dgx"], {averaged.x: batch})
     for a, w in zip(_values(averaged, variables), trained):
         np.testing.assert_array_equal(a, w)
+    with averaged.scoring_weights():   # nested blocks (a score inside a figure's block) swap once
+        nested = averaged.run_scores(batch)["x_dgx"]
+    np.testing.assert_allclose(nested, by_hand, rtol=1e-6)
+    for a, w in zip(_values(averaged, variables), trained):
+        np.testing.assert_array_equal(a, w)
     scores = averaged.run_scores(batch)
     np.testing.assert_allclose(scores["x_dgx"], by_hand, rtol=1e-6)
     np.testing.assert_allclose(averaged.run_scores(batch, ema=False)["x_dgx"], plain.run_scores(batch)["x_dgx"],
