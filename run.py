@@ -148,6 +148,17 @@ def fail(error, status):
     return status
 
 
+def make_plan(args, argv, config, run, load_from=None):
+    """The experiment.Plan of the flags: run's folders, resuming, records, and for a sweep its worker
+    processes (--jobs, default 2 on two or more cores; each with --threads, default the cores shared out)."""
+    from source import experiment, parallel
+    jobs = (args.jobs or min(2, os.cpu_count() or 1)) if len(config.runs()) > 1 else 1
+    threads = args.threads or (max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else 0)
+    return experiment.Plan(run, resume=args.resume and (not args.part_of or run.has_state()), load_from=load_from,
+                           records=args.records, part_of=args.part_of, jobs=jobs, threads=threads,
+                           worker_argv=tuple(parallel.part_argv(argv)))
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     from source.tf_setup import import_tensorflow
@@ -187,13 +198,8 @@ def main(argv=None):
                     args.name + "_eval" if args.test_only else args.name or rundir.default_name(source["name"], config),
                     [args.results, args.logdir])
                 run = RunDir(args.logdir, args.results, name)
-            jobs = args.jobs or min(2, os.cpu_count() or 1)
-            workers = None
-            if jobs > 1 and len(config.runs()) > 1:
-                workers = (jobs, args.threads or max(1, (os.cpu_count() or 1) // jobs), parallel.part_argv(argv))
-            experiment.run_all(config, arrays, source, run, resume=args.resume and (not args.part_of or run.has_state()),
-                               load_from=load_from, records_root=args.records, part_of=args.part_of,
-                               workers=workers)
+            plan = make_plan(args, argv, config, run, load_from)
+            experiment.run_all(config, arrays, source, plan)
     except (UsageError, datamanager.DataError, rundir.FolderError, record.SchemaError, record.RecipeError) as err:
         return fail(err, EXIT_USAGE)
     except solver.Interrupted as err:

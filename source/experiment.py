@@ -165,39 +165,52 @@ def sub_name(protocol, digit, seed):
     return f"{protocol}{digit}_seed{seed}"
 
 
-def run_all(config, arrays, source, run, resume=False, load_from=None, records_root=None, part_of=None,
-            workers=None):
-    """Every (digit, seed) of the config: one run, or a sweep whose sub-runs live in run's folders.
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """How run.py asks for a config's runs to be made (the config says what they are): their folders,
+    resuming or evaluating an earlier run, where records go, and how a sweep's sub-runs share the machine."""
+    run: object                 # rundir.RunDir: the run's folders, or the sweep's
+    resume: bool = False        # continue run; a sweep: keep finished sub-runs, resume a started one
+    load_from: object = None    # --test-only: evaluate this earlier RunDir's final checkpoint, no training
+    records: str = None         # --records root: every finished run's summary is also written there
+    part_of: str = None         # --part-of: the sweep this one run is a job-array task of
+    jobs: int = 1               # a sweep's sub-runs at once; above 1, each is a `run.py --part-of` process
+    threads: int = 0            # threads of each run (0: TensorFlow's choice)
+    worker_argv: tuple = ()     # the flags every worker process shares (parallel.part_argv of the sweep's)
 
-    One run: part_of names the sweep it is one job-array task of (its record then goes to that sweep's
-    records); load_from: evaluate that run's checkpoint instead of training. A sweep keeps, when resumed,
-    finished sub-runs (in its folders or, with records_root, committed records), resumes a started one from
-    its checkpoint and runs the rest, here one after another or, with workers=(jobs, threads, argv), as
-    `run.py --part-of` processes (source.parallel); then it builds its table from all sub-runs. With
-    records_root every finished sub-run's summary is also written there. Returns the Summaries."""
-    runs = config.runs()
+
+def run_all(config, arrays, source, plan):
+    """Every (digit, seed) of the config, as plan says: one run, or a sweep whose sub-runs live in the
+    plan's folders.
+
+    One run: with plan.part_of it is one job-array task of that sweep (its record then goes to that
+    sweep's records). A sweep keeps, when resumed, finished sub-runs (in its folders or committed
+    records), resumes a started one from its checkpoint and runs the rest, here one after another or, with
+    plan.jobs > 1, as `run.py --part-of` processes (source.parallel); then it builds its table from all
+    sub-runs. Returns the Summaries."""
+    runs, run = config.runs(), plan.run
     if len(runs) == 1:
-        summary = run_one(config, arrays, source, run, resume, load_from)
-        if records_root and part_of:
-            RecordDir(records_root, part_of).write(run.name, summary)
+        summary = run_one(config, arrays, source, run, plan.resume, plan.load_from)
+        if plan.records and plan.part_of:
+            RecordDir(plan.records, plan.part_of).write(run.name, summary)
         return [summary]
-    records = RecordDir(records_root, run.name) if records_root else None
+    records = RecordDir(plan.records, run.name) if plan.records else None
     start_sweep(config, run, records)
     subs = [run.sub(sub_name(config.data.protocol, digit, seed)) for digit, seed in runs]
     summaries = []
     for sub in subs:
-        summary, why = kept(sub, records, resume, config, run.name)
+        summary, why = kept(sub, records, plan.resume, config, run.name)
         if summary:
             logger.info(f"[sweep] {sub.name}: {why}")
         summaries.append(summary)
     todo = [i for i, summary in enumerate(summaries) if not summary]   # indices of the sub-runs to run now
-    jobs, threads, argv = workers or (1, config.machine.threads, None)
-    project_sweep(config, arrays, [runs[i] for i in todo], jobs, threads)
+    project_sweep(config, arrays, [runs[i] for i in todo], plan.jobs, plan.threads)
     t_start = time.time()
-    if workers:
-        commands = {subs[i].name: parallel.child_command(argv, config.data.protocol, *runs[i], run.name, threads,
-                                                         resume=os.path.exists(subs[i].results)) for i in todo}
-        status = parallel.run_subprocesses(commands, jobs, run.log)
+    if plan.jobs > 1:
+        commands = {subs[i].name: parallel.child_command(plan.worker_argv, config.data.protocol, *runs[i], run.name,
+                                                         plan.threads, resume=os.path.exists(subs[i].results))
+                    for i in todo}
+        status = parallel.run_subprocesses(commands, plan.jobs, run.log)
         logger.info(f"[sweep] {len(commands)} sub-runs in {(time.time() - t_start) / 60:.1f} min wall time")
         failed = sorted(label for label, code in status.items() if code)
         if failed:
@@ -208,7 +221,7 @@ def run_all(config, arrays, source, run, resume=False, load_from=None, records_r
     else:
         for done, i in enumerate(todo):
             sub = subs[i]
-            summaries[i] = run_one(config.one(*runs[i]), arrays, source, sub, resume and sub.has_state(), None)
+            summaries[i] = run_one(config.one(*runs[i]), arrays, source, sub, plan.resume and sub.has_state(), None)
             left = (time.time() - t_start) / (done + 1) * (len(todo) - done - 1)   # from runs trained now only
             logger.info(f"[sweep] {len(runs) - len(todo) + done + 1}/{len(runs)} runs done; about {left / 60:.0f} min left")
     for sub, summary in zip(subs, summaries):

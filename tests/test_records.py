@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 import run
-from source import collect, parallel, tables
+from source import collect, tables
 from tests.conftest import SWEEP_FLAGS, SWEEP_WORKERS, assert_same_sweep_table, roots
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -85,28 +85,6 @@ def test_readme_tables_come_from_records(straight, tmp_path):
     x_dgx = sum(r["metrics"]["AUROC_per_score"]["x_dgx"] for r in records) / 2
     column = next(i for i, h in enumerate(header) if h.startswith("ADAE x_dgx"))
     assert float(row[column].strip("*")) == pytest.approx(x_dgx, abs=5e-4)
-
-
-def test_part_argv_drops_what_chooses_the_sub_runs():
-    argv = ["--normal", "all", "--seeds", "3", "--jobs=2", "--name", "x", "--resume", "--lr", "2e-4", "--threads", "1"]
-    assert parallel.part_argv(argv) == ["--lr", "2e-4"]
-
-
-def test_sweep_projects_its_time_from_a_measurement(embedded, logged):
-    """The projection counts the iterations still to do (2 epochs of 360 images in batches of 64 = 12 per
-    sub-run, two sub-runs) and divides by the number of workers."""
-    import dataclasses
-    from tests.conftest import SHORT
-    from source import experiment
-    lines = logged.lines
-    config = dataclasses.replace(SHORT, training=dataclasses.replace(SHORT.training, steps=None, epoch=2, batch=64))
-    one = experiment.project_sweep(config, embedded, [(7, 0), (7, 1)], jobs=1)
-    assert one["iterations"] == 24 and one["seconds"] == pytest.approx(24 * one["per_iteration"], rel=1e-12)
-    assert "2 sub-runs to train, 24 iterations" in lines[0] and "(1 at a time)" in lines[0]
-    assert f"at {1 / one['per_iteration']:.1f}/s measured" in lines[0]
-    two = experiment.project_sweep(config, embedded, [(7, 0), (7, 1)], jobs=2)
-    assert two["seconds"] == pytest.approx(24 * two["per_iteration"] / 2, rel=1e-12) and "(2 at a time)" in lines[1]
-    assert experiment.project_sweep(config, embedded, [])["seconds"] == 0.0 and len(lines) == 2
 
 
 def test_configs_take_their_owners_defaults_and_round_trip():

@@ -2,7 +2,6 @@
 import csv
 import glob
 import json
-import logging
 import os
 import shutil
 import signal
@@ -14,7 +13,7 @@ import pytest
 
 import run
 from source.rundir import RunDir
-from tests.conftest import SWEEP_FLAGS, Lines, assert_same_scores, assert_same_sweep_table
+from tests.conftest import assert_same_scores
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARTIFACTS = ["summary.json", "scores.csv", "box_plot.png", "roc_curve.png", "pr_curve.png",
@@ -403,62 +402,6 @@ def test_steps_budget_overrides_epochs(digit1, tmp_path):
     # the short last epoch's rate counts its own 128 images (2 batches of 64), not an epoch's 360
     assert history[1]["images_per_second"] * history[1]["seconds"] == pytest.approx(128)
     model.close()
-
-
-def _stop_then_resume(tmp_path, flags, straight, stop_when, monkeypatch, capsys):
-    """Run a sweep with SIGTERM sent to this process at the log line where stop_when(line) first holds
-    (in-process, so the point is the same on every CPU): it must exit 143 with the resume command and no
-    table; --resume must finish it with the straight sweep's sweep.csv (conftest.straight_sweep: seeds 0
-    and 1). Returns the stopped-folder and resumed outputs for the caller's own checks."""
-    flags = flags + ["--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")]
-    named = flags + ["--name", "stopped"]
-    lines = Lines()   # SIGTERM from a logging handler, at the first line stop_when accepts
-
-    def on_line(line):
-        if stop_when(line) and len([x for x in lines.lines if stop_when(x)]) == 1:
-            os.kill(os.getpid(), signal.SIGTERM)
-    lines.on_line = on_line
-    logging.getLogger("source").addHandler(lines)
-    try:
-        assert run.main(named) == 143
-    finally:
-        logging.getLogger("source").removeHandler(lines)
-    err = capsys.readouterr().err
-    assert "--resume" in err and "--name stopped" in err
-    assert not (tmp_path / "r" / "stopped" / "sweep.csv").exists()
-    stopped = {p.parent.name: p.read_bytes() for p in (tmp_path / "r" / "stopped").glob("*/scores.csv")}
-    monkeypatch.undo()
-    assert run.main(named + ["--resume"]) == 0
-    resumed = capsys.readouterr().out
-    assert_same_sweep_table(tmp_path / "r" / "stopped" / "sweep.csv", straight / "r" / "sweep" / "sweep.csv",
-                            seeds=(0, 1))
-    return stopped, resumed
-
-
-def test_sweep_killed_and_resumed_matches_straight_run(straight_sweep, tmp_path, monkeypatch, capsys):
-    """A one-process sweep of two sub-runs (--jobs 1: no worker process) stopped by SIGTERM right after its first
-    and resumed with --resume --name writes the same sweep.csv as the straight sweep's worker processes; the
-    finished sub-run is kept, not retrained."""
-    flags = SWEEP_FLAGS + ["--jobs", "1", "--threads", "1"]
-    stopped, resumed = _stop_then_resume(
-        tmp_path, flags, straight_sweep, lambda line: line.startswith("[sweep] 1/2 runs done"), monkeypatch, capsys)
-    assert "[sweep] 2/2 runs done" in resumed and "started in its own process" not in resumed
-    assert list(stopped) == ["normal7_seed0"]
-    assert "normal7_seed0: finished earlier, kept" in resumed and "normal7_seed1: finished" not in resumed
-    assert (tmp_path / "r" / "stopped" / "normal7_seed0" / "scores.csv").read_bytes() == stopped["normal7_seed0"]
-
-
-def test_worker_sweep_stopped_and_resumed_matches_straight_run(straight_sweep, tmp_path, monkeypatch, capsys):
-    """The default sweep on 2 cores (sub-runs in worker processes): SIGTERM once a sub-run is done is passed
-    on to the running worker; the sweep exits 143 with the resume command, starts no further sub-run, and
-    --resume keeps what finished and writes the same sweep.csv as a straight sweep."""
-    flags = SWEEP_FLAGS + ["--jobs", "2"]
-    flags[flags.index("--seeds") + 1] = "3"   # three sub-runs, two at a time: the third waits
-    stopped, resumed = _stop_then_resume(
-        tmp_path, flags, straight_sweep, lambda line: line.startswith("[sweep] normal7_seed") and line.strip().endswith(": done"),
-        monkeypatch, capsys)
-    assert "normal7_seed2" not in stopped   # the third sub-run never started
-    assert "finished earlier, kept" in resumed
 
 
 def test_flags_table_lists_every_flag_of_the_parser():
