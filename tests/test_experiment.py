@@ -1,16 +1,19 @@
 """Sweeps (source.experiment, source.parallel): the plan of a sweep's sub-runs, its projected time, and a
 sweep stopped by a signal and resumed (one process, and worker processes) ending with the straight sweep's
-table."""
+table; records of a sweep's sub-runs, kept when a fresh clone resumes, and the recipe rule for job-array tasks."""
+import csv
 import dataclasses
+import json
 import logging
 import os
+import shutil
 import signal
 
 import pytest
 
 import run
 from source import experiment, parallel
-from tests.conftest import SHORT, SWEEP_FLAGS, Lines, assert_same_sweep_table
+from tests.conftest import SHORT, SWEEP_FLAGS, SWEEP_WORKERS, Lines, assert_same_sweep_table, roots
 
 
 def test_part_argv_drops_what_chooses_the_sub_runs():
@@ -48,7 +51,7 @@ def test_sweep_projects_its_time_from_a_measurement(embedded, logged):
     assert experiment.project_sweep(config, embedded, [])["seconds"] == 0.0 and len(lines) == 2
 
 
-def _stop_then_resume(tmp_path, flags, straight, stop_when, monkeypatch, capsys):
+def _stop_then_resume(tmp_path, flags, straight_sweep, stop_when, monkeypatch, capsys):
     """Run a sweep with SIGTERM sent to this process at the log line where stop_when(line) first holds
     (in-process, so the point is the same on every CPU): it must exit 143 with the resume command and no
     table; --resume must finish it with the straight sweep's sweep.csv (conftest.straight_sweep: seeds 0
@@ -73,7 +76,7 @@ def _stop_then_resume(tmp_path, flags, straight, stop_when, monkeypatch, capsys)
     monkeypatch.undo()
     assert run.main(named + ["--resume"]) == 0
     resumed = capsys.readouterr().out
-    assert_same_sweep_table(tmp_path / "r" / "stopped" / "sweep.csv", straight / "r" / "sweep" / "sweep.csv",
+    assert_same_sweep_table(tmp_path / "r" / "stopped" / "sweep.csv", straight_sweep / "r" / "sweep" / "sweep.csv",
                             seeds=(0, 1))
     return stopped, resumed
 
@@ -102,3 +105,92 @@ def test_worker_sweep_stopped_and_resumed_matches_straight_run(straight_sweep, t
         monkeypatch, capsys)
     assert "normal7_seed2" not in stopped   # the third sub-run never started
     assert "finished earlier, kept" in resumed
+
+
+def test_cli_sweep_with_baselines(tmp_path, capsys):
+    """--seeds 2 --baselines on a zero-epoch budget: per-run summaries, baselines chart, sweep files."""
+    code = run.main(["--epoch", "0", "--seeds", "2", "--baselines", "--data", "embedded", "--normal", "4",
+                     "--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")])
+    assert code == 0
+    root = tmp_path / "r" / "embedded_normal4"
+    methods = {"ADAE", "MeanImage", "PCA", "kNN", "OC-SVM", "IsolationForest", "ConvAE"}
+    rows = list(csv.DictReader(open(root / "sweep.csv")))
+    assert {(r["seed"], r["method"]) for r in rows} == {(str(s), m) for s in (0, 1) for m in methods}
+    for seed in (0, 1):
+        summary = json.loads((root / f"normal4_seed{seed}" / "summary.json").read_text())
+        assert set(summary["baselines"]) == methods - {"ADAE"}
+        assert summary["data"]["train_normal"] == 360
+        assert (root / f"normal4_seed{seed}" / "baselines.png").exists()
+    assert (root / "sweep.md").exists() and (root / "sweep.png").exists()
+    assert "[sweep] ADAE" in capsys.readouterr().out
+
+
+def test_sweep_writes_one_record_per_sub_run(straight_sweep):
+    """records/sweep/ holds the sweep's config and each sub-run's summary, as finished."""
+    folder = straight_sweep / "records" / "sweep"
+    assert sorted(os.listdir(folder)) == ["config.json", "normal7_seed0.json", "normal7_seed1.json"]
+    for seed in (0, 1):
+        record = json.loads((folder / f"normal7_seed{seed}.json").read_text())
+        summary = json.loads((straight_sweep / "r" / "sweep" / f"normal7_seed{seed}" / "summary.json").read_text())
+        assert record == summary
+    sweep_config = json.loads((folder / "config.json").read_text())
+    assert sweep_config["training"]["seeds"] == 2 and sweep_config["data"]["digits"] == [7]
+
+
+def test_fresh_clone_resumes_from_records_and_matches(straight_sweep, tmp_path):
+    """Only the records travel (no Checkpoint/, no results/), one of them removed: --resume trains just the
+    missing sub-run and writes the same sweep.csv as the straight sweep."""
+    records = tmp_path / "records"
+    shutil.copytree(straight_sweep / "records", records)
+    os.remove(records / "sweep" / "normal7_seed1.json")
+    code = run.main(SWEEP_FLAGS + SWEEP_WORKERS + roots(tmp_path) + ["--name", "sweep", "--records", str(records), "--resume"])
+    assert code == 0
+    assert not (tmp_path / "r" / "sweep" / "normal7_seed0").exists()   # kept from its record, not retrained
+    assert (tmp_path / "r" / "sweep" / "normal7_seed1" / "summary.json").exists()
+    assert (records / "sweep" / "normal7_seed1.json").exists()
+    assert_same_sweep_table(tmp_path / "r" / "sweep" / "sweep.csv", straight_sweep / "r" / "sweep" / "sweep.csv")
+
+
+def _part(seed, *extra):
+    """run.py flags of one job-array task of the `straight` sweep (--normal 7, seed `seed`)."""
+    return [f for f in SWEEP_FLAGS if f not in ("--seeds", "2")] + ["--seed", str(seed), "--part-of", "sweep",
+                                                              "--threads", "1", *extra]
+
+
+def test_job_array_task_counts_a_committed_record_as_finished(straight_sweep, tmp_path, capsys):
+    """A fresh clone with only the records: a task resubmitted with --resume --records keeps the committed
+    record (exit 0, nothing trained, no sub-run folder, the record unchanged)."""
+    shutil.copytree(straight_sweep / "records", tmp_path / "records")
+    before = (tmp_path / "records" / "sweep" / "normal7_seed1.json").read_text()
+    assert run.main(_part(1, "--resume", "--records", str(tmp_path / "records")) + roots(tmp_path)) == 0
+    assert "sweep/normal7_seed1: kept from the committed record" in capsys.readouterr().out
+    assert not (tmp_path / "r" / "sweep" / "normal7_seed1").exists()
+    assert (tmp_path / "records" / "sweep" / "normal7_seed1.json").read_text() == before
+
+
+def test_task_with_another_recipe_is_refused_with_the_differing_settings(straight_sweep, tmp_path, capsys):
+    """--part-of --resume with --steps 4 --lr 1e-3 where the sweep (its records) ran 3 steps at the default lr:
+    exit 2, one line naming both settings; nothing is written."""
+    shutil.copytree(straight_sweep / "records", tmp_path / "records")
+    code = run.main(_part(0, "--resume", "--records", str(tmp_path / "records"), "--steps", "4", "--lr", "1e-3")
+                    + roots(tmp_path))
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "another recipe than its sweep's" in err and "--lr 0.001 (sweep: 0.0002)" in err
+    assert "--steps 4 (sweep: 3)" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_started_sub_run_with_another_recipe_is_not_continued(straight_sweep, tmp_path, capsys):
+    """A sub-run folder made with --steps 4 inside a sweep of --steps 3 (as if an earlier submission had
+    another EXTRA): its task, resubmitted with the sweep's recipe, refuses to continue it."""
+    shutil.copytree(straight_sweep / "c", tmp_path / "c")
+    shutil.copytree(straight_sweep / "r", tmp_path / "r")
+    config = tmp_path / "c" / "sweep" / "normal7_seed0" / "config.json"
+    values = json.loads(config.read_text())
+    values["training"]["steps"] = 4
+    config.write_text(json.dumps(values))
+    shutil.rmtree(tmp_path / "r" / "sweep" / "normal7_seed0")   # started, not finished
+    assert run.main(_part(0, "--resume") + roots(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "normal7_seed0 of sweep (its checkpoint) was made with another recipe" in err and "--steps 4 (sweep: 3)" in err

@@ -421,3 +421,16 @@ def test_flags_table_lists_every_flag_of_the_parser():
     assert documented - flags - aliases == set()
     helps = {a.option_strings[0]: a.help for a in parser._actions if a.option_strings}
     assert helps["--epoch"].endswith("(default 100)") and helps["--latent"].endswith("(default 8 with --arch paper)")
+
+
+def test_cli_anomaly_protocol(tmp_path):
+    """--anomaly 3 through the command line: nine normal digits, digit 3's test images are the anomalies."""
+    code = run.main(["--anomaly", "3", "--epoch", "0", "--data", "embedded",
+                     "--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")])
+    assert code == 0
+    summary = json.loads((tmp_path / "r" / "embedded_anomaly3" / "summary.json").read_text())
+    assert summary["data"]["normal_digits"] == [0, 1, 2, 4, 5, 6, 7, 8, 9]
+    assert summary["data"]["test_anomalous"] == 100 and summary["data"]["train_normal"] == 3240
+    rows = list(csv.DictReader(open(tmp_path / "r" / "embedded_anomaly3" / "scores.csv")))
+    assert {r["anomalous"] for r in rows if r["label"] == "3"} == {"1"}
+    assert {r["anomalous"] for r in rows if r["label"] != "3"} == {"0"}

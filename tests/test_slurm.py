@@ -1,6 +1,7 @@
-"""The cluster path on a real SLURM (no mock): slurm/submit.sh queues a job array of sub-runs and the
-dependent collect job; a resubmission runs only what is missing. Skipped where no SLURM answers; .ci/run
-starts a one-node cluster from slurm/ci/ (Debian's slurm-wlm and munge) and stops it by its process ids."""
+"""The cluster path: slurm/env.sh refuses a job without TensorFlow in one line; on a real SLURM (no mock),
+slurm/submit.sh queues a job array of sub-runs and the dependent collect job, and a resubmission runs only
+what is missing (skipped where no SLURM answers; .ci/run starts a one-node cluster from slurm/ci/, Debian's
+slurm-wlm and munge, and stops it by its process ids)."""
 import csv
 import json
 import os
@@ -26,7 +27,7 @@ def _slurm_answers():
         return False
 
 
-pytestmark = pytest.mark.skipif(not _slurm_answers(), reason="no SLURM cluster answers (sinfo); .ci/run starts "
+needs_slurm = pytest.mark.skipif(not _slurm_answers(), reason="no SLURM cluster answers (sinfo); .ci/run starts "
                                 "a one-node one with slurm/ci/start.sh where slurm-wlm and munge can be installed")
 
 
@@ -64,6 +65,7 @@ def _table(tmp_path):
         return {(int(r["digit"]), r["method"]): float(r["AUROC"]) for r in csv.DictReader(f)}
 
 
+@needs_slurm
 def test_job_array_collect_and_resubmission(tmp_path):
     """Two array tasks and the collect job: every sub-run's summary and record, its recipe as asked (the
     commas of --widths arrived), a table equal to the sub-runs' own numbers. Then digit 1's result, checkpoint
@@ -101,3 +103,21 @@ def test_job_array_collect_and_resubmission(tmp_path):
             os.remove(os.path.join(LOGS, f"adae-sweep-{job}_{d}.out"))
     for job in (collect, collect2):
         os.remove(os.path.join(LOGS, f"adae-collect-{job}.out"))
+
+
+@pytest.mark.parametrize("case", ["no_tensorflow", "not_the_root"])
+def test_slurm_job_environment_fails_with_one_line(tmp_path, case):
+    """slurm/env.sh, which every job script sources: no Python with TensorFlow, or a working directory that is
+    not the repository, is one line and exit 2 (not an import error in every task)."""
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "python").write_text("#!/bin/sh\nexit 1\n")   # a python that cannot import TensorFlow
+    (fake_bin / "python").chmod(0o755)
+    env = {"PATH": f"{fake_bin}:/usr/bin:/bin", "ADAE_VENV": str(tmp_path / "no_venv"),
+           "ADAE_ROOT": ROOT if case == "no_tensorflow" else str(tmp_path)}
+    out = subprocess.run(["bash", "-c", f". {os.path.join(ROOT, 'slurm', 'env.sh')}; echo reached"], env=env,
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 2 and "reached" not in out.stdout
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert ("no Python environment with TensorFlow" if case == "no_tensorflow" else "not the repository root") \
+        in out.stderr

@@ -225,3 +225,12 @@ def test_test_curve_is_recorded_and_read_by_nothing(embedded, tmp_path):
     from source import curves   # the README's curve figure, drawn from the summary as from a record
     assert curves.main([str(tmp_path / "curves.png"), run_on.summary_path, run_off.summary_path]) == 0
     assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_dev_auroc_of_exact_and_nan_cases():
+    """Validation normals vs development anomalies: one swapped pair of four gives 0.75; no anomalies
+    or a NaN score gives NaN instead of a number."""
+    from source.solver import dev_auroc_of
+    assert dev_auroc_of(np.array([0.1, 0.5]), np.array([0.3, 0.9])) == 0.75
+    assert np.isnan(dev_auroc_of(np.array([0.1]), np.array([])))
+    assert np.isnan(dev_auroc_of(np.array([0.1, np.nan]), np.array([0.3])))
