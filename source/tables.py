@@ -26,52 +26,74 @@ PAPER_MEAN = {"anomaly": 0.858}
 BEST_TEST = "best test, diagnostic"   # the column of the best test AUROC along training (--test-curve)
 
 
+SEEDED = ("ConvAE",)   # baselines that train with the run's seed; the classic ones do not (baselines.SEED)
+
+
+def cell(values):
+    """mean, or mean ± std (over seeds, ddof 0 as in sweep tables) where there are several."""
+    return f"{np.mean(values):.3f}" + (f" ± {np.std(values):.3f}" if len(values) > 1 else "")
+
+
 def table(summaries, protocol):
-    """Markdown of digit x method test AUROC (mean over seeds), means in the last row, the chosen score
-    marked with *; plus the sub-run count and their summed wall time in seconds."""
-    by_digit = {}
-    for s in summaries.values():
-        by_digit.setdefault(s.digit, []).append(s)
+    """Markdown of digit x method test AUROC, the chosen score marked with *: per digit the mean over seeds,
+    ± their std for what depends on the seed (ADAE, ConvAE); the classic baselines, the same in every seed's
+    sub-run (checked), once. The means over digits in the last rows (± the std over seeds of each seed's
+    mean, for the seeds every digit has). Returns the Markdown, the sub-run count and their summed wall time
+    in seconds."""
     first = next(iter(summaries.values()))
     chosen = first.anomaly_score
-    methods = [f"ADAE {k}" + ("*" if k == chosen else "") for k in SCORE_NAMES] + list(first.baselines)
+    adae = {f"ADAE {k}" + ("*" if k == chosen else ""): k for k in SCORE_NAMES}
+    methods = list(adae) + list(first.baselines)
+    seeded = set(adae) | {m for m in SEEDED if m in first.baselines}
+    auroc = {}   # digit -> seed -> method -> test AUROC
+    for s in summaries.values():
+        auroc.setdefault(s.digit, {})[s.seed] = dict(
+            {m: s.metrics["AUROC_per_score"][k] for m, k in adae.items()},
+            **{m: s.baselines[m]["AUROC"] for m in first.baselines})
+    for digit, by_seed in auroc.items():
+        for m in set(methods) - seeded:
+            if np.ptp([v[m] for v in by_seed.values()]) > 1e-9:
+                raise ValueError(f"{m} on digit {digit} differs between seeds, which it does not depend on")
+    digits = sorted(auroc)
+    common = sorted(set.intersection(*(set(auroc[d]) for d in digits)))   # the seeds every digit has
     paper = PAPER.get(protocol, {})
     # the best-test reading only where every run recorded its test curve; it is never bold (not a result)
     with_best = all(s.test_curve for s in summaries.values())
-    header = ["digit"] + methods + ([f"ADAE {chosen}, {BEST_TEST}"] if with_best else []) \
+    best_test = {d: np.mean([best_test_reading(s.test_curve, chosen)[0] for s in summaries.values() if s.digit == d])
+                 for d in digits} if with_best else {}
+    header = ["digit", "seeds"] + methods + ([f"ADAE {chosen}, {BEST_TEST}"] if with_best else []) \
         + (["paper's ADAE"] if paper else [])
-    best_test = []
-    columns = {m: [] for m in methods}
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-    for digit in sorted(by_digit):
-        runs = by_digit[digit]
-        values = {f"ADAE {k}" + ("*" if k == chosen else ""): np.mean([r.metrics["AUROC_per_score"][k] for r in runs])
-                  for k in SCORE_NAMES}
-        values.update({m: np.mean([r.baselines[m]["AUROC"] for r in runs]) for m in first.baselines})
-        best = max(values.values())
-        cells = [f"**{values[m]:.3f}**" if values[m] == best else f"{values[m]:.3f}" for m in methods]
+
+    def per_seed(digit, m):
+        values = [v[m] for v in auroc[digit].values()]
+        return values if m in seeded else values[:1]
+
+    for digit in digits:
+        means = {m: np.mean(per_seed(digit, m)) for m in methods}
+        best = max(means.values())
+        cells = [f"**{cell(per_seed(digit, m))}**" if means[m] == best else cell(per_seed(digit, m)) for m in methods]
+        cells += [f"{best_test[digit]:.3f}"] if with_best else []
+        cells += [f"{paper[digit]:.3f}" if digit in paper else ""] if paper else []
+        lines.append(f"| {digit} | {len(auroc[digit])} | " + " | ".join(cells) + " |")
+
+    def mean_row(label, over, paper_cell):
+        cells = []
         for m in methods:
-            columns[m].append(values[m])
-        extra = []
-        if with_best:
-            best_test.append(np.mean([best_test_reading(r.test_curve, chosen)[0] for r in runs]))
-            extra.append(f"{best_test[-1]:.3f}")
-        extra += [f"{paper[digit]:.3f}" if digit in paper else ""] if paper else []
-        lines.append(f"| {digit} | " + " | ".join(cells + extra) + " |")
-    n = len(by_digit)
-    means = [f"{np.mean(columns[m]):.3f}" for m in methods] + ([f"{np.mean(best_test):.3f}"] if with_best else [])
-    if paper:
-        known = [d for d in sorted(by_digit) if d in paper]
-        means.append(f"{PAPER_MEAN[protocol]:.3f} (10 digits)" if len(known) < n
-                     else f"{np.mean([paper[d] for d in known]):.3f}")   # every digit's figure known: their mean
-    lines.append(f"| mean of {n} digits | " + " | ".join(means) + " |")
-    if paper and known and len(known) < n:   # the digits whose published figure is known, side by side
-        lines.append(f"| mean of {', '.join(map(str, known))} | "
-                     + " | ".join([f"{np.mean([columns[m][sorted(by_digit).index(d)] for d in known]):.3f}"
-                                   for m in methods]
-                                  + ([f"{np.mean([best_test[sorted(by_digit).index(d)] for d in known]):.3f}"]
-                                     if with_best else [])
-                                  + [f"{np.mean([paper[d] for d in known]):.3f}"]) + " |")
+            mean = np.mean([np.mean(per_seed(d, m)) for d in over])
+            spread = [np.mean([auroc[d][seed][m] for d in over]) for seed in common] if m in seeded else []
+            cells.append(f"{mean:.3f}" + (f" ± {np.std(spread):.3f}" if len(spread) > 1 else ""))
+        cells += [f"{np.mean([best_test[d] for d in over]):.3f}"] if with_best else []
+        cells += [paper_cell] if paper else []
+        return f"| {label} | {len(common)} | " + " | ".join(cells) + " |"
+
+    known = [d for d in digits if d in paper]
+    paper_mean = (f"{np.mean([paper[d] for d in known]):.3f}" if len(known) == len(digits)
+                  else f"{PAPER_MEAN[protocol]:.3f} (10 digits)") if paper else ""
+    lines.append(mean_row(f"mean of {len(digits)} digits", digits, paper_mean))
+    if paper and known and len(known) < len(digits):   # the digits whose published figure is known, side by side
+        lines.append(mean_row(f"mean of {', '.join(map(str, known))}", known,
+                              f"{np.mean([paper[d] for d in known]):.3f}"))
     seconds = sum(sum(v for k, v in s.timings.items() if k in ("data", "graph_build", "training", "scoring",
                                                                    "baselines", "plotting"))
                   for s in summaries.values())
@@ -95,7 +117,9 @@ def render(records_root, name):
                                                   config.command) + "`"
     return (f"{command}: {n} sub-runs (split {config.data.split}, seeds {', '.join(map(str, seeds))}), "
             f"{seconds / 60:.0f} min of run time in all, on {'; '.join(machines)}. Test AUROC at the end of "
-            f"training, mean over seeds; the best of each row in bold; * the score ADAE reports.{best}\n\n"
+            f"training, mean ± std over seeds (ADAE and ConvAE; the classic baselines do not depend on the seed); the "
+            f"seeds column counts each row's seeds (the mean rows: the seeds every digit has, which their ± are over); "
+            f"the best of each row in bold; * the score ADAE reports.{best}\n\n"
             + markdown)
 
 
@@ -120,13 +144,20 @@ def main(argv=None):
     args = p.parse_args(argv)
     names = sorted(d for d in os.listdir(args.records) if RecordDir(args.records, d).summaries()) \
         if os.path.isdir(args.records) else []
+    blocks = {}
+    for name in names:
+        try:
+            blocks[name] = render(args.records, name)
+        except ValueError as err:   # records that cannot be one table
+            print(f"tables: error: {os.path.join(args.records, name)}: {err}", file=sys.stderr)
+            return 2
     if not args.readme:
         for name in names:
-            print(f"## {name}\n\n{render(args.records, name)}")
+            print(f"## {name}\n\n{blocks[name]}")
         return 0
     texts = {path: open(path).read() for path in args.readme}
     for name in names:
-        block, placed = render(args.records, name), False
+        block, placed = blocks[name], False
         for path, text in texts.items():
             if has_markers(text, name):
                 texts[path], placed = fill(text, name, block), True

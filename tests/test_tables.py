@@ -8,8 +8,10 @@ from source import tables
 
 
 def test_readme_tables_come_from_records(straight_sweep, tmp_path):
-    """The marked block is replaced by the table of the records: one row per digit with each method's mean
-    AUROC over seeds, equal to the records' own numbers."""
+    """The marked block is replaced by the table of the records: one row per digit, with the number of seeds,
+    ADAE's and ConvAE's mean ± std over seeds and each classic baseline once, equal to the records' own
+    numbers; the mean row's ± is over each seed's mean."""
+    import numpy as np
     readme = tmp_path / "README.md"
     readme.write_text("before\n<!-- table:sweep -->\nold\n<!-- /table:sweep -->\nafter\n")
     assert tables.main(["--records", str(straight_sweep / "records"), "--readme", str(readme)]) == 0
@@ -17,13 +19,36 @@ def test_readme_tables_come_from_records(straight_sweep, tmp_path):
     assert text.startswith("before\n<!-- table:sweep -->\n`python run.py") and text.endswith("<!-- /table:sweep -->\nafter\n")
     assert "\nold\n" not in text and "2 sub-runs" in text
     records = [json.loads((straight_sweep / "records" / "sweep" / f"normal7_seed{s}.json").read_text()) for s in (0, 1)]
-    row = [c.strip() for c in next(line for line in text.splitlines() if line.startswith("| 7 |")).split("|")]
-    header = [c.strip() for c in next(line for line in text.splitlines() if line.startswith("| digit |")).split("|")]
-    mean_image = sum(r["baselines"]["MeanImage"]["AUROC"] for r in records) / 2
-    assert float(row[header.index("MeanImage")].strip("*")) == pytest.approx(mean_image, abs=5e-4)
-    x_dgx = sum(r["metrics"]["AUROC_per_score"]["x_dgx"] for r in records) / 2
+    lines = text.splitlines()
+    header = [c.strip() for c in next(line for line in lines if line.startswith("| digit |")).split("|")]
+    row = [c.strip().strip("*") for c in next(line for line in lines if line.startswith("| 7 |")).split("|")]
+    mean_row = [c.strip().strip("*") for c in next(line for line in lines if line.startswith("| mean of 1 digits |")).split("|")]
+    assert row[header.index("seeds")] == "2" and mean_row[header.index("seeds")] == "2"
+    assert records[0]["baselines"]["MeanImage"] == records[1]["baselines"]["MeanImage"]
+    assert float(row[header.index("MeanImage")]) == pytest.approx(records[0]["baselines"]["MeanImage"]["AUROC"], abs=5e-4)
+    x_dgx = [r["metrics"]["AUROC_per_score"]["x_dgx"] for r in records]
     column = next(i for i, h in enumerate(header) if h.startswith("ADAE x_dgx"))
-    assert float(row[column].strip("*")) == pytest.approx(x_dgx, abs=5e-4)
+    for cells in (row, mean_row):
+        mean, std = (float(v) for v in cells[column].split(" ± "))
+        assert mean == pytest.approx(np.mean(x_dgx), abs=5e-4) and std == pytest.approx(np.std(x_dgx), abs=5e-4)
+
+
+def test_a_classic_baseline_that_differs_between_seeds_is_refused(straight_sweep, tmp_path, capsys):
+    """The classic baselines do not depend on the seed; records where one does (another version, other
+    data) are not averaged into a table: one line and exit 2, the README untouched."""
+    import shutil
+    records = tmp_path / "records"
+    shutil.copytree(straight_sweep / "records", records)
+    path = records / "sweep" / "normal7_seed1.json"
+    record = json.loads(path.read_text())
+    record["baselines"]["MeanImage"]["AUROC"] += 0.01
+    path.write_text(json.dumps(record))
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- table:sweep -->\nold\n<!-- /table:sweep -->\n")
+    assert tables.main(["--records", str(records), "--readme", str(readme)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "MeanImage on digit 7 differs between seeds" in err
+    assert readme.read_text() == "<!-- table:sweep -->\nold\n<!-- /table:sweep -->\n"
 
 
 def test_table_shows_the_best_test_reading_beside_the_end_value(straight_sweep, tmp_path):
