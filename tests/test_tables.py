@@ -8,29 +8,54 @@ from source import tables
 
 
 def test_readme_tables_come_from_records(straight_sweep, tmp_path):
-    """The marked block is replaced by the table of the records: one row per digit, with the number of seeds,
-    ADAE's and ConvAE's mean ± std over seeds and each classic baseline once, equal to the records' own
-    numbers; the mean row's ± is over each seed's mean."""
+    """The marked block is replaced by the table of the records; a one-digit sweep (the straight sweep:
+    digit 7, seeds 0 and 1) is shown seed by seed with four decimals, each cell the record's own number,
+    then their mean ± std."""
     import numpy as np
     readme = tmp_path / "README.md"
     readme.write_text("before\n<!-- table:sweep -->\nold\n<!-- /table:sweep -->\nafter\n")
     assert tables.main(["--records", str(straight_sweep / "records"), "--readme", str(readme)]) == 0
     text = readme.read_text()
     assert text.startswith("before\n<!-- table:sweep -->\n`python run.py") and text.endswith("<!-- /table:sweep -->\nafter\n")
-    assert "\nold\n" not in text and "2 sub-runs" in text
+    assert "\nold\n" not in text and "2 sub-runs" in text and "seed by seed" in text
     records = [json.loads((straight_sweep / "records" / "sweep" / f"normal7_seed{s}.json").read_text()) for s in (0, 1)]
     lines = text.splitlines()
-    header = [c.strip() for c in next(line for line in lines if line.startswith("| digit |")).split("|")]
-    row = [c.strip().strip("*") for c in next(line for line in lines if line.startswith("| 7 |")).split("|")]
-    mean_row = [c.strip().strip("*") for c in next(line for line in lines if line.startswith("| mean of 1 digits |")).split("|")]
-    assert row[header.index("seeds")] == "2" and mean_row[header.index("seeds")] == "2"
-    assert records[0]["baselines"]["MeanImage"] == records[1]["baselines"]["MeanImage"]
-    assert float(row[header.index("MeanImage")]) == pytest.approx(records[0]["baselines"]["MeanImage"]["AUROC"], abs=5e-4)
-    x_dgx = [r["metrics"]["AUROC_per_score"]["x_dgx"] for r in records]
+    header = [c.strip() for c in next(line for line in lines if line.startswith("| seed |")).split("|")]
     column = next(i for i, h in enumerate(header) if h.startswith("ADAE x_dgx"))
-    for cells in (row, mean_row):
-        mean, std = (float(v) for v in cells[column].split(" ± "))
-        assert mean == pytest.approx(np.mean(x_dgx), abs=5e-4) and std == pytest.approx(np.std(x_dgx), abs=5e-4)
+    x_dgx = [r["metrics"]["AUROC_per_score"]["x_dgx"] for r in records]
+    for seed in (0, 1):
+        row = [c.strip().strip("*") for c in next(line for line in lines if line.startswith(f"| {seed} |")).split("|")]
+        assert float(row[column]) == pytest.approx(x_dgx[seed], abs=5e-5)
+        assert float(row[header.index("MeanImage")]) == pytest.approx(records[seed]["baselines"]["MeanImage"]["AUROC"], abs=5e-5)
+    last = [c.strip() for c in lines[lines.index("<!-- /table:sweep -->") - 1].split("|")]
+    mean, std = (float(v) for v in last[column].split(" ± "))
+    assert last[1] == "mean ± std of 2" and mean == pytest.approx(np.mean(x_dgx), abs=5e-5)
+    assert std == pytest.approx(np.std(x_dgx), abs=5e-5)
+
+
+def test_digit_table_shows_adae_as_mean_and_std_and_classic_baselines_once(straight_sweep):
+    """Two digits of two seeds each: ADAE's cells are mean ± std over the digit's seeds, a classic
+    baseline's (MeanImage) its one value; the mean row's ± is the std over seeds of each seed's mean over
+    the digits."""
+    import numpy as np
+    from source.record import Summary
+    runs = tables.RecordDir(str(straight_sweep / "records"), "sweep").summaries()
+    summaries = dict(runs)
+    for name, s in runs.items():   # the same two seeds again as digit 3, ADAE's number moved by 0.1
+        values = dict(s.metrics["AUROC_per_score"], x_dgx=s.metrics["AUROC_per_score"]["x_dgx"] - 0.1)
+        summaries[name + "_as3"] = Summary.from_dict(dict(s.to_dict(), data=dict(s.data, digit=3),
+                                                          metrics=dict(s.metrics, AUROC_per_score=values)))
+    markdown = tables.table(summaries, "normal")[0].splitlines()
+    header = [c.strip() for c in markdown[0].split("|")]
+    rows = {line.split("|")[1].strip(): [c.strip().strip("*") for c in line.split("|")] for line in markdown[2:]}
+    x_dgx = {d: [s.metrics["AUROC_per_score"]["x_dgx"] for s in summaries.values() if s.digit == d] for d in (3, 7)}
+    column = next(i for i, h in enumerate(header) if h.startswith("ADAE x_dgx"))
+    for d in (3, 7):
+        assert rows[str(d)][header.index("seeds")] == "2"
+        assert rows[str(d)][column] == f"{np.mean(x_dgx[d]):.3f} ± {np.std(x_dgx[d]):.3f}"
+        assert " ± " not in rows[str(d)][header.index("MeanImage")]
+    per_seed_mean = [np.mean([x_dgx[3][i], x_dgx[7][i]]) for i in (0, 1)]
+    assert rows["mean of 2 digits"][column] == f"{np.mean(per_seed_mean):.3f} ± {np.std(per_seed_mean):.3f}"
 
 
 def test_a_classic_baseline_that_differs_between_seeds_is_refused(straight_sweep, tmp_path, capsys):
