@@ -18,6 +18,7 @@ import numpy as np
 
 from source.config import SCORE_NAMES
 from source.rundir import RunDir
+from source.tables import cell
 
 # recipe name -> run.py flags, every setting of the balance spelled out so that a change of run.py's defaults
 # cannot change what a name means (batch 64 and beta1 0.5, the paper's, throughout)
@@ -103,11 +104,6 @@ def run_study(data, steps, stage, root, threads, only_cases=None, only_recipes=N
                     print(f"[study] {name}: failed ({proc.stderr.strip().splitlines()[-1:]})", flush=True)
 
 
-def _cell(values):
-    """Mean over seeds, with the standard deviation where there are several."""
-    return f"{np.mean(values):.3f}" + (f" ± {np.std(values):.3f}" if len(values) > 1 else "")
-
-
 def finished_seeds(root, case, recipe):
     """The development curves of a (case, recipe)'s finished runs, one per seed, seed 0 first."""
     curves = []
@@ -135,10 +131,10 @@ def table(root):
             if not curves:
                 continue
             last = [c[-1] for c in curves]
-            cells = [_cell([p["dev_auroc_per_score"][s] for p in last]) for s in SCORE_NAMES]
+            cells = [cell([p["dev_auroc_per_score"][s] for p in last]) for s in SCORE_NAMES]
             cells.append(f"{np.mean([max(p['dev_auroc_per_score']['x_dgx'] for p in c) for c in curves]):.3f}")
             trained = [p["dev_auroc_trained_per_score"]["x_dgx"] for p in last if "dev_auroc_trained_per_score" in p]
-            cells.append(_cell(trained) if trained else "")
+            cells.append(cell(trained) if trained else "")
             mean = {k: np.mean([p[k] for p in last]) for k in ("rec_g", "rec_d", "rec_template", "k_t")}
             lines.append(f"| {case} | {recipe} | {len(curves)} | {last[0]['step']} | " + " | ".join(cells)
                          + f" | {mean['rec_g']:.2f} / {mean['rec_d']:.2f} / {mean['rec_template']:.2f}"
@@ -159,8 +155,8 @@ def stage_table(root, stage):
             if not last:
                 continue
             trained = [p["dev_auroc_trained_per_score"]["x_dgx"] for p in last if "dev_auroc_trained_per_score" in p]
-            lines.append(f"| {case} | {recipe} | {len(last)} | {_cell([p['dev_auroc_per_score']['x_dgx'] for p in last])}"
-                         f" | {_cell(trained) if trained else ''} | {_cell([p['dev_auroc_per_score']['x_dx'] for p in last])}"
+            lines.append(f"| {case} | {recipe} | {len(last)} | {cell([p['dev_auroc_per_score']['x_dgx'] for p in last])}"
+                         f" | {cell(trained) if trained else ''} | {cell([p['dev_auroc_per_score']['x_dx'] for p in last])}"
                          f" | {np.mean([p['rec_g'] for p in last]):.1f} / {np.mean([p['rec_template'] for p in last]):.1f} |")
     return "\n".join(lines) + "\n"
 

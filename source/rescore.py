@@ -1,0 +1,142 @@
+"""Other anomaly scores, read from finished runs' final checkpoints on the development split only (validation
+normals against the development anomalies; never the test split): does a score that does not count ink
+rank better than the paper's? (The digit-1 failure: a 1 is thin, so every network rebuilds it with a
+small L2 error.)
+
+    python -m source.rescore --data PATH --sweep NAME [--results results] [--logdir Checkpoint] [--out study/rescore]
+    python -m source.rescore [--out study/rescore] [--readme docs/study.md]      # the table only
+
+Each finished sub-run's development AUROCs go to OUT/<sweep>/<sub-run>.json, kept once written (a rerun
+scores only the sub-runs it has not); the table (one per sweep: each digit's mean ± std over seeds, then
+the mean over digits) fills <!-- rescore:<sweep> --> blocks.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+from source.files import write_json, write_text
+from source.tables import cell
+
+# score name -> f(model's scores, ||x||, ||D(G(x))||) over a batch of images; the norms are of the images in
+# [0, 1] (28x28), the model's scores are its own (SCORES, the network's frame)
+RESCORES = {
+    "x_dgx": lambda s, ink_x, ink_dgx: s["x_dgx"],
+    "x_dx": lambda s, ink_x, ink_dgx: s["x_dx"],
+    "x_gx": lambda s, ink_x, ink_dgx: s["x_gx"],
+    "x_dgx / |x|": lambda s, ink_x, ink_dgx: s["x_dgx"] / ink_x,
+    "x_dgx / (|x| + |D(G(x))|)": lambda s, ink_x, ink_dgx: s["x_dgx"] / (ink_x + ink_dgx),
+    "x_dx / |x|": lambda s, ink_x, ink_dgx: s["x_dx"] / ink_x,
+    "-|x|, ink alone": lambda s, ink_x, ink_dgx: -ink_x,
+}
+
+
+def norms(x):
+    """Each image's L2 norm."""
+    return np.sqrt((np.asarray(x, np.float64).reshape(len(x), -1) ** 2).sum(axis=1))
+
+
+def rescored(model, x, batch_size=1024):
+    """{name: (N,) score} of RESCORES for images x in [0, 1] (never an empty batch to the graph)."""
+    scores = model.run_scores(x, batch_size=batch_size)
+    dgx = np.concatenate([model.reconstruct(x[i:i + batch_size])["D(G(x))"] for i in range(0, len(x), batch_size)])
+    ink_x, ink_dgx = norms(x), norms(dgx)
+    return {name: np.asarray(f(scores, ink_x, ink_dgx), np.float64) for name, f in RESCORES.items()}
+
+
+def development_aurocs(model, data):
+    """{name: development AUROC} of every RESCORES score: validation normals against development anomalies."""
+    from source.solver import dev_auroc_of
+    valid, dev = rescored(model, data.x_valid), rescored(model, data.x_dev_anomalous)
+    return {name: dev_auroc_of(valid[name], dev[name]) for name in RESCORES}
+
+
+def rescore_sweep(arrays, sweep, out):
+    """Score every finished sub-run of sweep (a RunDir) that has no file in out/<sweep> yet; returns the names
+    scored now."""
+    from source import datamanager, experiment
+    folder = os.path.join(out, sweep.name)
+    done = []
+    for name in sorted(os.listdir(sweep.results)) if os.path.isdir(sweep.results) else []:
+        sub, path = sweep.sub(name), os.path.join(folder, name + ".json")
+        if not sub.is_finished() or os.path.isfile(path):
+            continue
+        config = sub.read_config()
+        (digit, seed), = config.runs()
+        data = datamanager.Dataset(*arrays, datnorm=config.data.datnorm, split=config.data.split,
+                                   **config.data.protocol_of(digit))
+        model = experiment.build_model(config)
+        found, checkpoint = model.load(sub.log)
+        if found:
+            os.makedirs(folder, exist_ok=True)
+            write_json({"sub_run": name, "digit": digit, "seed": seed, "checkpoint": os.path.basename(checkpoint),
+                        "dev_auroc": development_aurocs(model, data)}, path)
+            done.append(name)
+            print(f"[rescore] {sweep.name}/{name}: done", flush=True)
+        model.close()
+    return done
+
+
+def table(folder):
+    """Markdown: per digit each score's development AUROC, mean ± std over seeds, then the mean over digits
+    (± the std over seeds of each seed's mean, for the seeds every digit has)."""
+    rows = [json.load(open(os.path.join(folder, f))) for f in sorted(os.listdir(folder)) if f.endswith(".json")]
+    by_digit = {}
+    for r in rows:
+        by_digit.setdefault(r["digit"], {})[r["seed"]] = r["dev_auroc"]
+    common = sorted(set.intersection(*(set(v) for v in by_digit.values())))
+    lines = ["| digit | seeds | " + " | ".join(RESCORES) + " |", "|---" * (len(RESCORES) + 2) + "|"]
+    for digit in sorted(by_digit):
+        cells = [cell([v[name] for v in by_digit[digit].values()]) for name in RESCORES]
+        lines.append(f"| {digit} | {len(by_digit[digit])} | " + " | ".join(cells) + " |")
+    means = []
+    for name in RESCORES:
+        mean = np.mean([np.mean([v[name] for v in by_seed.values()]) for by_seed in by_digit.values()])
+        spread = [np.mean([by_digit[d][seed][name] for d in by_digit]) for seed in common]
+        means.append(f"{mean:.3f}" + (f" ± {np.std(spread):.3f}" if len(spread) > 1 else ""))
+    lines.append(f"| mean of {len(by_digit)} | {len(common)} | " + " | ".join(means) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def fill(path, out):
+    """Replace each <!-- rescore:SWEEP --> ... <!-- /rescore:SWEEP --> block of a Markdown file."""
+    with open(path) as f:
+        text = f.read()
+    for sweep in sorted(os.listdir(out)) if os.path.isdir(out) else []:
+        start, end = f"<!-- rescore:{sweep} -->\n", f"<!-- /rescore:{sweep} -->"
+        if start in text:
+            head, rest = text.split(start, 1)
+            text = head + start + table(os.path.join(out, sweep)) + end + rest.split(end, 1)[1]
+    write_text(text, path)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Development AUROC of other anomaly scores from finished runs.")
+    p.add_argument("--data", help="the data the sweep trained on (full MNIST: mnist.npz or IDX folder)")
+    p.add_argument("--sweep", action="append", help="score this sweep's finished sub-runs")
+    p.add_argument("--results", default="results")
+    p.add_argument("--logdir", default="Checkpoint")
+    p.add_argument("--out", default=os.path.join("study", "rescore"))
+    p.add_argument("--readme", action="append", help="fill this file's <!-- rescore:SWEEP --> blocks")
+    args = p.parse_args(argv)
+    if args.sweep:
+        if not args.data:
+            p.error("--sweep needs --data")
+        from source.tf_setup import import_tensorflow
+        import_tensorflow(False)
+        from source import datamanager
+        from source.rundir import RunDir
+        arrays, _ = datamanager.load_data(args.data)
+        for name in args.sweep:
+            rescore_sweep(arrays, RunDir(args.logdir, args.results, name), args.out)
+    for path in args.readme or []:
+        fill(path, args.out)
+    for sweep in sorted(os.listdir(args.out)) if os.path.isdir(args.out) else []:
+        print(f"## {sweep}\n\n{table(os.path.join(args.out, sweep))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
