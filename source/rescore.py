@@ -20,16 +20,16 @@ import numpy as np
 from source.files import write_json, write_text
 from source.tables import cell
 
-# score name -> f(model's scores, ||x||, ||D(G(x))||) over a batch of images; the norms are of the images in
+# score name (no '|': a Markdown column) -> f(model's scores, ||x||, ||D(G(x))||) over a batch of images; the norms are of the images in
 # [0, 1] (28x28), the model's scores are its own (SCORES, the network's frame)
 RESCORES = {
     "x_dgx": lambda s, ink_x, ink_dgx: s["x_dgx"],
     "x_dx": lambda s, ink_x, ink_dgx: s["x_dx"],
     "x_gx": lambda s, ink_x, ink_dgx: s["x_gx"],
-    "x_dgx / |x|": lambda s, ink_x, ink_dgx: s["x_dgx"] / ink_x,
-    "x_dgx / (|x| + |D(G(x))|)": lambda s, ink_x, ink_dgx: s["x_dgx"] / (ink_x + ink_dgx),
-    "x_dx / |x|": lambda s, ink_x, ink_dgx: s["x_dx"] / ink_x,
-    "-|x|, ink alone": lambda s, ink_x, ink_dgx: -ink_x,
+    "x_dgx / ‖x‖": lambda s, ink_x, ink_dgx: s["x_dgx"] / ink_x,
+    "x_dgx / (‖x‖ + ‖D(G(x))‖)": lambda s, ink_x, ink_dgx: s["x_dgx"] / (ink_x + ink_dgx),
+    "x_dx / ‖x‖": lambda s, ink_x, ink_dgx: s["x_dx"] / ink_x,
+    "−‖x‖, ink alone": lambda s, ink_x, ink_dgx: -ink_x,
 }
 
 

@@ -25,10 +25,10 @@ def test_development_aurocs_match_the_loop_and_numpy(digit1):
         dgx = model.reconstruct(x)["D(G(x))"]
         return s / (np.linalg.norm(x.reshape(len(x), -1), axis=1) + np.linalg.norm(dgx.reshape(len(x), -1), axis=1))
     expected = dev_auroc_of(relative(digit1.x_valid), relative(digit1.x_dev_anomalous))
-    assert out["x_dgx / (|x| + |D(G(x))|)"] == pytest.approx(expected, abs=1e-9)
+    assert out["x_dgx / (‖x‖ + ‖D(G(x))‖)"] == pytest.approx(expected, abs=1e-9)
     ink = dev_auroc_of(-np.linalg.norm(digit1.x_valid.reshape(len(digit1.x_valid), -1), axis=1),
                        -np.linalg.norm(digit1.x_dev_anomalous.reshape(len(digit1.x_dev_anomalous), -1), axis=1))
-    assert out["-|x|, ink alone"] == pytest.approx(ink, abs=1e-9)
+    assert out["−‖x‖, ink alone"] == pytest.approx(ink, abs=1e-9)
     model.close()
 
 
