@@ -48,7 +48,7 @@ def build_parser():
     a("--balance-alpha", "--balance", type=bounded(float, 0), help="alpha of the G/D learning-rate balancing "
       "b = sigmoid(alpha (|G(x)-D(G(x))| - |x-D(x)|)): G at 2b lr, D at 2(1-b) lr; 0 turns it off (*)")
     a("--anomaly-score", choices=SCORE_NAMES, help="the error used as anomaly score: x_dgx ||x - D(G(x))|| (the "
-      "paper's), x_dx, x_gx or gx_dgx (*)")
+      "paper's), x_dx, x_gx, gx_dgx, or x_dgx_rel: x_dgx over the ink ||x|| + ||D(G(x))|| (*)")
     a("--gamma", type=bounded(float, 0, low_open=True), help="equilibrium target ratio of D's fake to real error (*)")
     a("--lambda-k", type=bounded(float, 0), help="learning rate of k_t (*)")
     a("--ksize", type=bounded(int, 1, 9), help="reference arch: convolution kernel size")

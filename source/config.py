@@ -9,7 +9,8 @@ import numpy as np
 INITS = ("he", "dcgan")   # kernel initialisations (source.layers)
 OBJECTIVES = ("paper", "equilibrium", "autoencoder")
 PRECISIONS = ("fp32", "bf16", "auto")
-SCORE_NAMES = ("x_dgx", "x_dx", "x_gx", "gx_dgx")   # anomaly scores: which two images the L2 error compares
+# anomaly scores: which two images the L2 error compares; x_dgx_rel is x_dgx over the two images' ink
+SCORE_NAMES = ("x_dgx", "x_dx", "x_gx", "gx_dgx", "x_dgx_rel")
 ARCHS = ("paper", "reference")
 # Each architecture's default recipe: the flags marked (*) in run.py. The paper network's is the recipe the
 # README's study chose on the development AUROC: BEGAN's equilibrium control of D's fake term (gamma 1,

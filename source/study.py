@@ -122,23 +122,24 @@ def table(root):
     step (mean ± std over seeds), the paper score's best along the curve (mean over seeds), the trained
     weights' paper score at the end where the model scores with their moving average, G/D/template
     reconstruction error and k_t at the end."""
-    lines = ["| case | recipe | seeds | steps | " + " | ".join(f"{s} end" for s in SCORE_NAMES)
+    found = {(case, recipe): finished_seeds(root, case, recipe) for case in CASES for recipe in RECIPES}
+    names = [s for s in SCORE_NAMES   # the scores every study run measured (a run older than a score lacks it)
+             if all(s in c[-1]["dev_auroc_per_score"] for curves in found.values() for c in curves)]
+    lines = ["| case | recipe | seeds | steps | " + " | ".join(f"{s} end" for s in names)
              + " | x_dgx best | x_dgx end, trained weights | rec G / D / template | k_t |",
-             "|---" * (len(SCORE_NAMES) + 8) + "|"]
-    for case in CASES:
-        for recipe in RECIPES:
-            curves = finished_seeds(root, case, recipe)
-            if not curves:
-                continue
-            last = [c[-1] for c in curves]
-            cells = [cell([p["dev_auroc_per_score"][s] for p in last]) for s in SCORE_NAMES]
-            cells.append(f"{np.mean([max(p['dev_auroc_per_score']['x_dgx'] for p in c) for c in curves]):.3f}")
-            trained = [p["dev_auroc_trained_per_score"]["x_dgx"] for p in last if "dev_auroc_trained_per_score" in p]
-            cells.append(cell(trained) if trained else "")
-            mean = {k: np.mean([p[k] for p in last]) for k in ("rec_g", "rec_d", "rec_template", "k_t")}
-            lines.append(f"| {case} | {recipe} | {len(curves)} | {last[0]['step']} | " + " | ".join(cells)
-                         + f" | {mean['rec_g']:.2f} / {mean['rec_d']:.2f} / {mean['rec_template']:.2f}"
-                         + f" | {mean['k_t']:.2f} |")
+             "|---" * (len(names) + 8) + "|"]
+    for (case, recipe), curves in found.items():
+        if not curves:
+            continue
+        last = [c[-1] for c in curves]
+        cells = [cell([p["dev_auroc_per_score"][s] for p in last]) for s in names]
+        cells.append(f"{np.mean([max(p['dev_auroc_per_score']['x_dgx'] for p in c) for c in curves]):.3f}")
+        trained = [p["dev_auroc_trained_per_score"]["x_dgx"] for p in last if "dev_auroc_trained_per_score" in p]
+        cells.append(cell(trained) if trained else "")
+        mean = {k: np.mean([p[k] for p in last]) for k in ("rec_g", "rec_d", "rec_template", "k_t")}
+        lines.append(f"| {case} | {recipe} | {len(curves)} | {last[0]['step']} | " + " | ".join(cells)
+                     + f" | {mean['rec_g']:.2f} / {mean['rec_d']:.2f} / {mean['rec_template']:.2f}"
+                     + f" | {mean['k_t']:.2f} |")
     return "\n".join(lines) + "\n"
 
 

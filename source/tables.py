@@ -35,13 +35,19 @@ def cell(values):
     return f"{np.mean(values):.3f}" + (f" ± {np.std(values):.3f}" if len(values) > 1 else "")
 
 
+def measured(summaries):
+    """ADAE's scores every one of the summaries measured (records older than a score lack it), in SCORE_NAMES
+    order."""
+    return [k for k in SCORE_NAMES if all(k in s.metrics["AUROC_per_score"] for s in summaries)]
+
+
 def seed_table(summaries):
     """Markdown of one digit's sweep seed by seed (the main command over seeds), four decimals (its numbers
     sit near 1): a row per seed of each method's test AUROC, then their mean ± std."""
     runs = sorted(summaries.values(), key=lambda s: s.seed)
     chosen = runs[0].anomaly_score
     columns = {f"ADAE {k}" + ("*" if k == chosen else ""): [r.metrics["AUROC_per_score"][k] for r in runs]
-               for k in SCORE_NAMES}
+               for k in measured(runs)}
     columns.update({m: [r.baselines[m]["AUROC"] for r in runs] for m in runs[0].baselines})
     lines = ["| seed | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for i, r in enumerate(runs):
@@ -62,7 +68,7 @@ def table(summaries, protocol):
     in seconds."""
     first = next(iter(summaries.values()))
     chosen = first.anomaly_score
-    adae = {f"ADAE {k}" + ("*" if k == chosen else ""): k for k in SCORE_NAMES}
+    adae = {f"ADAE {k}" + ("*" if k == chosen else ""): k for k in measured(summaries.values())}
     methods = list(adae) + list(first.baselines)
     seeded = set(adae) | {m for m in SEEDED if m in first.baselines}
     auroc = {}   # digit -> seed -> method -> test AUROC

@@ -103,7 +103,8 @@ def test_losses_match_numpy(model, batch):
 
 
 def test_scores_match_numpy(model, batch):
-    """A(x) = ||x - D(G(x))||_2 on the inference path, per image, in the network's frame."""
+    """A(x) = ||x - D(G(x))||_2 on the inference path, per image, in the network's frame; the other errors
+    alike; x_dgx_rel is x_dgx over the ink of both images."""
     x, g_x, d_x, d_g_x = model.sess.run([model.x_net, model.g_x_test, model.d_x_test, model.d_g_x_test],
                                         {model.x: batch})
     scores = model.run_scores(batch)
@@ -111,6 +112,10 @@ def test_scores_match_numpy(model, batch):
     np.testing.assert_allclose(scores["x_gx"], _l2(x, g_x), rtol=1e-4)
     np.testing.assert_allclose(scores["x_dx"], _l2(x, d_x), rtol=1e-4)
     np.testing.assert_allclose(scores["gx_dgx"], _l2(g_x, d_g_x), rtol=1e-4)
+    # x_dgx_rel: x_dgx over the ink of x and D(G(x)) as images in [0, 1] (28x28, the input's own frame)
+    d_g_x_image = model.reconstruct(batch)["D(G(x))"]
+    ink = _l2(batch, 0 * batch) + _l2(d_g_x_image, 0 * d_g_x_image)
+    np.testing.assert_allclose(scores["x_dgx_rel"], _l2(x, d_g_x) / ink, rtol=1e-4)
 
 
 def test_paper_arch_has_a_32d_latent_and_no_pooling():
