@@ -175,7 +175,7 @@ class Plan:
     records: str = None         # --records root: every finished run's summary is also written there
     part_of: str = None         # --part-of: the sweep this one run is a job-array task of
     jobs: int = 1               # a sweep's sub-runs at once; above 1, each is a `run.py --part-of` process
-    threads: int = 0            # threads of each run (0: TensorFlow's choice)
+    threads: int = 0            # threads of each worker process and of the sweep's projection (0: TensorFlow's)
     worker_argv: tuple = ()     # the flags every worker process shares (parallel.part_argv of the sweep's)
 
 
