@@ -1,11 +1,14 @@
 """Shared fixtures, all on the CPU: the embedded MNIST subset, a batch, a signal at a chosen call, the suite's
-straight sweep, and the comparisons of sweep tables and scores across processes.
+straight sweep and e2e run (one real command-line run), and the comparisons of sweep tables and scores
+across processes.
 
 The README's test command runs the suite in two processes (pytest-xdist, `-n 2 --dist loadgroup`): the tests
-that share an expensive fixture (the straight sweep, test_run's e2e run) are grouped so that each group's
+that share an expensive fixture (the straight sweep, the e2e run) are grouped so that each group's
 fixture is built once, in one process."""
 import logging
 import os
+import shutil
+import subprocess
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -152,3 +155,54 @@ def straight_sweep(tmp_path_factory):
     code = run.main(SWEEP_FLAGS + SWEEP_WORKERS + roots(root) + ["--name", "sweep", "--records", str(root / "records")])
     assert code == 0
     return root
+
+
+# the command line end to end: one real run (e2e) that test_run, test_board, test_report and test_inference read
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GRIDS = ["normal_as_normal", "anomalous_as_normal", "normal_as_anomalous", "anomalous_as_anomalous"]
+
+
+def cli(*flags, cwd=ROOT):
+    """run.py as a user runs it, in a subprocess."""
+    return subprocess.run([sys.executable, os.path.join(ROOT, "run.py"), *flags], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def run_main(capsys, *flags):
+    """run.py's main in this process (the e2e fixture is the one command-line run a subprocess is for):
+    (exit status, stdout, stderr)."""
+    capsys.readouterr()
+    import run
+    code = run.main(list(flags))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="session")
+def e2e(tmp_path_factory):
+    """One tiny real run through the command line (a subprocess): embedded data, 2 epochs, batch 64; its
+    root, the finished process and its flags."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    flags = ["--datnorm", "--batch", "64", "--epoch", "2", "--data", "embedded",
+             "--results", str(tmp / "results"), "--logdir", str(tmp / "Checkpoint"), "--summary-every", "2"]
+    proc = cli(*flags)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return tmp, proc, flags
+
+
+@pytest.fixture
+def own_copy(e2e, tmp_path):
+    """The e2e run's folders copied for one test that writes (a new run beside it, new scores, a resume),
+    so no test sees another's files; returns the copy's root and the flags that point at it."""
+    tmp, _, flags = e2e
+    for root in ("results", "Checkpoint"):
+        shutil.copytree(tmp / root, tmp_path / root)
+    return tmp_path, flags_under(flags, tmp_path)
+
+
+def flags_under(flags, root):
+    """flags with --results and --logdir moved under root."""
+    flags = list(flags)
+    flags[flags.index("--results") + 1] = str(root / "results")
+    flags[flags.index("--logdir") + 1] = str(root / "Checkpoint")
+    return flags

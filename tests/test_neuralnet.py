@@ -64,7 +64,7 @@ def test_output_shapes(model, batch):
         expected = np.clip((net[:, 2:-2, 2:-2] + 1) / 2, 0, 1) if model.arch == "paper" else net
         np.testing.assert_allclose(shown[name], expected, atol=1e-6)
     scores = model.run_scores(batch)
-    assert list(scores) == ["x_dgx", "x_dx", "x_gx", "gx_dgx"]
+    assert list(scores) == ["x_dgx", "x_dx", "x_gx", "gx_dgx", "x_dgx_rel"]
     assert all(s.shape == (8,) for s in scores.values())
 
 

@@ -1,67 +1,21 @@
-"""The command line end to end: artifacts, TensorBoard events, no overwrites, bad input exits 2."""
+"""The command line end to end (run.py): every artifact, metrics last, no overwrites, bad input exits 2,
+interrupt and resume, --test-only, seeds, the --steps budget, the flags table."""
 import csv
 import glob
 import json
 import os
-import shutil
 import signal
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import run
 from source.rundir import RunDir
-from tests.conftest import assert_same_scores
+from tests.conftest import GRIDS, assert_same_scores, flags_under, run_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARTIFACTS = ["summary.json", "scores.csv", "box_plot.png", "roc_curve.png", "pr_curve.png",
              "score_histogram.png", "loss_curves.png", "restoration/epoch_0001.png", "restoration/epoch_0002.png"]
-GRIDS = ["normal_as_normal", "anomalous_as_normal", "normal_as_anomalous", "anomalous_as_anomalous"]
-
-
-def _cli(*flags, cwd=ROOT):
-    return subprocess.run([sys.executable, os.path.join(ROOT, "run.py"), *flags], cwd=cwd,
-                          capture_output=True, text=True, timeout=600)
-
-
-def _main(capsys, *flags):
-    """run.py's main in this process (the e2e fixture is the one command-line run a subprocess is for):
-    (exit status, stdout, stderr)."""
-    capsys.readouterr()
-    code = run.main(list(flags))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-@pytest.fixture(scope="module")
-def e2e(tmp_path_factory):
-    """One tiny real run: embedded data, 2 epochs, batch 64."""
-    tmp = tmp_path_factory.mktemp("e2e")
-    flags = ["--datnorm", "--batch", "64", "--epoch", "2", "--data", "embedded",
-             "--results", str(tmp / "results"), "--logdir", str(tmp / "Checkpoint"), "--summary-every", "2"]
-    proc = _cli(*flags)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return tmp, proc, flags
-
-
-@pytest.fixture
-def own_copy(e2e, tmp_path):
-    """The e2e run's folders copied for one test that writes (a new run beside it, new scores, a resume),
-    so no test sees another's files; returns the copy's root and the flags that point at it."""
-    tmp, _, flags = e2e
-    for root in ("results", "Checkpoint"):
-        shutil.copytree(tmp / root, tmp_path / root)
-    return tmp_path, _roots(flags, tmp_path)
-
-
-def _roots(flags, root):
-    """flags with --results and --logdir moved under root."""
-    flags = list(flags)
-    flags[flags.index("--results") + 1] = str(root / "results")
-    flags[flags.index("--logdir") + 1] = str(root / "Checkpoint")
-    return flags
 
 
 def test_run_writes_every_artifact(e2e):
@@ -74,7 +28,7 @@ def test_run_writes_every_artifact(e2e):
     assert summary["figures"]["failed"] == {}
     for grid in GRIDS:   # a grid is drawn, or stated empty when no test image falls in its category
         assert (run_dir / "grids" / f"{grid}.png").is_file() != (grid in summary["figures"]["empty_grids"]), grid
-    assert set(summary["metrics"]["AUROC_per_score"]) == {"x_dgx", "x_gx", "x_dx", "gx_dgx"}
+    assert set(summary["metrics"]["AUROC_per_score"]) == {"x_dgx", "x_gx", "x_dx", "gx_dgx", "x_dgx_rel"}
     assert summary["data"]["source"]["name"] == "embedded"
     assert summary["data"]["test"] == 1000 and summary["data"]["train_normal"] == 360
     assert summary["config"]["training"]["batch"] == 64 and summary["config"]["training"]["seed"] == 0
@@ -112,100 +66,13 @@ def test_run_prints_metrics_last(e2e):
     assert sum(line.startswith("[train] epoch") for line in lines) == 2
 
 
-def test_event_file_has_graph_scalars_and_images(e2e):
-    """TensorBoard sees the graph, both losses and their terms, k_t, validation scores and restorations."""
-    import tensorflow as tf
-    tmp, _, _ = e2e
-    tags, has_graph = set(), False
-    for path in glob.glob(str(tmp / "Checkpoint" / "embedded_normal1" / "events.out.tfevents.*")):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            has_graph |= bool(event.graph_def)
-            tags |= {v.tag for v in event.summary.value}
-    assert has_graph
-    for tag in ("loss/loss_g", "loss/loss_d", "loss_terms/g_rec_x_gx", "loss_terms/d_real_x_dx",
-                "loss_terms/d_fake_gx_dgx", "health/k_t", "health/g_lr_share_b", "health/d_fake_over_real",
-                "valid/score_mean", "valid/scores", "restoration/validation_normals",
-                "test/AUROC", "valid/dev_AUROC", "test_grids/normal_as_normal",
-                "reconstruction/rec_g", "reconstruction/rec_d", "reconstruction/rec_template", "dev_auroc/x_dgx",
-                "_hparams_/session_start_info"):
-        assert tag in tags, tag
-    for plugin_tag in ("test/pr_curve/", "report/summary/"):   # plugins append their own suffix
-        assert any(t.startswith(plugin_tag) for t in tags), plugin_tag
-    for grid in GRIDS:   # an image, or a text saying the category is empty
-        plugin_tag = f"test_grids/{grid}"
-        assert any(t.startswith(plugin_tag) for t in tags), plugin_tag
-    assert glob.glob(str(tmp / "Checkpoint" / "embedded_normal1" / "model.ckpt-*.index"))
-
-
-def _free_port():
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def test_tensorboard_serves_the_runs_scalars_and_images(e2e):
-    """`tensorboard --logdir` on a tiny run's logs, bound to 127.0.0.1: the scalar, image, PR-curve and
-    text tags come back over HTTP; the server is stopped afterwards."""
-    import shutil
-    import time
-    import urllib.request
-    tmp, _, _ = e2e
-    binary = shutil.which("tensorboard") or os.path.join(os.path.dirname(sys.executable), "tensorboard")
-    assert os.path.exists(binary), "requirements.txt installs tensorflow, whose tensorboard command is missing"
-    port = _free_port()
-    server = subprocess.Popen([binary, "--logdir", str(tmp / "Checkpoint"), "--host", "127.0.0.1", "--port",
-                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}/data/plugin"
-    try:
-        deadline, tags = time.time() + 600, None   # a guard against a hang, not a speed limit
-        while time.time() < deadline and server.poll() is None:
-            try:
-                with urllib.request.urlopen(f"{base}/scalars/tags", timeout=5) as response:
-                    tags = json.loads(response.read())
-                if "embedded_normal1" in tags:
-                    break
-            except OSError:
-                pass
-            time.sleep(1)
-        assert server.poll() is None and tags, \
-            "TensorBoard did not serve the run: " + (server.stderr.read()[-300:] if server.poll() is not None
-                                                     else "timeout")
-        assert {"loss/loss_g", "loss/loss_d", "health/k_t", "valid/dev_AUROC"} <= set(tags["embedded_normal1"])
-        with urllib.request.urlopen(f"{base}/images/tags", timeout=10) as response:
-            images = json.loads(response.read())["embedded_normal1"]
-        assert "restoration/validation_normals" in images and "test_grids/normal_as_normal" in images
-        for plugin, tag in (("pr_curves", "test/pr_curve/"), ("text", "report/summary/")):
-            with urllib.request.urlopen(f"{base}/{plugin}/tags", timeout=10) as response:
-                assert any(t.startswith(tag) for t in json.loads(response.read())["embedded_normal1"]), plugin
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def test_report_and_csv_round_trip(e2e):
-    """report.md embeds every figure by a relative path that exists; valid_scores.csv holds floats that read
-    back exactly (the threshold recomputed from it is summary.json's, bit for bit)."""
-    tmp, _, _ = e2e
-    run_dir = tmp / "results" / "embedded_normal1"
-    report = (run_dir / "report.md").read_text()
-    assert report.startswith("# embedded_normal1") and "python run.py" in report and "| method | AUROC |" in report
-    import re
-    figures = re.findall(r"!\[[^]]*\]\(([^)]+)\)", report)
-    assert len(figures) >= 9 and all((run_dir / f).is_file() for f in figures)
-    from source import metrics
-    valid = [float(r["valid_score"]) for r in csv.DictReader(open(run_dir / "valid_scores.csv"))]
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert metrics.threshold_from_normals(valid) == summary["metrics"]["threshold"]
-
-
 def test_same_name_does_not_overwrite(own_copy, capsys):
     """A second run with the same name gets its own folders; the first stays as it was."""
     tmp, flags = own_copy
     first = (tmp / "results" / "embedded_normal1" / "scores.csv").read_bytes()
     epoch0 = list(flags)
     epoch0[epoch0.index("--epoch") + 1] = "0"
-    code, _, err = _main(capsys, *epoch0)
+    code, _, err = run_main(capsys, *epoch0)
     assert code == 0, err[-2000:]
     assert (tmp / "results" / "embedded_normal1_2" / "summary.json").exists()
     assert (tmp / "Checkpoint" / "embedded_normal1_2").is_dir()
@@ -286,7 +153,7 @@ def test_interrupt_then_resume_matches_uninterrupted_run(e2e, tmp_path, monkeypa
     the resume command, exit 130, no scores; resuming ends with the e2e run's scores."""
     from source import solver
     tmp, _, flags = e2e
-    named = _roots(flags, tmp_path) + ["--name", "interrupted"]
+    named = flags_under(flags, tmp_path) + ["--name", "interrupted"]
     signal_on_call(solver, "validation_health", signal.SIGINT, 2)
     assert run.main(named) == 130
     err = capsys.readouterr().err
@@ -309,11 +176,11 @@ def test_test_only_reproduces_scores_and_refuses_other_architecture(own_copy, ca
     """--test-only re-scores the final checkpoint identically (from a copied run folder: checkpoints are
     found by relative path); another --ksize is refused with exit 2."""
     tmp, flags = own_copy
-    code, _, err = _main(capsys, *flags, "--name", "embedded_normal1", "--test-only")
+    code, _, err = run_main(capsys, *flags, "--name", "embedded_normal1", "--test-only")
     assert code == 0, err[-2000:]
     assert_same_scores(tmp / "results" / "embedded_normal1_eval" / "scores.csv",
                        tmp / "results" / "embedded_normal1" / "scores.csv")
-    code, _, err = _main(capsys, *flags, "--name", "embedded_normal1", "--test-only", "--ksize", "5")
+    code, _, err = run_main(capsys, *flags, "--name", "embedded_normal1", "--test-only", "--ksize", "5")
     assert code == 2 and "architecture" in err and len(err.strip().splitlines()) == 1
 
 
@@ -343,51 +210,6 @@ def test_non_finite_loss_stops_with_step_and_checkpoint(digit1, tmp_path):
         solver.train(model, data, RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "nan"),
                      solver.TrainingConfig(epoch=1))
     model.close()
-
-
-def test_score_png_folder_reproduces_evaluation_scores(own_copy, embedded, capsys):
-    """Test images written as PNG score as in the evaluation; colour/size are converted, junk is skipped."""
-    from PIL import Image
-    tmp, flags = own_copy
-    folder = tmp / "pngs"
-    folder.mkdir()
-    x_test = embedded[2]
-    for i in range(5):
-        Image.fromarray(x_test[i].astype(np.uint8)).save(folder / f"test_{i}.png")
-    Image.fromarray(np.zeros((56, 56, 3), np.uint8)).save(folder / "colour.png")
-    (folder / "junk.png").write_bytes(b"not an image")
-    code, out, err = _main(capsys, *flags, "--name", "embedded_normal1", "--score-images", str(folder))
-    assert code == 0, err[-2000:]
-    assert "colour.png: RGB converted to grayscale" in out and "resized from 56x56" in out
-    assert "skipped: junk.png" in out
-    rows = {r["file"]: r for r in csv.DictReader(open(tmp / "results" / "embedded_normal1" / "score_pngs" /
-                                                       "scores.csv"))}
-    assert set(rows) == {f"test_{i}.png" for i in range(5)} | {"colour.png"}
-    ref = list(csv.DictReader(open(tmp / "results" / "embedded_normal1" / "scores.csv")))
-    threshold = json.loads((tmp / "results" / "embedded_normal1" / "summary.json").read_text())["metrics"]["threshold"]
-    for i in range(5):
-        row = rows[f"test_{i}.png"]
-        assert float(row["score"]) == pytest.approx(float(ref[i]["score"]), rel=1e-4)
-        assert row["verdict"] == ("anomalous" if float(row["score"]) > threshold else "normal")
-        valid = np.array([float(r["valid_score"]) for r in csv.DictReader(
-            open(tmp / "results" / "embedded_normal1" / "valid_scores.csv"))])
-        assert float(row["valid_percentile"]) == pytest.approx(
-            100.0 * (valid <= float(row["score"])).mean(), abs=0.05)   # written with one decimal
-    assert (tmp / "results" / "embedded_normal1" / "score_pngs" / "most_anomalous.png").exists()
-
-
-def test_score_refuses_unreadable_inputs(own_copy, capsys):
-    """A folder of non-images, or an array of the wrong shape: exit 2, one line, no score folder."""
-    tmp, flags = own_copy
-    bad = tmp / "bad"
-    bad.mkdir()
-    (bad / "a.png").write_bytes(b"junk")
-    np.save(tmp / "flat.npy", np.zeros(5))
-    for target in (bad, tmp / "flat.npy"):
-        code = run.main(flags + ["--name", "embedded_normal1", "--score", str(target)])
-        err = capsys.readouterr().err.strip()
-        assert code == 2 and len(err.splitlines()) == 1, err
-    assert not [p for p in (tmp / "results" / "embedded_normal1").glob("score_*") if p.is_dir()]
 
 
 def test_steps_budget_overrides_epochs(digit1, tmp_path):

@@ -210,14 +210,14 @@ def test_test_curve_is_recorded_and_read_by_nothing(embedded, tmp_path):
         runs[on] = (experiment.run_one(config, embedded, {"name": "embedded", "reason": "test"}, run), run)
     (off, run_off), (on, run_on) = runs[False], runs[True]
     assert off.test_curve == [] and [p["step"] for p in on.test_curve] == [4]
-    assert set(on.test_curve[0]["test_auroc_per_score"]) == {"x_dgx", "x_gx", "x_dx", "gx_dgx"}
+    assert set(on.test_curve[0]["test_auroc_per_score"]) == {"x_dgx", "x_gx", "x_dx", "gx_dgx", "x_dgx_rel"}
     # the look at the last step sees the model that is evaluated: its test AUROC is the reported one
     assert on.test_curve[0]["test_auroc_per_score"] == pytest.approx(on.metrics["AUROC_per_score"], rel=1e-9)
     assert on.metrics == off.metrics and on.threshold == off.threshold
     assert open(run_on.scores_path).read() == open(run_off.scores_path).read()
     tags = {v.tag for path in os.listdir(run_on.log) if path.startswith("events")
             for e in tf1.train.summary_iterator(os.path.join(run_on.log, path)) for v in e.summary.value}
-    assert {f"{board.TEST_SPLIT_DIAGNOSTIC}/{k}" for k in ("x_dgx", "x_gx", "x_dx", "gx_dgx")} <= tags
+    assert {f"{board.TEST_SPLIT_DIAGNOSTIC}/{k}" for k in ("x_dgx", "x_gx", "x_dx", "gx_dgx", "x_dgx_rel")} <= tags
     assert not any(t.startswith(board.TEST_SPLIT_DIAGNOSTIC) for path in os.listdir(run_off.log)
                    if path.startswith("events") for e in tf1.train.summary_iterator(os.path.join(run_off.log, path))
                    for t in [v.tag for v in e.summary.value])
