@@ -163,7 +163,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     from source.tf_setup import import_tensorflow
     import_tensorflow("--verbose" in argv)
-    from source import console, datamanager, experiment, inference, parallel, record, rundir, solver
+    from source import console, datamanager, experiment, inference, neuralnet, parallel, record, rundir, solver
     console.setup("--verbose" in argv)
     from source.files import portable_command
     from source.rundir import RecordDir, RunDir
@@ -174,6 +174,7 @@ def main(argv=None):
             for flag, root in (("--results", args.results), ("--logdir", args.logdir)):
                 rundir.check_writable(flag, root)
             config = record.RunConfig.from_flags(args, "python run.py " + portable_command(argv))
+            neuralnet.resolve_precision(config.machine.precision)   # a precision this CPU cannot run: one line
             earlier = RunDir(args.logdir, args.results, args.name) if args.name else None   # --name's folders
             if args.score_images:
                 rundir.check_trained(earlier)
@@ -200,7 +201,8 @@ def main(argv=None):
                 run = RunDir(args.logdir, args.results, name)
             plan = make_plan(args, argv, config, run, load_from)
             experiment.run_all(config, arrays, source, plan)
-    except (UsageError, datamanager.DataError, rundir.FolderError, record.SchemaError, record.RecipeError) as err:
+    except (UsageError, datamanager.DataError, rundir.FolderError, record.SchemaError, record.RecipeError,
+            neuralnet.PrecisionError) as err:
         return fail(err, EXIT_USAGE)
     except solver.Interrupted as err:
         saved = f"checkpoint {err.checkpoint}; " if err.checkpoint else ""

@@ -148,6 +148,17 @@ def test_bad_input_exits_2_with_one_line(case, phrase, tmp_path, capsys):
     assert not (tmp_path / "r").exists() and not (tmp_path / "c").exists()
 
 
+def test_bf16_on_kernels_without_avx512_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
+    """--precision bf16 where oneDNN's kernels stop below AVX-512 (here held there by ONEDNN_MAX_CPU_ISA, as
+    on the AVX2-only host): one line and exit 2 before anything is written, not a failed first step."""
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    code = run.main(["--data", "embedded", "--precision", "bf16", "--epoch", "1",
+                     "--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "--precision bf16 needs AVX-512" in err, err
+    assert not (tmp_path / "r").exists() and not (tmp_path / "c").exists()
+
+
 def test_interrupt_then_resume_matches_uninterrupted_run(e2e, tmp_path, monkeypatch, capsys, signal_on_call):
     """SIGINT inside the second epoch (at its development evaluation of step 10): a checkpoint of that step,
     the resume command, exit 130, no scores; resuming ends with the e2e run's scores."""
