@@ -250,8 +250,9 @@ class ADAE:
         error = l2_per_image(a, b)
         if name not in RELATIVE:
             return error
-        zero = tf.zeros_like(to_image(a, self.arch))
-        ink = l2_per_image(to_image(a, self.arch), zero) + l2_per_image(to_image(b, self.arch), zero)
+        image_a, image_b = to_image(a, self.arch), to_image(b, self.arch)
+        zero = tf.zeros_like(image_a)
+        ink = l2_per_image(image_a, zero) + l2_per_image(image_b, zero)
         return error / tf.maximum(ink, 1e-6)
 
     def _summaries(self):

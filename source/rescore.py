@@ -18,6 +18,7 @@ import sys
 import numpy as np
 
 from source.files import write_json, write_text
+from source import tables
 from source.tables import cell
 
 # score name (no '|': a Markdown column) -> f(model's scores, ||x||, ||D(G(x))||) over a batch of images; the norms are of the images in
@@ -105,10 +106,8 @@ def fill(path, out):
     with open(path) as f:
         text = f.read()
     for sweep in sorted(os.listdir(out)) if os.path.isdir(out) else []:
-        start, end = f"<!-- rescore:{sweep} -->\n", f"<!-- /rescore:{sweep} -->"
-        if start in text:
-            head, rest = text.split(start, 1)
-            text = head + start + table(os.path.join(out, sweep)) + end + rest.split(end, 1)[1]
+        if tables.has_markers(text, sweep, "rescore"):
+            text = tables.fill(text, sweep, table(os.path.join(out, sweep)), "rescore")
     write_text(text, path)
 
 

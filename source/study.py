@@ -18,6 +18,8 @@ import numpy as np
 
 from source.config import SCORE_NAMES
 from source.rundir import RunDir
+from source import tables
+from source.files import write_text
 from source.tables import cell
 
 # recipe name -> run.py flags, every setting of the balance spelled out so that a change of run.py's defaults
@@ -168,12 +170,9 @@ def fill_readme(path, root):
     with open(path) as f:
         text = f.read()
     for stage in STAGES:
-        start, end = f"<!-- study:{stage} -->\n", f"<!-- /study:{stage} -->"
-        if start in text:
-            head, rest = text.split(start, 1)
-            text = head + start + stage_table(root, stage) + end + rest.split(end, 1)[1]
-    with open(path, "w") as f:
-        f.write(text)
+        if tables.has_markers(text, stage, "study"):
+            text = tables.fill(text, stage, stage_table(root, stage), "study")
+    write_text(text, path)
 
 
 def main(argv=None):

@@ -152,16 +152,18 @@ def render(records_root, name):
             + markdown)
 
 
-def has_markers(text, name):
-    """Whether a Markdown text has the marked block of sweep `name`."""
-    return f"<!-- table:{name} -->\n" in text and f"<!-- /table:{name} -->" in text
+def has_markers(text, name, kind="table"):
+    """Whether a Markdown text has the marked block <!-- KIND:NAME --> ... <!-- /KIND:NAME -->."""
+    return f"<!-- {kind}:{name} -->\n" in text and f"<!-- /{kind}:{name} -->" in text
 
 
-def fill(readme_text, name, block):
-    """The README with the block between this sweep's markers replaced."""
-    pattern = re.compile(rf"(<!-- table:{re.escape(name)} -->\n).*?(<!-- /table:{re.escape(name)} -->)", re.S)
+def fill(readme_text, name, block, kind="table"):
+    """The text with the block between the <!-- KIND:NAME --> markers replaced (kind: table for the sweeps'
+    tables here, study and rescore for the study's)."""
+    start, end = re.escape(f"<!-- {kind}:{name} -->"), re.escape(f"<!-- /{kind}:{name} -->")
+    pattern = re.compile(rf"({start}\n).*?({end})", re.S)
     if not pattern.search(readme_text):
-        raise ValueError(f"the README has no <!-- table:{name} --> ... <!-- /table:{name} --> markers")
+        raise ValueError(f"the README has no <!-- {kind}:{name} --> ... <!-- /{kind}:{name} --> markers")
     return pattern.sub(lambda m: m.group(1) + block + m.group(2), readme_text)
 
 
