@@ -3,6 +3,8 @@
 `config` is a record.RunConfig, built once by run.py from the flags; nothing here reads flags.
 """
 import dataclasses
+import hashlib
+import json
 import logging
 import os
 import platform
@@ -13,6 +15,7 @@ import tensorflow as tf
 
 from source import baselines, board, console, datamanager, metrics, parallel, report, solver, sweep
 from source.neuralnet import ADAE, cpu_flags, cpuinfo_field
+from source.files import read_json, write_json
 from source.record import Summary
 from source.rundir import FolderError, RecordDir, stored_config
 
@@ -26,10 +29,11 @@ def build_model(config, seed=None, objective=None):
                 keep_checkpoints=config.training.keep_checkpoints)
 
 
-def run_one(config, arrays, source, run, resume=False, load_from=None):
+def run_one(config, arrays, source, run, resume=False, load_from=None, shared_baselines=None):
     """Train ADAE as config says, on its one digit with its one seed (resume: from run's checkpoint;
-    load_from: no training, the final checkpoint of that earlier run), evaluate it and the baselines, write
-    run's folders; return its Summary."""
+    load_from: no training, the final checkpoint of that earlier run), evaluate it and the baselines (a
+    sweep's sub-run: the classic ones shared through the folder shared_baselines), write run's folders;
+    return its Summary."""
     timings, t = {}, time.time()
     (digit, seed), = config.runs()
     class_names = datamanager.DATASETS[config.data.dataset].class_names
@@ -74,7 +78,7 @@ def run_one(config, arrays, source, run, resume=False, load_from=None):
     curve, test_curve = state.get("curve", []), state.get("test_curve", [])
 
     t = time.time()
-    baseline_results, baseline_info = run_baselines(config, data, run)
+    baseline_results, baseline_info = run_baselines(config, data, run, shared_baselines)
     timings["baselines"] = time.time() - t
 
     summary = Summary(
@@ -110,15 +114,25 @@ def machine():
     return {"cpu": f"{model}, {os.cpu_count()} cores, {'/'.join(units) or 'no AVX2'}"}
 
 
-def run_baselines(config, data, run):
+def run_baselines(config, data, run, shared=None):
     """MeanImage (every run), and with config.training.baselines the classic detectors and ConvAE (G alone,
-    same network and budget), on the run's images."""
+    same network and budget), on the run's images. The classic detectors do not depend on the seed: with
+    `shared` (a sweep's folder for them) a sub-run whose images, labels and settings another sub-run of the
+    sweep already scored takes that one's results instead of fitting again."""
     with_all = config.training.baselines
     methods = dict(baselines.TEMPLATE, **(baselines.CLASSIC if with_all else {}))
-    scores, seconds = baselines.classic_scores(data.x_train, data.x_test, methods)
-    results = {m: metrics.ranking_metrics(data.anomalous_test, s) for m, s in scores.items()}
-    info = {"settings": {m: v for m, v in baselines.settings(len(data.x_train)).items() if m in methods},
-            "seconds": seconds}
+    info = {"settings": {m: v for m, v in baselines.settings(len(data.x_train)).items() if m in methods}}
+    memo = shared_baselines_path(shared, data, info["settings"]) if shared and with_all else None
+    if memo and os.path.isfile(memo):
+        stored = read_json(memo)
+        results, info["seconds"], info["shared_from"] = stored["results"], stored["seconds"], stored["fitted_by"]
+        logger.info(f"[baselines] {', '.join(results)}: the same images as {stored['fitted_by']}, its results taken")
+    else:
+        scores, info["seconds"] = baselines.classic_scores(data.x_train, data.x_test, methods)
+        results = {m: metrics.ranking_metrics(data.anomalous_test, s) for m, s in scores.items()}
+        if memo:
+            os.makedirs(shared, exist_ok=True)
+            write_json({"fitted_by": run.name, "results": results, "seconds": info["seconds"]}, memo)
     if not with_all:
         return results, info
     t = time.time()
@@ -129,9 +143,19 @@ def run_baselines(config, data, run):
         solver.train(ae, data, ae_run, training, resume=ae_run.has_state())
     results["ConvAE"] = metrics.ranking_metrics(data.anomalous_test, ae.run_scores(data.x_test, names=("x_gx",))["x_gx"])
     ae.close()
-    seconds["ConvAE"] = time.time() - t
+    info["seconds"]["ConvAE"] = time.time() - t
     info["settings"]["ConvAE"] = {"note": "G alone, same architecture and budget"}
     return results, info
+
+
+def shared_baselines_path(folder, data, settings):
+    """The file in folder of the classic detectors' results on exactly these training and test images, test
+    labels and settings (a SHA-1 of them names it)."""
+    digest = hashlib.sha1()
+    for array in (data.x_train, data.x_test, data.anomalous_test):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    return os.path.join(folder, digest.hexdigest()[:16] + ".json")
 
 
 def log_table(summary):
@@ -189,8 +213,9 @@ def run_all(config, arrays, source, plan):
     plan.jobs > 1, as `run.py --part-of` processes (source.parallel); then it builds its table from all
     sub-runs. Returns the Summaries."""
     runs, run = config.runs(), plan.run
-    if len(runs) == 1:
-        summary = run_one(config, arrays, source, run, plan.resume, plan.load_from)
+    if len(runs) == 1:   # a job-array task's run is a sub-run folder of its sweep's (run.py: sweep.sub)
+        shared = os.path.join(os.path.dirname(run.results), SHARED_BASELINES) if plan.part_of else None
+        summary = run_one(config, arrays, source, run, plan.resume, plan.load_from, shared)
         if plan.records and plan.part_of:
             RecordDir(plan.records, plan.part_of).write(run.name, summary)
         return [summary]
@@ -221,7 +246,8 @@ def run_all(config, arrays, source, plan):
     else:
         for done, i in enumerate(todo):
             sub = subs[i]
-            summaries[i] = run_one(config.one(*runs[i]), arrays, source, sub, plan.resume and sub.has_state(), None)
+            summaries[i] = run_one(config.one(*runs[i]), arrays, source, sub, plan.resume and sub.has_state(), None,
+                                   os.path.join(run.results, SHARED_BASELINES))
             left = (time.time() - t_start) / (done + 1) * (len(todo) - done - 1)   # from runs trained now only
             logger.info(f"[sweep] {len(runs) - len(todo) + done + 1}/{len(runs)} runs done; about {left / 60:.0f} min left")
     for sub, summary in zip(subs, summaries):
@@ -268,17 +294,13 @@ def join_sweep(config, sweep, sub, records=None, resume=False):
     return None
 
 
+SHARED_BASELINES = "classic_baselines"   # a sweep's results folder for its sub-runs' classic baseline results
 PROJECTION_WARMUP, PROJECTION_TIMED = 3, 10   # iterations a sweep's projection runs untimed, then timed
 CONVAE_COST = 1 / 3   # ConvAE's (G alone) training time per iteration, as a share of ADAE's
 
 
-def project_sweep(config, arrays, todo, jobs=1, threads=0):
-    """Before a sweep trains: time a few training iterations of its model on this machine and print the
-    projected wall time of the sub-runs still to do (training, and ConvAE's with --baselines, at about a
-    third of ADAE's cost per iteration; evaluation and classic baselines come on top). Returns
-    {"iterations", "per_iteration" (seconds, measured), "seconds" (projected wall time)}."""
-    if not todo:
-        return {"iterations": 0, "per_iteration": None, "seconds": 0.0}
+def measure_iteration(config, threads=0):
+    """Seconds of one training iteration of config's model on this machine, after oneDNN's warm-up calls."""
     model = build_model(config.with_machine(threads=threads), seed=0)
     x = np.random.RandomState(0).rand(config.training.batch, 28, 28, 1).astype(np.float32)
     for _ in range(PROJECTION_WARMUP):   # oneDNN builds its primitives on the first calls
@@ -288,12 +310,28 @@ def project_sweep(config, arrays, todo, jobs=1, threads=0):
         model.train_step(x)
     per_iteration = (time.time() - t) / PROJECTION_TIMED
     model.close()
+    return per_iteration
+
+
+def project_sweep(config, arrays, todo, jobs=1, threads=0, per_iteration=None):
+    """Before a sweep trains: time a few training iterations of its model on this machine (unless
+    per_iteration is given) and print the projected wall time of the sub-runs still to do (training, and
+    ConvAE's with --baselines, at about a third of ADAE's cost per iteration; evaluation and classic
+    baselines come on top). A sweep that trains fewer iterations than the measurement would run is not
+    projected. Returns {"iterations", "per_iteration" (seconds, measured), "seconds" (projected wall time)}."""
     y_train, y_test = arrays[1], arrays[3]
     iterations = 0
     for digit, _ in todo:
         normal = datamanager.check_protocol(y_train, y_test, **config.data.protocol_of(digit))
         n_train = len(datamanager.split_indices(y_train, y_test, normal, config.data.split)["train"])
         iterations += config.training.total_steps(n_train)
+    if not todo or (per_iteration is None and iterations <= PROJECTION_WARMUP + PROJECTION_TIMED):
+        if todo:
+            logger.info(f"[sweep] {len(todo)} sub-runs to train, {iterations:,} iterations: fewer than a "
+                        "measurement of the time per iteration would run, so no projection")
+        return {"iterations": iterations, "per_iteration": None, "seconds": None if todo else 0.0}
+    if per_iteration is None:
+        per_iteration = measure_iteration(config, threads)
     seconds = per_iteration * iterations * (1 + CONVAE_COST if config.training.baselines else 1) / max(1, jobs)
     logger.info(f"[sweep] {len(todo)} sub-runs to train, {iterations:,} iterations at {1 / per_iteration:.1f}/s measured "
         f"here ({jobs} at a time): about {seconds / 60:.0f} min of training, plus evaluation and baselines")

@@ -11,7 +11,7 @@ import numpy as np
 @contextlib.contextmanager
 def atomic(path, mode="w"):
     """Open a temporary file beside path; rename it over path when the block ends without error."""
-    tmp = path + ".tmp"
+    tmp = f"{path}.{os.getpid()}.tmp"   # processes writing the same file (job-array tasks) do not collide
     with open(tmp, mode, **({"newline": ""} if mode == "w" else {})) as f:
         yield f
     os.replace(tmp, path)

@@ -3,8 +3,10 @@ straight sweep and e2e run (one real command-line run), and the comparisons of s
 across processes.
 
 The README's test command runs the suite in two processes (pytest-xdist, `-n 2 --dist loadgroup`): the tests
-that share an expensive fixture (the straight sweep, the e2e run) are grouped so that each group's
-fixture is built once, in one process."""
+that share an expensive fixture (the straight sweep, the e2e run, the learning check's training) are grouped
+so that each group's fixture is built once, in one process. The two long checks (marked `long`: the learning
+check, the real-SLURM test) are handed out first, one to each process, and the groups next: the suite's wall
+time is then about its total over two, not a long check started last on a busy process."""
 import logging
 import os
 import shutil
@@ -23,20 +25,29 @@ from source.config import ModelConfig, TrainingConfig  # noqa: E402  (no TensorF
 from source.record import RunConfig  # noqa: E402
 
 
-SHARED = {"straight_sweep": "straight_sweep", "straight": "straight_sweep", "e2e": "e2e", "own_copy": "e2e"}
+SHARED = {"straight_sweep": "straight_sweep", "straight": "straight_sweep", "e2e": "e2e", "own_copy": "e2e",
+          "learned": "learned", "evaluated": "evaluated"}
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "xdist_group(name): tests that share a run (pytest-xdist's marker)")
+    config.addinivalue_line("markers", "long: one of the suite's few long checks, started first")
+    # pytest-xdist otherwise hands out the largest groups first and the single long checks last, in collection
+    # order; the order below (long checks, then groups, then the rest) is kept instead
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
 
 
 @pytest.hookimpl(tryfirst=True)   # before pytest-xdist's own hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(items):
-    """Each test that uses a shared run goes to that run's xdist group (one process builds it once)."""
+    """Each test that uses a shared run goes to that run's xdist group (one process builds it once); the long
+    checks come first, then the grouped tests, then the rest, each in collection order."""
     for item in items:
         groups = {SHARED[name] for name in getattr(item, "fixturenames", ()) if name in SHARED}
         if groups:
             item.add_marker(pytest.mark.xdist_group("+".join(sorted(groups))))
+    items.sort(key=lambda item: 0 if item.get_closest_marker("long") else 1 if item.get_closest_marker("xdist_group")
+               else 2)
 
 
 @pytest.fixture(scope="session")

@@ -39,16 +39,22 @@ def test_plan_from_flags_runs_a_sweep_in_workers_and_one_run_in_this_process(mon
 
 def test_sweep_projects_its_time_from_a_measurement(embedded, logged):
     """The projection counts the iterations still to do (2 epochs of 360 images in batches of 64 = 12 per
-    sub-run, two sub-runs) and divides by the number of workers."""
+    sub-run, two sub-runs), multiplies by the measured time of one iteration and divides by the number of
+    workers; a sweep of fewer iterations than the measurement runs (3 + 10) is not measured or projected."""
     lines = logged.lines
     config = dataclasses.replace(SHORT, training=dataclasses.replace(SHORT.training, steps=None, epoch=2, batch=64))
     one = experiment.project_sweep(config, embedded, [(7, 0), (7, 1)], jobs=1)
-    assert one["iterations"] == 24 and one["seconds"] == pytest.approx(24 * one["per_iteration"], rel=1e-12)
+    assert one["iterations"] == 24 and one["per_iteration"] > 0
+    assert one["seconds"] == pytest.approx(24 * one["per_iteration"], rel=1e-12)
     assert "2 sub-runs to train, 24 iterations" in lines[0] and "(1 at a time)" in lines[0]
     assert f"at {1 / one['per_iteration']:.1f}/s measured" in lines[0]
-    two = experiment.project_sweep(config, embedded, [(7, 0), (7, 1)], jobs=2)
-    assert two["seconds"] == pytest.approx(24 * two["per_iteration"] / 2, rel=1e-12) and "(2 at a time)" in lines[1]
-    assert experiment.project_sweep(config, embedded, [])["seconds"] == 0.0 and len(lines) == 2
+    two = experiment.project_sweep(config, embedded, [(7, 0), (7, 1)], jobs=2, per_iteration=0.5)
+    assert two["seconds"] == 24 * 0.5 / 2 and "(2 at a time)" in lines[1] and "at 2.0/s measured" in lines[1]
+    tiny = dataclasses.replace(config, training=dataclasses.replace(config.training, steps=6))
+    assert experiment.project_sweep(tiny, embedded, [(7, 0), (7, 1)]) == {"iterations": 12, "per_iteration": None,
+                                                                           "seconds": None}
+    assert "12 iterations: fewer than a measurement" in lines[2] and "no projection" in lines[2]
+    assert experiment.project_sweep(config, embedded, [])["seconds"] == 0.0 and len(lines) == 3
 
 
 def _stop_then_resume(tmp_path, flags, straight_sweep, stop_when, monkeypatch, capsys):
@@ -108,21 +114,45 @@ def test_worker_sweep_stopped_and_resumed_matches_straight_run(straight_sweep, t
 
 
 def test_cli_sweep_with_baselines(tmp_path, capsys):
-    """--seeds 2 --baselines on a zero-epoch budget: per-run summaries, baselines chart, sweep files."""
-    code = run.main(["--epoch", "0", "--seeds", "2", "--baselines", "--data", "embedded", "--normal", "4",
+    """--seeds 2 --baselines on a zero-epoch budget, one sub-run after another: per-run summaries, baselines
+    chart, sweep files; the second seed takes the classic detectors' results of the first (same images,
+    labels and settings) instead of fitting them again, and says so."""
+    code = run.main(["--epoch", "0", "--seeds", "2", "--baselines", "--data", "embedded", "--normal", "4", "--jobs", "1",
                      "--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")])
     assert code == 0
     root = tmp_path / "r" / "embedded_normal4"
     methods = {"ADAE", "MeanImage", "PCA", "kNN", "OC-SVM", "IsolationForest", "ConvAE"}
     rows = list(csv.DictReader(open(root / "sweep.csv")))
     assert {(r["seed"], r["method"]) for r in rows} == {(str(s), m) for s in (0, 1) for m in methods}
-    for seed in (0, 1):
-        summary = json.loads((root / f"normal4_seed{seed}" / "summary.json").read_text())
+    summaries = [json.loads((root / f"normal4_seed{seed}" / "summary.json").read_text()) for seed in (0, 1)]
+    for seed, summary in enumerate(summaries):
         assert set(summary["baselines"]) == methods - {"ADAE"}
         assert summary["data"]["train_normal"] == 360
         assert (root / f"normal4_seed{seed}" / "baselines.png").exists()
+    classic = methods - {"ADAE", "ConvAE"}
+    assert "shared_from" not in summaries[0]["baseline_info"]
+    assert summaries[1]["baseline_info"]["shared_from"] == "normal4_seed0"
+    assert {m: summaries[1]["baselines"][m] for m in classic} == {m: summaries[0]["baselines"][m] for m in classic}
+    assert len(os.listdir(root / experiment.SHARED_BASELINES)) == 1
     assert (root / "sweep.md").exists() and (root / "sweep.png").exists()
-    assert "[sweep] ADAE" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "[sweep] ADAE" in out and "the same images as normal4_seed0, its results taken" in out
+
+
+def test_shared_baselines_differ_with_the_images_labels_or_settings(digit1, embedded, tmp_path):
+    """The shared results' file is named by the training and test images, the test labels and the settings:
+    another digit, one changed pixel or another setting is another file."""
+    import copy
+    from source import datamanager
+    path = experiment.shared_baselines_path
+    settings = {"kNN": {"k": 5}}
+    assert path(tmp_path, digit1, settings) == path(tmp_path, copy.copy(digit1), settings)
+    assert path(tmp_path, digit1, settings) != path(tmp_path, datamanager.Dataset(*embedded, normal=2), settings)
+    changed = copy.copy(digit1)
+    changed.x_test = digit1.x_test.copy()
+    changed.x_test[0, 0, 0, 0] += 0.5
+    assert path(tmp_path, digit1, settings) != path(tmp_path, changed, settings)
+    assert path(tmp_path, digit1, settings) != path(tmp_path, digit1, {"kNN": {"k": 6}})
 
 
 def test_sweep_writes_one_record_per_sub_run(straight_sweep):

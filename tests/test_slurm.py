@@ -65,6 +65,7 @@ def _table(tmp_path):
         return {(int(r["digit"]), r["method"]): float(r["AUROC"]) for r in csv.DictReader(f)}
 
 
+@pytest.mark.long
 @needs_slurm
 def test_job_array_collect_and_resubmission(tmp_path):
     """Two array tasks and the collect job: every sub-run's summary and record, its recipe as asked (the

@@ -18,9 +18,9 @@ from source.rundir import RunDir
 tf1 = tf.compat.v1
 
 
-def test_empty_batches_never_reach_the_session(digit1, monkeypatch):
+def test_empty_batches_never_reach_the_session(evaluated, monkeypatch):
     """0 images in: empty results of the right shape, and no session call (AVX-512 oneDNN rejects them)."""
-    model = ADAE(seed=0)
+    model = evaluated[0]
     monkeypatch.setattr(model, "sess", _NoSession())
     empty = np.zeros((0, 28, 28, 1), np.float32)
     images = model.reconstruct(empty)
@@ -35,21 +35,31 @@ class _NoSession:
         raise AssertionError("the session was called")
 
 
-def _evaluated(digit1, tmp_path):
+@pytest.fixture(scope="module")
+def evaluated(digit1, tmp_path_factory):
+    """An untrained model's evaluation of digit 1's validation and test images: (model, result, scored), read
+    by the tests of figures and threshold, each drawing into a run folder of its own."""
     model = ADAE(seed=0)
-    run = RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "eval")
+    tmp = tmp_path_factory.mktemp("evaluated")
+    run = RunDir(str(tmp / "c"), str(tmp / "r"), "eval")
     os.makedirs(run.results)
     result, _, scored = solver.evaluate(model, digit1, run)
-    return model, run, result, scored
+    yield model, result, scored
+    model.close()
 
 
-def test_empty_grid_category_is_stated_not_drawn(digit1, tmp_path):
+def _own_run(tmp_path):
+    run = RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "eval")
+    os.makedirs(run.results)
+    return run
+
+
+def test_empty_grid_category_is_stated_not_drawn(evaluated, digit1, tmp_path):
     """Every image judged normal: the two 'judged anomalous' grids are stated as empty in the returned
     record, in report.md and in TensorBoard text; every other figure is drawn."""
-    model, run, result, scored = _evaluated(digit1, tmp_path)
-    scored["predicted"] = np.zeros_like(scored["predicted"])
+    (model, result, scored), run = evaluated, _own_run(tmp_path)
+    scored = dict(scored, predicted=np.zeros_like(scored["predicted"]))
     figures = solver.draw_figures(model, digit1, run, scored)
-    model.close()
     assert set(figures["empty_grids"]) == {"normal_as_anomalous", "anomalous_as_anomalous"}
     assert figures["failed"] == {}
     for name in ("box_plot", "roc_curve", "pr_curve", "score_histogram", "grids/normal_as_normal",
@@ -73,16 +83,15 @@ def _summary(result, figures):
                          "test_anomalous": 1})
 
 
-def test_a_failing_figure_is_named_and_the_others_drawn(digit1, tmp_path, monkeypatch, logged):
+def test_a_failing_figure_is_named_and_the_others_drawn(evaluated, digit1, tmp_path, monkeypatch, logged):
     """The box plot raises: it is named in the log and the record; the ROC curve and grids still exist."""
     from source import plots
-    model, run, result, scored = _evaluated(digit1, tmp_path)
+    (model, result, scored), run = evaluated, _own_run(tmp_path)
 
     def broken(*args, **kwargs):
         raise RuntimeError("no font")
     monkeypatch.setattr(plots, "box_plot", broken)
     figures = solver.draw_figures(model, digit1, run, scored)
-    model.close()
     assert figures["failed"] == {"box_plot": "RuntimeError: no font"}
     assert logged.lines == ["[figures] box_plot failed: RuntimeError: no font"]
     assert os.path.isfile(run.figure("roc_curve")) and os.path.isfile(run.figure("grids/normal_as_normal"))
@@ -125,10 +134,10 @@ def test_signal_during_the_last_epochs_extras_is_honoured(digit1, tmp_path, monk
     model.close()
 
 
-def test_validation_health_measures_the_template_in_the_networks_units(digit1):
+def test_validation_health_measures_the_template_in_the_networks_units(evaluated, digit1):
     """rec_g and rec_d are the mean x_gx and x_dx scores of validation normals; the template error given in
     [0, 1] pixels becomes network units through RANGE (2 for the paper's [-1, 1] frame)."""
-    model = ADAE(seed=0)
+    model = evaluated[0]
     template = RANGE["paper"] * np.mean(np.sqrt(((digit1.x_valid - digit1.x_train.mean(axis=0)) ** 2).sum((1, 2, 3))))
     health = solver.validation_health(model, digit1)
     scores = model.run_scores(digit1.x_valid)
@@ -137,7 +146,6 @@ def test_validation_health_measures_the_template_in_the_networks_units(digit1):
     # the template's error in the network frame, computed by the graph's own L2 on the padded images
     padded = np.pad(digit1.x_valid - digit1.x_train.mean(axis=0), [(0, 0), (2, 2), (2, 2), (0, 0)]) * 2.0
     assert template == pytest.approx(np.sqrt((padded ** 2).sum((1, 2, 3))).mean(), rel=1e-5)
-    model.close()
 
 
 def test_curve_steps_are_log_spaced():
@@ -154,12 +162,13 @@ def test_curve_steps_are_log_spaced():
 LEARN_STEPS, LEARN_LOOKS = 720, (360, 540, 720)
 
 
-def test_default_recipe_learns_to_reconstruct(digit1):
+@pytest.fixture(scope="module")
+def learned(digit1):
     """run.py's default recipe on the embedded subset, 720 iterations of 32 (the loop's own iteration,
-    ADAE.train_step, without its per-epoch extras): G's reconstruction error of validation normals falls far
-    below its initial value and below the mean normal image's; D's error on real validation images falls
-    below the mean image's and stays below half its initial value (a D that stops rebuilding real images
-    fails)."""
+    ADAE.train_step, without its per-epoch extras): the validation health before, at each look, the mean
+    image's error in the network's units, and a large batch of training images through the training path
+    (its own batch statistics) and the inference path (the moving averages). The suite's longest training:
+    two tests read it, in one process."""
     import run as cli
     args = cli.parse_args(["--data", "embedded", "--batch", "32", "--steps", str(LEARN_STEPS)])
     config = RunConfig.from_flags(args, "")
@@ -176,18 +185,40 @@ def test_default_recipe_learns_to_reconstruct(digit1):
                 looks[step] = solver.validation_health(model, digit1)
             if step == LEARN_STEPS:
                 break
+    x = digit1.x_train[:256]
+    paths = dict(zip(("x_net", "train", "inference"), model.sess.run([model.x_net, model.g_x, model.g_x_test], {model.x: x})))
     model.close()
+    return {"template": template, "initial": initial, "looks": looks, "paths": paths}
+
+
+@pytest.mark.long
+def test_default_recipe_learns_to_reconstruct(learned):
+    """The default recipe's G ends with its reconstruction error of validation normals far below its initial
+    value and below the mean normal image's; D's error on real validation images falls below the mean
+    image's and stays below half its initial value at every look (a D that stops rebuilding real images
+    fails)."""
+    initial, looks, template = learned["initial"], learned["looks"], learned["template"]
     last = looks[LEARN_STEPS]
     assert last["rec_g"] < 0.4 * initial["rec_g"] and last["rec_g"] < template, (last["rec_g"], template)
     assert last["rec_d"] < template
     assert max(h["rec_d"] for h in looks.values()) < initial["rec_d"] * 0.5
 
 
-def test_threshold_comes_from_validation_normals_only(digit1, tmp_path):
+@pytest.mark.long
+def test_inference_path_matches_the_training_path_after_training(learned):
+    """After training, the inference path (batch norm's moving averages) rebuilds a large batch of training
+    images almost as the training path (that batch's own statistics) does: the moving averages describe the
+    data the test-time graph sees."""
+    paths = learned["paths"]
+    gap = np.abs(paths["train"] - paths["inference"]).mean()
+    assert gap < 0.25 * np.abs(paths["x_net"] - paths["inference"]).mean(), gap
+
+
+def test_threshold_comes_from_validation_normals_only(evaluated, digit1, tmp_path):
     """The threshold is mean + 3 std of the model's scores of the validation normals, computed here from
     the model itself; replacing every test image leaves it unchanged."""
     import copy
-    model, run, result, _ = _evaluated(digit1, tmp_path)
+    model, result, _ = evaluated
     valid = model.run_scores(digit1.x_valid)[model.anomaly_score]
     assert result["threshold"] == pytest.approx(valid.mean() + 3 * valid.std(), rel=1e-9)
     other = copy.copy(digit1)
@@ -195,7 +226,6 @@ def test_threshold_comes_from_validation_normals_only(digit1, tmp_path):
     run2 = RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "eval2")
     os.makedirs(run2.results)
     assert solver.evaluate(model, other, run2)[0]["threshold"] == result["threshold"]
-    model.close()
 
 
 def test_test_curve_is_recorded_and_read_by_nothing(embedded, tmp_path):
