@@ -14,8 +14,8 @@ import numpy as np
 import tensorflow as tf
 
 from source import baselines, board, console, datamanager, metrics, parallel, report, solver, sweep
-from source.neuralnet import ADAE, cpu_flags, cpuinfo_field
 from source.files import read_json, write_json
+from source.neuralnet import ADAE, cpu_flags, cpuinfo_field
 from source.record import Summary
 from source.rundir import FolderError, RecordDir, stored_config
 
