@@ -12,7 +12,8 @@ venv=${ADAE_VENV:-.venv}
 if [ -f "$venv/bin/activate" ]; then
     . "$venv/bin/activate"
 fi
-if ! python -c "import tensorflow" >/dev/null 2>&1; then
+# found, not imported: a full TensorFlow import here cost every task and collect job seconds before run.py's own
+if ! python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('tensorflow') is None)" >/dev/null 2>&1; then
     echo "adae: error: no Python environment with TensorFlow (looked for $venv/bin/activate and the python on PATH); create one: python3 -m venv .venv && .venv/bin/pip install -r requirements.txt, or set ADAE_VENV" >&2
     exit 2
 fi
