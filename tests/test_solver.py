@@ -40,16 +40,14 @@ def evaluated(digit1, tmp_path_factory):
     """An untrained model's evaluation of digit 1's validation and test images: (model, result, scored), read
     by the tests of figures and threshold, each drawing into a run folder of its own."""
     model = ADAE(seed=0)
-    tmp = tmp_path_factory.mktemp("evaluated")
-    run = RunDir(str(tmp / "c"), str(tmp / "r"), "eval")
-    os.makedirs(run.results)
-    result, _, scored = solver.evaluate(model, digit1, run)
+    result, _, scored = solver.evaluate(model, digit1, _own_run(tmp_path_factory.mktemp("evaluated")))
     yield model, result, scored
     model.close()
 
 
-def _own_run(tmp_path):
-    run = RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "eval")
+def _own_run(root):
+    """A run folder under root (its results folder made) for one test's evaluation or figures."""
+    run = RunDir(str(root / "c"), str(root / "r"), "eval")
     os.makedirs(run.results)
     return run
 
@@ -223,9 +221,7 @@ def test_threshold_comes_from_validation_normals_only(evaluated, digit1, tmp_pat
     assert result["threshold"] == pytest.approx(valid.mean() + 3 * valid.std(), rel=1e-9)
     other = copy.copy(digit1)
     other.x_test = np.clip(digit1.x_test[::-1] * 0.5 + 0.2, 0, 1)
-    run2 = RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "eval2")
-    os.makedirs(run2.results)
-    assert solver.evaluate(model, other, run2)[0]["threshold"] == result["threshold"]
+    assert solver.evaluate(model, other, _own_run(tmp_path))[0]["threshold"] == result["threshold"]
 
 
 def test_test_curve_is_recorded_and_read_by_nothing(embedded, tmp_path):
