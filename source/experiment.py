@@ -318,7 +318,7 @@ def project_sweep(config, arrays, todo, jobs=1, threads=0, per_iteration=None):
     per_iteration is given) and print the projected wall time of the sub-runs still to do (training, and
     ConvAE's with --baselines, at about a third of ADAE's cost per iteration; evaluation and classic
     baselines come on top). A sweep that trains fewer iterations than the measurement would run is not
-    projected. Returns {"iterations", "per_iteration" (seconds, measured), "seconds" (projected wall time)}."""
+    projected. Returns {"iterations", "per_iteration" (seconds, measured or given), "seconds" (projected wall time)}."""
     y_train, y_test = arrays[1], arrays[3]
     iterations = 0
     for digit, _ in todo:
@@ -330,11 +330,12 @@ def project_sweep(config, arrays, todo, jobs=1, threads=0, per_iteration=None):
             logger.info(f"[sweep] {len(todo)} sub-runs to train, {iterations:,} iterations: fewer than a "
                         "measurement of the time per iteration would run, so no projection")
         return {"iterations": iterations, "per_iteration": None, "seconds": None if todo else 0.0}
+    where = "given"
     if per_iteration is None:
-        per_iteration = measure_iteration(config, threads)
+        per_iteration, where = measure_iteration(config, threads), "measured here"
     seconds = per_iteration * iterations * (1 + CONVAE_COST if config.training.baselines else 1) / max(1, jobs)
-    logger.info(f"[sweep] {len(todo)} sub-runs to train, {iterations:,} iterations at {1 / per_iteration:.1f}/s measured "
-        f"here ({jobs} at a time): about {seconds / 60:.0f} min of training, plus evaluation and baselines")
+    logger.info(f"[sweep] {len(todo)} sub-runs to train, {iterations:,} iterations at {1 / per_iteration:.1f}/s {where} "
+        f"({jobs} at a time): about {seconds / 60:.0f} min of training, plus evaluation and baselines")
     return {"iterations": iterations, "per_iteration": per_iteration, "seconds": seconds}
 
 

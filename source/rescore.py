@@ -92,11 +92,8 @@ def table(folder):
     for digit in sorted(by_digit):
         cells = [cell([v[name] for v in by_digit[digit].values()]) for name in RESCORES]
         lines.append(f"| {digit} | {len(by_digit[digit])} | " + " | ".join(cells) + " |")
-    means = []
-    for name in RESCORES:
-        mean = np.mean([np.mean([v[name] for v in by_seed.values()]) for by_seed in by_digit.values()])
-        spread = [np.mean([by_digit[d][seed][name] for d in by_digit]) for seed in common]
-        means.append(f"{mean:.3f}" + (f" ± {np.std(spread):.3f}" if len(spread) > 1 else ""))
+    means = [tables.mean_cell({d: {seed: v[name] for seed, v in by_seed.items()} for d, by_seed in by_digit.items()},
+                              common) for name in RESCORES]
     lines.append(f"| mean of {len(by_digit)} | {len(common)} | " + " | ".join(means) + " |")
     return "\n".join(lines) + "\n"
 

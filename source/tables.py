@@ -35,6 +35,14 @@ def cell(values):
     return f"{np.mean(values):.3f}" + (f" ± {np.std(values):.3f}" if len(values) > 1 else "")
 
 
+def mean_cell(by_digit, seeds):
+    """by_digit: digit -> seed -> value. The mean over digits of each digit's mean over its seeds, ± the std
+    over `seeds` (the seeds every digit has) of each seed's mean over the digits, where there are several."""
+    mean = np.mean([np.mean(list(by_seed.values())) for by_seed in by_digit.values()])
+    spread = [np.mean([by_seed[seed] for by_seed in by_digit.values()]) for seed in seeds]
+    return f"{mean:.3f}" + (f" ± {np.std(spread):.3f}" if len(spread) > 1 else "")
+
+
 def measured(summaries):
     """ADAE's scores every one of the summaries measured (records older than a score lack it), in SCORE_NAMES
     order."""
@@ -105,10 +113,10 @@ def table(summaries, protocol):
 
     def mean_row(label, over, paper_cell):
         cells = []
-        for m in methods:
-            mean = np.mean([np.mean(per_seed(d, m)) for d in over])
-            spread = [np.mean([auroc[d][seed][m] for d in over]) for seed in common] if m in seeded else []
-            cells.append(f"{mean:.3f}" + (f" ± {np.std(spread):.3f}" if len(spread) > 1 else ""))
+        for m in methods:   # the classic baselines: one seed's value (the same in every seed)
+            seeds = {d: list(auroc[d]) if m in seeded else list(auroc[d])[:1] for d in over}
+            cells.append(mean_cell({d: {seed: auroc[d][seed][m] for seed in seeds[d]} for d in over},
+                                   common if m in seeded else []))
         cells += [f"{np.mean([best_test[d] for d in over]):.3f}"] if with_best else []
         cells += [paper_cell] if paper else []
         return f"| {label} | {len(common)} | " + " | ".join(cells) + " |"

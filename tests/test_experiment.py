@@ -47,9 +47,9 @@ def test_sweep_projects_its_time_from_a_measurement(embedded, logged):
     assert one["iterations"] == 24 and one["per_iteration"] > 0
     assert one["seconds"] == pytest.approx(24 * one["per_iteration"], rel=1e-12)
     assert "2 sub-runs to train, 24 iterations" in lines[0] and "(1 at a time)" in lines[0]
-    assert f"at {1 / one['per_iteration']:.1f}/s measured" in lines[0]
+    assert f"at {1 / one['per_iteration']:.1f}/s measured here" in lines[0]
     two = experiment.project_sweep(config, embedded, [(7, 0), (7, 1)], jobs=2, per_iteration=0.5)
-    assert two["seconds"] == 24 * 0.5 / 2 and "(2 at a time)" in lines[1] and "at 2.0/s measured" in lines[1]
+    assert two["seconds"] == 24 * 0.5 / 2 and "(2 at a time)" in lines[1] and "at 2.0/s given" in lines[1]
     tiny = dataclasses.replace(config, training=dataclasses.replace(config.training, steps=6))
     assert experiment.project_sweep(tiny, embedded, [(7, 0), (7, 1)]) == {"iterations": 12, "per_iteration": None,
                                                                            "seconds": None}
