@@ -113,9 +113,8 @@ def table(summaries, protocol):
 
     def mean_row(label, over, paper_cell):
         cells = []
-        for m in methods:   # the classic baselines: one seed's value (the same in every seed)
-            seeds = {d: list(auroc[d]) if m in seeded else list(auroc[d])[:1] for d in over}
-            cells.append(mean_cell({d: {seed: auroc[d][seed][m] for seed in seeds[d]} for d in over},
+        for m in methods:
+            cells.append(mean_cell({d: dict(zip(auroc[d], per_seed(d, m))) for d in over},
                                    common if m in seeded else []))
         cells += [f"{np.mean([best_test[d] for d in over]):.3f}"] if with_best else []
         cells += [paper_cell] if paper else []
