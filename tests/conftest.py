@@ -6,7 +6,8 @@ The README's test command runs the suite in two processes (pytest-xdist, `-n 2 -
 that share an expensive fixture (the straight sweep, the e2e run, the learning check's training) are grouped
 so that each group's fixture is built once, in one process. The two long checks (marked `long`: the learning
 check, the real-SLURM test) are handed out first, one to each process, and the groups next: the suite's wall
-time is then about its total over two, not a long check started last on a busy process."""
+time is then about its total over two, not a long check started last on a busy process. Each process takes
+its share of the cores as TensorFlow's threads."""
 import logging
 import os
 import shutil
@@ -16,6 +17,12 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# Each of the README's two test processes gets its share of the cores as TensorFlow's intra-op threads (a run
+# whose --threads is 0 reads it; subprocesses inherit it): two processes of two threads on two cores trained
+# 56 images/s each on the AVX2-only AMD EPYC, two of one thread 70-78 each (docs/speed.md, "The test suite")
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS",
+                          str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
