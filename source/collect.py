@@ -37,7 +37,7 @@ def gather(run, records=None):
 def collect(name, results="results", logdir="Checkpoint", records_root=None, command=""):
     """Write the sweep files of NAME from every sub-run found; returns the table. ValueError when none, and
     RecipeError naming the first sub-run made with another recipe than the sweep's (none is mixed in)."""
-    from source import experiment   # TensorFlow (the figures and the table's writer), imported quietly by main
+    from source import sweep   # matplotlib and the table's writer; no TensorFlow
     run = RunDir(logdir, results, name)
     records = RecordDir(records_root, name) if records_root else None
     summaries = gather(run, records)
@@ -50,8 +50,7 @@ def collect(name, results="results", logdir="Checkpoint", records_root=None, com
         config.check_recipe(summary.config, f"sub-run {sub} of {name}")
     os.makedirs(run.results, exist_ok=True)
     logger.info(f"[collect] {name}: {len(summaries)} sub-runs")
-    return experiment.finish_sweep(dataclasses.replace(config, command=command or config.command),
-                                   list(summaries.values()), run)
+    return sweep.finish(dataclasses.replace(config, command=command or config.command), list(summaries.values()), run)
 
 
 def main(argv=None):
@@ -61,10 +60,8 @@ def main(argv=None):
     p.add_argument("--results", default="results")
     p.add_argument("--logdir", default="Checkpoint")
     p.add_argument("--records", help="folder of committed records (records/NAME/*.json)")
-    p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up lines")
+    p.add_argument("--verbose", action="store_true", help="show the debug lines too")
     args = p.parse_args(argv)
-    from source.tf_setup import import_tensorflow
-    import_tensorflow(args.verbose)
     console.setup(args.verbose)
     try:
         collect(args.name, args.results, args.logdir, args.records,

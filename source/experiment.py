@@ -253,7 +253,7 @@ def run_all(config, arrays, source, plan):
     for sub, summary in zip(subs, summaries):
         if records and not records.has(sub.name):
             records.write(sub.name, summary)
-    finish_sweep(config, summaries, run)
+    sweep.finish(config, summaries, run)
     return summaries
 
 
@@ -351,16 +351,3 @@ def start_sweep(config, run, records=None):
         writer.close()
     if records and not records.has_config():
         records.write_config(config)
-
-
-def finish_sweep(config, summaries, run):
-    """sweep.csv, sweep.md, sweep.png and report.md of a sweep from its sub-runs' Summaries; returns the table."""
-    rows = [row for s in summaries for row in sweep.rows_of(s)]
-    class_names = datamanager.DATASETS[config.data.dataset].class_names
-    protocol = config.data.protocol
-    tab = sweep.write(rows, run, protocol, class_names)
-    run.write_report(report.sweep_report(config, run, sweep.markdown(tab, protocol, class_names), summaries))
-    for method, per_class in tab.items():
-        logger.info(f"[sweep] {method:16s} mean AUROC {np.mean([v[0] for v in per_class.values()]):.4f}")
-    logger.info(f"[sweep] results: {run.results}  (report.md)")
-    return tab

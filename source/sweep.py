@@ -1,7 +1,12 @@
-"""Aggregate one-class experiments over classes and seeds: sweep.csv, sweep.md and a chart."""
+"""Aggregate one-class experiments over classes and seeds: sweep.csv, sweep.md, a chart and the sweep's
+report. No TensorFlow: `python -m source.collect` builds a table with this alone."""
+import logging
+
 import numpy as np
 
-from source import files, plots
+from source import datamanager, files, plots, report
+
+logger = logging.getLogger(__name__)
 
 
 def table(rows):
@@ -46,4 +51,17 @@ def write(rows, run, protocol, class_names=None):
                      + markdown(tab, protocol, class_names),
                       run.sweep_md_path)
     plots.sweep_chart(tab, run.figure("sweep"), f"AUROC per class, --{protocol} K")
+    return tab
+
+
+def finish(config, summaries, run):
+    """sweep.csv, sweep.md, sweep.png and report.md of a sweep from its sub-runs' Summaries; returns the table."""
+    rows = [row for s in summaries for row in rows_of(s)]
+    class_names = datamanager.DATASETS[config.data.dataset].class_names
+    protocol = config.data.protocol
+    tab = write(rows, run, protocol, class_names)
+    run.write_report(report.sweep_report(config, run, markdown(tab, protocol, class_names), summaries))
+    for method, per_class in tab.items():
+        logger.info(f"[sweep] {method:16s} mean AUROC {np.mean([v[0] for v in per_class.values()]):.4f}")
+    logger.info(f"[sweep] results: {run.results}  (report.md)")
     return tab
