@@ -3,10 +3,12 @@ straight sweep's table; missing sub-runs and another recipe's are refused; the r
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import run
 from source import collect
-from tests.conftest import SWEEP_FLAGS, assert_same_sweep_table, roots
+from tests.conftest import ROOT, SWEEP_FLAGS, assert_same_sweep_table, roots
 
 
 def test_job_array_parts_collect_into_the_straight_table(straight_sweep, tmp_path, capsys):
@@ -25,9 +27,15 @@ def test_job_array_parts_collect_into_the_straight_table(straight_sweep, tmp_pat
     assert "exists; add --resume" in capsys.readouterr().err
 
 
-def test_collect_without_sub_runs_fails_cleanly(tmp_path, capsys):
-    assert collect.main(["nothing", "--results", str(tmp_path)]) == 2
-    assert "no finished sub-run" in capsys.readouterr().err
+def test_collect_without_sub_runs_fails_cleanly_and_needs_no_tensorflow(tmp_path):
+    """As a collect job runs it (its own process): no sub-run gives one line and exit 2, and nothing on the
+    way imports TensorFlow (a table is numbers, text and one chart)."""
+    probe = ("import sys; from source import collect; code = collect.main(sys.argv[1:]); "
+             "print('tensorflow imported' if 'tensorflow' in sys.modules else 'no tensorflow'); sys.exit(code)")
+    out = subprocess.run([sys.executable, "-c", probe, "nothing", "--results", str(tmp_path)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and out.stdout.strip() == "no tensorflow", (out.stdout, out.stderr)
+    assert out.stderr.strip().splitlines() == [f"collect: error: no finished sub-run of 'nothing' in {tmp_path / 'nothing'}"]
 
 
 def test_collect_refuses_a_sub_run_of_another_recipe(straight_sweep, tmp_path, capsys):
