@@ -69,7 +69,7 @@ def box_plot(scores, labels, threshold, path, class_names=None, normal_classes=(
     ax.axhline(threshold, color="r", ls="--", label=f"threshold {threshold:.3f}")
     ax.set_xlabel("class (green: normal, red: anomalous)")
     ax.set_ylabel("anomaly score")
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _save(fig, path)
 
 
@@ -108,7 +108,7 @@ def score_histogram(scores, anomalous, threshold, path):
     ax.axvline(threshold, color="r", ls="--", label="threshold")
     ax.set_xlabel("anomaly score")
     ax.set_ylabel("density")
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     _save(fig, path)
 
 
