@@ -13,7 +13,7 @@ import pytest
 
 import run
 from source import experiment, parallel
-from tests.conftest import SHORT, SWEEP_FLAGS, SWEEP_WORKERS, Lines, assert_same_sweep_table, roots
+from tests.conftest import SHORT, SWEEP_FLAGS, Lines, assert_same_sweep_table, roots
 
 
 def test_part_argv_drops_what_chooses_the_sub_runs():
@@ -169,11 +169,12 @@ def test_sweep_writes_one_record_per_sub_run(straight_sweep):
 
 def test_fresh_clone_resumes_from_records_and_matches(straight_sweep, tmp_path):
     """Only the records travel (no Checkpoint/, no results/), one of them removed: --resume trains just the
-    missing sub-run and writes the same sweep.csv as the straight sweep."""
+    missing sub-run (here in this process, --jobs 1; the worker sweep's resume is the test above) and writes
+    the same sweep.csv as the straight sweep."""
     records = tmp_path / "records"
     shutil.copytree(straight_sweep / "records", records)
     os.remove(records / "sweep" / "normal7_seed1.json")
-    code = run.main(SWEEP_FLAGS + SWEEP_WORKERS + roots(tmp_path) + ["--name", "sweep", "--records", str(records), "--resume"])
+    code = run.main(SWEEP_FLAGS + ["--jobs", "1", "--threads", "1"] + roots(tmp_path) + ["--name", "sweep", "--records", str(records), "--resume"])
     assert code == 0
     assert not (tmp_path / "r" / "sweep" / "normal7_seed0").exists()   # kept from its record, not retrained
     assert (tmp_path / "r" / "sweep" / "normal7_seed1" / "summary.json").exists()

@@ -195,27 +195,31 @@ def test_test_only_reproduces_scores_and_refuses_other_architecture(own_copy, ca
     assert code == 2 and "architecture" in err and len(err.strip().splitlines()) == 1
 
 
-def test_same_seed_same_scores_other_seed_other_scores_and_the_score_changes_no_training(tmp_path):
-    """Three-step runs of the small network: seed 0 twice gives identical scores.csv, seed 1 differs (He init:
-    an untrained DCGAN-init network outputs its zero bias to float precision whatever the seed). Seed 0 with
-    --anomaly-score x_dgx_rel ends with the same losses and the same test AUROC of every score as with
-    x_dgx: the flag only chooses the score that is reported and thresholded (a record of either holds the
-    other's result)."""
+def test_same_seed_same_results_other_seed_other_scores_and_the_score_changes_no_training(tmp_path):
+    """Three-step runs of the small network: seed 0 reported with x_dgx and again with --anomaly-score x_dgx_rel
+    ends with the same losses, the same validation health and the same test AUROC of every score (the flag
+    only chooses the score that is reported and thresholded; a record of either holds the other's result),
+    and scores the same test images; seed 1 scores them otherwise (He init: an untrained DCGAN-init network
+    outputs its zero bias to float precision whatever the seed). Byte-identical scores.csv of one seed run twice:
+    tests/test_solver.py::test_test_curve_is_recorded_and_read_by_nothing."""
     outs, summaries = [], []
-    for seed, name, score in (("0", "a", "x_dgx"), ("0", "b", "x_dgx"), ("1", "c", "x_dgx"), ("0", "d", "x_dgx_rel")):
+    for seed, name, score in (("0", "a", "x_dgx"), ("0", "b", "x_dgx_rel"), ("1", "c", "x_dgx")):
         code = run.main(["--steps", "3", "--batch", "64", "--data", "embedded", "--seed", seed, "--name", name,
                          "--anomaly-score", score, "--init", "he", "--widths", "8,16", "--latent", "4",
                          "--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")])
         assert code == 0
-        outs.append((tmp_path / "r" / name / "scores.csv").read_text())
+        outs.append(list(csv.DictReader(open(tmp_path / "r" / name / "scores.csv"))))
         summaries.append(json.loads((tmp_path / "r" / name / "summary.json").read_text()))
-    assert outs[0] == outs[1] and outs[0] != outs[2]
-    x_dgx, rel = summaries[0], summaries[3]
-    assert rel["metrics"]["AUROC_per_score"] == pytest.approx(x_dgx["metrics"]["AUROC_per_score"], abs=1e-9)
-    losses = [{k: v for k, v in s["final_epoch"].items() if k.startswith("loss")} for s in (x_dgx, rel)]
-    assert losses[0] and losses[1] == pytest.approx(losses[0], rel=1e-9)
+    x_dgx, rel = summaries[:2]
+    # the same seed in one process: the same numbers, bit for bit, whichever score is reported
+    assert rel["metrics"]["AUROC_per_score"] == x_dgx["metrics"]["AUROC_per_score"]
+    trained = ("loss", "k_t", "g_lr_share", "rec_", "dev_auroc_per_score")
+    same = [{k: v for k, v in s["final_epoch"].items() if k.startswith(trained)} for s in (x_dgx, rel)]
+    assert len(same[0]) >= 10 and same[1] == same[0]
+    assert [(r["index"], r["label"]) for r in outs[1]] == [(r["index"], r["label"]) for r in outs[0]]
     assert rel["metrics"]["anomaly_score"] == "x_dgx_rel"
     assert rel["metrics"]["AUROC"] == rel["metrics"]["AUROC_per_score"]["x_dgx_rel"]
+    assert [r["score"] for r in outs[2]] != [r["score"] for r in outs[0]]
 
 
 def test_non_finite_loss_stops_with_step_and_checkpoint(digit1, tmp_path):
