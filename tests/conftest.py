@@ -154,10 +154,11 @@ SHORT = RunConfig(model=ModelConfig(widths=(8, 16), latent=4, gamma=0.5, lambda_
                   training=TrainingConfig(epoch=1, steps=4, batch=32, summary_every=2, keep_checkpoints=2))
 
 
-# the suite's one straight sweep: digit 7 normal, seeds 0 and 1, three iterations each, in two one-thread worker
+# the suite's one straight sweep: digit 7 normal, seeds 0 and 1, three iterations each of the small network, in two one-thread worker
 # processes (the default on 2 cores), writing records; tests that stop, resume, split or collect a sweep
 # compare their tables with its table
-SWEEP_FLAGS = ["--data", "embedded", "--normal", "7", "--seeds", "2", "--steps", "3", "--batch", "64"]
+SWEEP_FLAGS = ["--data", "embedded", "--normal", "7", "--seeds", "2", "--steps", "3", "--batch", "64",
+               "--widths", "8,16", "--latent", "4"]
 SWEEP_WORKERS = ["--jobs", "2", "--threads", "1"]
 
 

@@ -118,6 +118,7 @@ def test_cli_sweep_with_baselines(tmp_path, capsys):
     chart, sweep files; the second seed takes the classic detectors' results of the first (same images,
     labels and settings) instead of fitting them again, and says so."""
     code = run.main(["--epoch", "0", "--seeds", "2", "--baselines", "--data", "embedded", "--normal", "4", "--jobs", "1",
+                     "--widths", "8,16", "--latent", "4",
                      "--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")])
     assert code == 0
     root = tmp_path / "r" / "embedded_normal4"
