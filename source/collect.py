@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 
-from source import console
+from source import console, sweep
 from source.files import portable_command
 from source.record import RecipeError, SchemaError
 from source.rundir import RecordDir, RunDir, stored_config
@@ -37,7 +37,6 @@ def gather(run, records=None):
 def collect(name, results="results", logdir="Checkpoint", records_root=None, command=""):
     """Write the sweep files of NAME from every sub-run found; returns the table. ValueError when none, and
     RecipeError naming the first sub-run made with another recipe than the sweep's (none is mixed in)."""
-    from source import sweep   # matplotlib and the table's writer; no TensorFlow
     run = RunDir(logdir, results, name)
     records = RecordDir(records_root, name) if records_root else None
     summaries = gather(run, records)

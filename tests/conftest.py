@@ -148,18 +148,22 @@ def assert_same_scores(path, expected_path, rel=1e-5):
     np.testing.assert_allclose([float(r["score"]) for r in rows], [float(r["score"]) for r in expected], rtol=rel)
 
 
-# the suite's short run: four steps of a small paper network (two layers of widths 8 and 16, code size 4, He
-# initialisation: not the default recipe; its graph builds, trains and scores a few times faster than the full one)
+# the suite's short run: four steps of the small network (SMALL_NET below as a ModelConfig), He initialisation: not
+# the default recipe; its graph builds, trains and scores a few times faster than the full one
 SHORT = RunConfig(model=ModelConfig(widths=(8, 16), latent=4, gamma=0.5, lambda_k=1e-3, init="he"),
                   training=TrainingConfig(epoch=1, steps=4, batch=32, summary_every=2, keep_checkpoints=2))
 
 
-# the suite's one straight sweep: digit 7 normal, seeds 0 and 1, three iterations each of the small network, in two one-thread worker
-# processes (the default on 2 cores), writing records; tests that stop, resume, split or collect a sweep
-# compare their tables with its table
-SWEEP_FLAGS = ["--data", "embedded", "--normal", "7", "--seeds", "2", "--steps", "3", "--batch", "64",
-               "--widths", "8,16", "--latent", "4"]
+# the small network's flags (two layers of widths 8 and 16, code size 4): runs whose checks are not the network's
+SMALL_NET = ["--widths", "8,16", "--latent", "4"]
+
+
+# the suite's one straight sweep: digit 7 normal, seeds 0 and 1, three iterations each of the small network, in
+# two one-thread worker processes (the default on 2 cores), writing records; tests that stop, resume, split or
+# collect a sweep compare their tables with its table
+SWEEP_FLAGS = ["--data", "embedded", "--normal", "7", "--seeds", "2", "--steps", "3", "--batch", "64", *SMALL_NET]
 SWEEP_WORKERS = ["--jobs", "2", "--threads", "1"]
+SWEEP_IN_PROCESS = ["--jobs", "1", "--threads", "1"]   # the same sub-runs one after another, no worker process
 
 
 def roots(root):

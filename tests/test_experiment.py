@@ -13,7 +13,7 @@ import pytest
 
 import run
 from source import experiment, parallel
-from tests.conftest import SHORT, SWEEP_FLAGS, Lines, assert_same_sweep_table, roots
+from tests.conftest import SHORT, SMALL_NET, SWEEP_FLAGS, SWEEP_IN_PROCESS, Lines, assert_same_sweep_table, roots
 
 
 def test_part_argv_drops_what_chooses_the_sub_runs():
@@ -91,7 +91,7 @@ def test_sweep_killed_and_resumed_matches_straight_run(straight_sweep, tmp_path,
     """A one-process sweep of two sub-runs (--jobs 1: no worker process) stopped by SIGTERM right after its first
     and resumed with --resume --name writes the same sweep.csv as the straight sweep's worker processes; the
     finished sub-run is kept, not retrained."""
-    flags = SWEEP_FLAGS + ["--jobs", "1", "--threads", "1"]
+    flags = SWEEP_FLAGS + SWEEP_IN_PROCESS
     stopped, resumed = _stop_then_resume(
         tmp_path, flags, straight_sweep, lambda line: line.startswith("[sweep] 1/2 runs done"), monkeypatch, capsys)
     assert "[sweep] 2/2 runs done" in resumed and "started in its own process" not in resumed
@@ -118,7 +118,7 @@ def test_cli_sweep_with_baselines(tmp_path, capsys):
     chart, sweep files; the second seed takes the classic detectors' results of the first (same images,
     labels and settings) instead of fitting them again, and says so."""
     code = run.main(["--epoch", "0", "--seeds", "2", "--baselines", "--data", "embedded", "--normal", "4", "--jobs", "1",
-                     "--widths", "8,16", "--latent", "4",
+                     *SMALL_NET,
                      "--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")])
     assert code == 0
     root = tmp_path / "r" / "embedded_normal4"
@@ -175,7 +175,7 @@ def test_fresh_clone_resumes_from_records_and_matches(straight_sweep, tmp_path):
     records = tmp_path / "records"
     shutil.copytree(straight_sweep / "records", records)
     os.remove(records / "sweep" / "normal7_seed1.json")
-    code = run.main(SWEEP_FLAGS + ["--jobs", "1", "--threads", "1"] + roots(tmp_path) + ["--name", "sweep", "--records", str(records), "--resume"])
+    code = run.main(SWEEP_FLAGS + SWEEP_IN_PROCESS + roots(tmp_path) + ["--name", "sweep", "--records", str(records), "--resume"])
     assert code == 0
     assert not (tmp_path / "r" / "sweep" / "normal7_seed0").exists()   # kept from its record, not retrained
     assert (tmp_path / "r" / "sweep" / "normal7_seed1" / "summary.json").exists()

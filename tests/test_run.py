@@ -11,7 +11,7 @@ import pytest
 
 import run
 from source.rundir import RunDir
-from tests.conftest import GRIDS, assert_same_scores, flags_under, run_main
+from tests.conftest import GRIDS, SMALL_NET, assert_same_scores, flags_under, run_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARTIFACTS = ["summary.json", "scores.csv", "box_plot.png", "roc_curve.png", "pr_curve.png",
@@ -205,7 +205,7 @@ def test_same_seed_same_results_other_seed_other_scores_and_the_score_changes_no
     outs, summaries = [], []
     for seed, name, score in (("0", "a", "x_dgx"), ("0", "b", "x_dgx_rel"), ("1", "c", "x_dgx")):
         code = run.main(["--steps", "3", "--batch", "64", "--data", "embedded", "--seed", seed, "--name", name,
-                         "--anomaly-score", score, "--init", "he", "--widths", "8,16", "--latent", "4",
+                         "--anomaly-score", score, "--init", "he", *SMALL_NET,
                          "--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")])
         assert code == 0
         outs.append(list(csv.DictReader(open(tmp_path / "r" / name / "scores.csv"))))
