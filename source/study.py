@@ -52,6 +52,11 @@ RECIPES = {
     # exponential moving average of the weights (each run also records its trained weights' curve)
     **{f"default_latent{k}_ema": EQ_G1 + ["--lr", "2e-4", "--init", "dcgan", "--latent", str(k), "--ema", "0.999"]
        for k in (8, 4, 2)},
+    # fifth round, the budget study: the default recipe with its moving average trained 8,000 iterations (the
+    # AVX2-only CPU's affordable budget; 16,000 on faster kinds), every epoch's checkpoint kept for rescoring;
+    # its development curve gives every shorter budget of the same recipe on the way
+    "default_ema_8k": EQ_G1 + ["--lr", "2e-4", "--init", "dcgan", "--latent", "8", "--ema", "0.999",
+                               "--steps", "8000", "--keep-checkpoints", "100"],
 }
 CASES = {"normal8": ["--normal", "8"], "anomaly1": ["--anomaly", "1"], "anomaly2": ["--anomaly", "2"],
          "anomaly9": ["--anomaly", "9"],
@@ -67,6 +72,8 @@ STAGES = {
     "batch_norm": (["normal8", "anomaly2"], ["eq_g1_lr2e-4_dcgan_latent8_bn99"]),
     "code_ema": (["anomaly1_paper", "normal8", "anomaly2_paper", "anomaly9_paper"],
                  ["default_latent8_ema", "default_latent4_ema", "default_latent2_ema"], 2),
+    "budget": (["anomaly1_paper", "anomaly7_paper", "anomaly2_paper", "anomaly9_paper", "normal8"],
+               ["default_ema_8k"], 2),
 }
 
 
