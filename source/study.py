@@ -92,13 +92,13 @@ def study_run(root, name):
     return RunDir(os.path.join(root, "Checkpoint"), os.path.join(root, "results"), name)
 
 
-def run_study(data, steps, stage, root, threads, only_cases=None, only_recipes=None):
+def run_study(data, steps, stage, root, threads, only_cases=None, only_recipes=None, only_seeds=None):
     """Run every (case, recipe, seed) of a stage that has no summary.json under root yet (only_cases,
-    only_recipes: of those), case by case."""
+    only_recipes, only_seeds: of those), case by case."""
     cases, recipes, seeds = stage_plan(stage)
     for case in (c for c in cases if not only_cases or c in only_cases):
         for recipe in (r for r in recipes if not only_recipes or r in only_recipes):
-            for seed in range(seeds):
+            for seed in (s for s in range(seeds) if not only_seeds or s in only_seeds):
                 name = run_name(case, recipe, seed)
                 run = study_run(root, name)
                 if run.is_finished():
@@ -190,6 +190,7 @@ def main(argv=None):
     p.add_argument("--stage", choices=STAGES, action="append")
     p.add_argument("--case", choices=CASES, action="append", help="run only these cases of the stages")
     p.add_argument("--recipe", choices=RECIPES, action="append", help="run only these recipes of the stages")
+    p.add_argument("--seed", type=int, action="append", help="run only these seeds of the stages")
     p.add_argument("--root", default="study")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--readme", action="append", help="fill this file's <!-- study:STAGE --> blocks")
@@ -198,7 +199,7 @@ def main(argv=None):
         if not args.data:
             p.error("run needs --data")
         for stage in args.stage or list(STAGES):
-            run_study(args.data, args.steps, stage, args.root, args.threads, args.case, args.recipe)
+            run_study(args.data, args.steps, stage, args.root, args.threads, args.case, args.recipe, args.seed)
     for path in args.readme or []:
         fill_readme(path, args.root)
     print(table(args.root))
