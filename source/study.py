@@ -60,7 +60,7 @@ RECIPES = {
 }
 CASES = {"normal8": ["--normal", "8"], "anomaly1": ["--anomaly", "1"], "anomaly2": ["--anomaly", "2"],
          "anomaly9": ["--anomaly", "9"],
-         **{f"anomaly{k}_paper": ["--anomaly", str(k), "--split", "paper"] for k in (1, 2, 9)}}
+         **{f"anomaly{k}_paper": ["--anomaly", str(k), "--split", "paper"] for k in (1, 2, 7, 9)}}
 # which recipes each stage runs on which cases: the one-class digit first, then the paper protocol's three
 # digits with the first round's best and the literal losses; the second round on the one-class digit
 STAGES = {
