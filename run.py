@@ -23,7 +23,7 @@ class Parser(argparse.ArgumentParser):
 def build_parser():
     from source.datamanager import DATASETS, DEV_ANOMALIES, SPLITS, DataConfig
     from source.flagtypes import bounded, digit_or_all, widths_list
-    from source.config import ARCHS, INITS, OBJECTIVES, PRECISIONS, SCORE_NAMES
+    from source.config import ARCHS, INITS, LR_SCHEDULES, OBJECTIVES, PRECISIONS, SCORE_NAMES
     p = Parser(description="Anomaly Detection with Adversarial Dual Autoencoders (ADAE) on MNIST.")
     a = p.add_argument_group("data (DataConfig)").add_argument
     a("--dataset", choices=DATASETS, default=DataConfig.dataset, help="28x28 grayscale dataset (Fashion-MNIST: Debian's files, "
@@ -66,6 +66,8 @@ def build_parser():
     a("--batch", type=bounded(int, 1), help="mini-batch size (*)")
     a("--epoch", type=bounded(int, 0), help="training epochs")
     a("--steps", type=bounded(int, 0), help="training iterations (D step + G step); overrides --epoch")
+    a("--lr-schedule", choices=LR_SCHEDULES, help="the learning rate along the run: constant (the paper's form) or "
+      "cosine decay from --lr to zero at the run's last step")
     a("--seed", type=bounded(int, 0), help="seed of weights and batch order")
     a("--seeds", type=bounded(int, 1, 100), help="repeat each experiment with seeds seed..seed+N-1")
     a("--baselines", action="store_true", default=None, help="also fit PCA, kNN, OC-SVM, Isolation Forest and a "

@@ -12,6 +12,8 @@ PRECISIONS = ("fp32", "bf16", "auto")
 # anomaly scores: which two images the L2 error compares; x_dgx_rel is x_dgx over the two images' ink
 SCORE_NAMES = ("x_dgx", "x_dx", "x_gx", "gx_dgx", "x_dgx_rel")
 ARCHS = ("paper", "reference")
+# the learning rate over a run: constant (the paper's form) or cosine decay from --lr to zero at the last step
+LR_SCHEDULES = ("constant", "cosine")
 # Each architecture's default recipe: the flags marked (*) in run.py. The paper network's is the recipe the
 # README's study chose on the development AUROC: BEGAN's equilibrium control of D's fake term (gamma 1,
 # lambda_k 0.01), lr 2e-4, DCGAN initialisation, an 8-d code, and the paper's score ||x - D(G(x))||. The
@@ -84,7 +86,9 @@ class TrainingConfig:
     """How a run trains: `steps` iterations (a D step and a G step on one mini-batch of `batch`) when given,
     else `epoch` epochs; `seed` draws the initial weights and orders the batches, and `seeds` repeats each
     experiment with seeds seed..seed+N-1; TensorBoard scalars every `summary_every` steps; the last
-    `keep_checkpoints` checkpoints kept; `baselines`: also fit the classic detectors and train ConvAE;
+    `keep_checkpoints` checkpoints kept; `lr_schedule`: the learning rate along the run (LR_SCHEDULES: the
+    model's lr throughout, or TensorFlow's cosine decay of it to zero at the run's last step, so a schedule is
+    defined by the budget); `baselines`: also fit the classic detectors and train ConvAE;
     `test_curve`: also record the test AUROC wherever the development AUROC is measured, a diagnostic that
     nothing reads back (see test_split_diagnostic)."""
     epoch: int = 100
@@ -94,8 +98,13 @@ class TrainingConfig:
     seeds: int = 1
     summary_every: int = 20
     keep_checkpoints: int = 3
+    lr_schedule: str = "constant"
     baselines: bool = False
     test_curve: bool = False
+
+    def __post_init__(self):
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
 
     def total_steps(self, n_train):
         """Training iterations of a run on n_train images."""

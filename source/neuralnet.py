@@ -195,8 +195,11 @@ class ADAE:
         G speeds up and D slows down, when G is ahead the reverse."""
         margin = tf.stop_gradient(self.loss_d_fake - self.loss_d_real)
         self.g_lr_share = tf.sigmoid(self.config.balance_alpha * margin, name="g_lr_share")   # b
-        self.lr_g = 2.0 * self.g_lr_share * self.config.lr
-        self.lr_d = 2.0 * (1.0 - self.g_lr_share) * self.config.lr
+        # the step's learning rate, fed by the training loop from its schedule (ModelConfig.lr where nothing is
+        # fed); built after the networks, so the initial weights (op seeds follow graph order) stay the same
+        self.learning_rate = tf1.placeholder_with_default(np.float32(self.config.lr), [], name="learning_rate")
+        self.lr_g = 2.0 * self.g_lr_share * self.learning_rate
+        self.lr_d = 2.0 * (1.0 - self.g_lr_share) * self.learning_rate
 
     def _optimizers(self):
         """Adam over each network's own variables with its own batch-norm updates; BEGAN's k_t after D's step
@@ -265,6 +268,7 @@ class ADAE:
             tf1.summary.scalar("loss_terms/d_fake_gx_dgx", self.loss_d_fake),
             tf1.summary.scalar("health/k_t", self.k),
             tf1.summary.scalar("health/g_lr_share_b", self.g_lr_share),
+            tf1.summary.scalar("health/learning_rate", self.learning_rate),
             tf1.summary.scalar("health/d_fake_over_real", self.d_ratio),
         ])
         self.valid_scores_in = tf1.placeholder(tf.float32, [None], name="valid_scores")
@@ -324,11 +328,12 @@ class ADAE:
         return {name: np.concatenate(parts[name]).astype(np.float64) if parts[name] else np.zeros(0)
                 for name in names}
 
-    def train_step(self, x, summary=False):
-        """One training iteration on batch x: a D step (none without D), then a G step. Returns its numbers
-        {name: value} (D's as 0 without D), with the G step's scalar summary under "summary" when asked: the
-        one iteration the training loop, the benchmark and a sweep's projection all run."""
-        feed = {self.x: x}
+    def train_step(self, x, summary=False, learning_rate=None):
+        """One training iteration on batch x at learning_rate (None: ModelConfig.lr): a D step (none without D),
+        then a G step. Returns its numbers {name: value} (D's as 0 without D), with the G step's scalar summary
+        under "summary" when asked: the one iteration the training loop, the benchmark and a sweep's projection
+        all run."""
+        feed = {self.x: x} if learning_rate is None else {self.x: x, self.learning_rate: learning_rate}
         numbers = self.sess.run({**self.d_numbers, "step": self.step_d}, feed) if self.has_d else \
             dict.fromkeys(self.d_numbers, 0.0)
         numbers.update(self.sess.run({**self.g_numbers, "step": self.step_g,

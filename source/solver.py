@@ -29,6 +29,18 @@ def curve_steps(total_steps, per_decade=CURVE_PER_DECADE):
     return {int(round(10 ** (k / per_decade))) for k in range(per_decade, top + 1)} - {0}
 
 
+def learning_rates(schedule, lr, total_steps):
+    """The learning rate of each step 0..total_steps-1 (float32): lr throughout ('constant', the paper's form),
+    or TensorFlow's cosine decay of lr that reaches zero at the end of the last step ('cosine'). A function of
+    the step alone, so a resumed run continues the same schedule."""
+    if schedule == "constant":
+        return np.full(total_steps, lr, np.float32)
+    if schedule == "cosine":
+        decay = tf.keras.optimizers.schedules.CosineDecay(lr, decay_steps=total_steps, alpha=0.0)
+        return np.asarray(decay(np.arange(total_steps)), np.float32)
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}")
+
+
 def validation_health(model, data, ema=True):
     """What one look at the validation split says: each score's development AUROC and its values on
     validation normals; G's and D's reconstruction error of validation normals (x_gx, x_dx), as L2 in the
@@ -147,6 +159,7 @@ class Training:
         self.total_steps = config.total_steps(len(data.x_train))
         self.epochs = int(np.ceil(self.total_steps / self.n_per_epoch))
         self.at_curve = curve_steps(self.total_steps)
+        self.learning_rates = learning_rates(config.lr_schedule, model.config.lr, self.total_steps)
         # a matplotlib figure costs time: at most N_DRAWN restoration figures per run
         self.draw_every = max(1, int(np.ceil(self.epochs / N_DRAWN)))
         # the template baseline's (MeanImage's) error on validation normals, in the network's units like x_gx, x_dx
@@ -168,7 +181,8 @@ class Training:
 
     def iteration(self, x):
         """One D step and one G step on batch x (scalar summaries every summary_every steps); its numbers."""
-        numbers = self.model.train_step(x, summary=self.step % self.config.summary_every == 0)
+        numbers = self.model.train_step(x, summary=self.step % self.config.summary_every == 0,
+                                        learning_rate=self.learning_rates[self.step])
         if "summary" in numbers:
             self.writer.add_summary(numbers.pop("summary"), self.step)
         self.step += 1

@@ -57,6 +57,8 @@ RECIPES = {
     # its development curve gives every shorter budget of the same recipe on the way
     "default_ema_8k": EQ_G1 + ["--lr", "2e-4", "--init", "dcgan", "--latent", "8", "--ema", "0.999",
                                "--steps", "8000", "--keep-checkpoints", "100"],
+    "default_ema_cosine_8k": EQ_G1 + ["--lr", "2e-4", "--init", "dcgan", "--latent", "8", "--ema", "0.999",
+                                      "--steps", "8000", "--keep-checkpoints", "100", "--lr-schedule", "cosine"],
 }
 CASES = {"normal8": ["--normal", "8"], "anomaly1": ["--anomaly", "1"], "anomaly2": ["--anomaly", "2"],
          "anomaly9": ["--anomaly", "9"],
@@ -73,7 +75,7 @@ STAGES = {
     "code_ema": (["anomaly1_paper", "normal8", "anomaly2_paper", "anomaly9_paper"],
                  ["default_latent8_ema", "default_latent4_ema", "default_latent2_ema"], 2),
     "budget": (["anomaly1_paper", "anomaly7_paper", "anomaly2_paper", "anomaly9_paper", "normal8"],
-               ["default_ema_8k"], 2),
+               ["default_ema_8k", "default_ema_cosine_8k"], 2),
 }
 
 

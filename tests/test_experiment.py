@@ -201,15 +201,15 @@ def test_job_array_task_counts_a_committed_record_as_finished(straight_sweep, tm
 
 
 def test_task_with_another_recipe_is_refused_with_the_differing_settings(straight_sweep, tmp_path, capsys):
-    """--part-of --resume with --steps 4 --lr 1e-3 where the sweep (its records) ran 3 steps at the default lr:
-    exit 2, one line naming both settings; nothing is written."""
+    """--part-of --resume with --steps 4 --lr 1e-3 --lr-schedule cosine where the sweep (its records) ran 3 steps
+    at the default constant lr: exit 2, one line naming the three settings; nothing is written."""
     shutil.copytree(straight_sweep / "records", tmp_path / "records")
-    code = run.main(_part(0, "--resume", "--records", str(tmp_path / "records"), "--steps", "4", "--lr", "1e-3")
-                    + roots(tmp_path))
+    code = run.main(_part(0, "--resume", "--records", str(tmp_path / "records"), "--steps", "4", "--lr", "1e-3",
+                          "--lr-schedule", "cosine") + roots(tmp_path))
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err
     assert "another recipe than its sweep's" in err and "--lr 0.001 (sweep: 0.0002)" in err
-    assert "--steps 4 (sweep: 3)" in err
+    assert "--steps 4 (sweep: 3)" in err and "--lr-schedule cosine (sweep: constant)" in err
     assert not (tmp_path / "r").exists()
 
 

@@ -281,3 +281,28 @@ def test_cli_anomaly_protocol(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "r" / "embedded_anomaly3" / "scores.csv")))
     assert {r["anomalous"] for r in rows if r["label"] == "3"} == {"1"}
     assert {r["anomalous"] for r in rows if r["label"] != "3"} == {"0"}
+
+
+def test_cosine_schedule_resumed_continues_the_same_schedule(tmp_path, monkeypatch, capsys, signal_on_call):
+    """--lr-schedule cosine, 12 steps of the small network: interrupted at the look of step 10 and resumed, the
+    run feeds every step the rate the schedule gives it (TensorBoard's health/learning_rate at each step) and
+    ends with the straight run's scores."""
+    import tensorflow as tf
+    from source import solver
+    flags = ["--data", "embedded", "--steps", "12", "--batch", "64", "--lr-schedule", "cosine", "--summary-every",
+             "1", "--threads", "1", *SMALL_NET, "--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")]
+    assert run.main(flags + ["--name", "straight"]) == 0
+    signal_on_call(solver, "validation_health", signal.SIGINT, 2)   # the second look: step 10, inside epoch 2
+    assert run.main(flags + ["--name", "stopped"]) == 130
+    monkeypatch.undo()
+    assert run.main(flags + ["--name", "stopped", "--resume"]) == 0
+    assert "resumed from" in capsys.readouterr().out
+    expected = solver.learning_rates("cosine", 2e-4, 12)
+    for name in ("straight", "stopped"):
+        fed = {event.step: tf.make_ndarray(v.tensor) if v.HasField("tensor") else v.simple_value
+               for path in sorted(glob.glob(str(tmp_path / "c" / name / "events.*")))
+               for event in tf.compat.v1.train.summary_iterator(path)
+               for v in event.summary.value if v.tag == "health/learning_rate"}
+        assert sorted(fed) == list(range(12)), name
+        np.testing.assert_array_equal(np.array([fed[s] for s in range(12)], np.float32), expected)
+    assert_same_scores(tmp_path / "r" / "stopped" / "scores.csv", tmp_path / "r" / "straight" / "scores.csv")

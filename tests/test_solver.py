@@ -264,3 +264,34 @@ def test_dev_auroc_of_exact_and_nan_cases():
     assert dev_auroc_of(np.array([0.1, 0.5]), np.array([0.3, 0.9])) == 0.75
     assert np.isnan(dev_auroc_of(np.array([0.1]), np.array([])))
     assert np.isnan(dev_auroc_of(np.array([0.1, np.nan]), np.array([0.3])))
+
+
+def test_learning_rates_constant_and_cosine_against_numpy():
+    """constant: lr at every step; cosine: lr (1 + cos(pi t / T)) / 2 at step t of T, lr at the first step,
+    falling, and zero at the end of the last (t = T)."""
+    lr, total = 2e-4, 50
+    constant = solver.learning_rates("constant", lr, total)
+    assert constant.dtype == np.float32 and constant.shape == (total,) and (constant == np.float32(lr)).all()
+    cosine = solver.learning_rates("cosine", lr, total)
+    t = np.arange(total)
+    np.testing.assert_allclose(cosine, lr * (1 + np.cos(np.pi * t / total)) / 2, rtol=1e-5, atol=1e-12)
+    assert cosine[0] == np.float32(lr) and (np.diff(cosine) < 0).all() and 0 < cosine[-1] < lr / 1000
+    with pytest.raises(ValueError, match="schedule"):
+        solver.learning_rates("step", lr, total)
+
+
+def test_the_fed_learning_rate_drives_both_optimizers(batch):
+    """A step at learning rate 0 leaves every trained weight of G and D as it was, bit for bit; the same step at
+    the model's lr moves both networks: the schedule's value, not a constant, reaches Adam."""
+    from tests.conftest import SHORT
+    model = ADAE(SHORT.model, seed=0)
+    before = model.sess.run(model.vars_g + model.vars_d)
+    model.train_step(batch, learning_rate=0.0)
+    after = model.sess.run(model.vars_g + model.vars_d)
+    assert all(np.array_equal(b, a) for b, a in zip(before, after))
+    model.train_step(batch)
+    moved = model.sess.run(model.vars_g + model.vars_d)
+    n_g = len(model.vars_g)
+    assert any(not np.array_equal(b, m) for b, m in zip(after[:n_g], moved[:n_g]))
+    assert any(not np.array_equal(b, m) for b, m in zip(after[n_g:], moved[n_g:]))
+    model.close()
