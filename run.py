@@ -47,8 +47,9 @@ def build_parser():
       "fake term; autoencoder: G alone (*)")
     a("--balance-alpha", "--balance", type=bounded(float, 0), help="alpha of the G/D learning-rate balancing "
       "b = sigmoid(alpha (|G(x)-D(G(x))| - |x-D(x)|)): G at 2b lr, D at 2(1-b) lr; 0 turns it off (*)")
-    a("--anomaly-score", choices=SCORE_NAMES, help="the error used as anomaly score: x_dgx ||x - D(G(x))|| (the "
-      "paper's), x_dx, x_gx, gx_dgx, or x_dgx_rel: x_dgx over the ink ||x|| + ||D(G(x))|| (*)")
+    a("--anomaly-score", choices=SCORE_NAMES, metavar="SCORE", help="the error used as anomaly score: x_dgx "
+      "||x - D(G(x))|| (the paper's), x_dx, x_gx, gx_dgx, x_dgx_rel (x_dgx over the ink ||x|| + ||D(G(x))||), or a "
+      "hidden-layer score KIND_PAIR, KIND sap|code|stdsap|nap, PAIR g_x_gx|d_x_dgx|d_x_dx (README) (*)")
     a("--gamma", type=bounded(float, 0, low_open=True), help="equilibrium target ratio of D's fake to real error (*)")
     a("--lambda-k", type=bounded(float, 0), help="learning rate of k_t (*)")
     a("--ksize", type=bounded(int, 1, 9), help="reference arch: convolution kernel size")
@@ -62,6 +63,10 @@ def build_parser():
     a("--beta1", type=bounded(float, 0, 0.9999), help="Adam beta1 (*)")
     a("--ema", type=bounded(float, 0, 0.99999), help="score and show with an exponential moving average of G's and "
       "D's weights of this decay (0: the trained weights, the paper's form)")
+    a("--fit-images", type=bounded(int, 1), help="training normals the fitted hidden-layer scores (NAP, stdsap) "
+      "are fitted on")
+    a("--nap-components", type=bounded(int, 0), help="NAP: singular directions kept (0: all)")
+    a("--nap-shrink", type=bounded(float, 0), help="NAP: whitening regularisation (0: RaPP's form)")
     a = p.add_argument_group("training (TrainingConfig)").add_argument
     a("--batch", type=bounded(int, 1), help="mini-batch size (*)")
     a("--epoch", type=bounded(int, 0), help="training epochs")

@@ -49,14 +49,14 @@ def count_flops(batch, config):
             x = nn.to_network(tf1.placeholder(tf.float32, [batch, 28, 28, 1]), arch)
             training = phase != "score"
             with tf1.variable_scope("generator"):
-                g_x = network(x, training=training, update_stats=False)
+                g_x, _ = network(x, training=training, update_stats=False)
             with tf1.variable_scope("discriminator"):
-                d_g_x = network(g_x, training=training, update_stats=False)
+                d_g_x, _ = network(g_x, training=training, update_stats=False)
             if phase == "score":
                 nn.l2_per_image(x, d_g_x)
             else:
                 with tf1.variable_scope("discriminator", reuse=True):
-                    d_x = network(x, training=True, update_stats=False)
+                    d_x, _ = network(x, training=True, update_stats=False)
                 loss_d = tf.reduce_mean(tf.abs(x - d_x)) - tf.reduce_mean(tf.abs(g_x - d_g_x))
                 loss_g = tf.reduce_mean(tf.abs(x - g_x)) + tf.reduce_mean(tf.abs(g_x - d_g_x))
                 if phase == "train":

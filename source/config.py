@@ -6,11 +6,11 @@ import dataclasses
 
 import numpy as np
 
+from source.scores import SCORE_NAMES  # noqa: F401  (every score's name, pixel and hidden-layer)
+
 INITS = ("he", "dcgan")   # kernel initialisations (source.layers)
 OBJECTIVES = ("paper", "equilibrium", "autoencoder")
 PRECISIONS = ("fp32", "bf16", "auto")
-# anomaly scores: which two images the L2 error compares; x_dgx_rel is x_dgx over the two images' ink
-SCORE_NAMES = ("x_dgx", "x_dx", "x_gx", "gx_dgx", "x_dgx_rel")
 ARCHS = ("paper", "reference")
 # the learning rate over a run: constant (the paper's form) or cosine decay from --lr to zero at the last step
 LR_SCHEDULES = ("constant", "cosine")
@@ -38,6 +38,10 @@ class ModelConfig:
     ema:           0 scores with the trained weights (the paper's form); a decay in (0, 1) scores (and shows)
                    with an exponential moving average of G's and D's weights instead, warmed up as TF's
                    ExponentialMovingAverage does with num_updates (decay min(ema, (1 + t) / (10 + t)) at step t).
+    fit_images:    training normals (a fixed subsample) the fitted hidden-layer scores are fitted on.
+    nap_components, nap_shrink: NAP's whitening (source.scores.Nap): the largest singular directions kept
+                   (0: all, RaPP's form; 128 keeps the fit to seconds and its saved statistics to 8 MB per pair
+                   on the paper network) and its regularisation (0: none, RaPP's form).
     """
     arch: str = "paper"
     widths: tuple = (32, 64, 128)
@@ -55,6 +59,9 @@ class ModelConfig:
     gamma: float = None
     lambda_k: float = None
     ema: float = 0.0
+    fit_images: int = 2000
+    nap_components: int = 128
+    nap_shrink: float = 0.0
 
     def __post_init__(self):
         if self.arch not in ARCHS:

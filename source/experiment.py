@@ -17,6 +17,7 @@ from source import baselines, board, console, datamanager, metrics, parallel, re
 from source.files import read_json, write_json
 from source.neuralnet import ADAE, cpu_flags, cpuinfo_field
 from source.record import Summary
+from source.scores import G_SCORES
 from source.rundir import FolderError, RecordDir, stored_config
 
 logger = logging.getLogger(__name__)
@@ -141,7 +142,12 @@ def run_baselines(config, data, run, shared=None):
     training = dataclasses.replace(config.training, test_curve=False)   # ADAE's diagnostic only
     with console.warnings_only(solver.__name__):   # ConvAE's epoch lines would read as ADAE's
         solver.train(ae, data, ae_run, training, resume=ae_run.has_state())
-    results["ConvAE"] = metrics.ranking_metrics(data.anomalous_test, ae.run_scores(data.x_test, names=("x_gx",))["x_gx"])
+    if ae.fit_step != int(ae.sess.run(ae.global_step)):
+        solver.fit_scores(ae, data)
+    ae_scores = ae.run_scores(data.x_test, names=G_SCORES)   # its pixel error, and RaPP's own setting: G's encoder
+    results["ConvAE"] = metrics.ranking_metrics(data.anomalous_test, ae_scores["x_gx"])
+    for name in G_SCORES[1:]:
+        results[f"ConvAE {name}"] = metrics.ranking_metrics(data.anomalous_test, ae_scores[name])
     ae.close()
     info["seconds"]["ConvAE"] = time.time() - t
     info["settings"]["ConvAE"] = {"note": "G alone, same architecture and budget"}

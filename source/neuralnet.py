@@ -6,15 +6,19 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from source import board, layers
+from source import board, layers, scores as score_defs
 from source.config import PRECISIONS, SCORE_NAMES, MachineConfig, ModelConfig
+from source.scores import HIDDEN, LAYERWISE, PAIRS, PIXEL, RELATIVE
 
 tf1 = tf.compat.v1
 PAD = 2   # the paper's networks see MNIST zero-padded from 28x28 to 32x32
 
 
-def reference_autoencoder(x, training, update_stats=True, *, bn_momentum, ksize, code_channels, out_bias, init):
-    """Reference conv autoencoder: 3 levels of 16/32/64 channels, max pooling, mirrored decoder, sigmoid output."""
+def reference_autoencoder(x, training, update_stats=True, encode_only=False, *, bn_momentum, ksize, code_channels,
+                          out_bias, init):
+    """Reference conv autoencoder: 3 levels of 16/32/64 channels, max pooling, mirrored decoder, sigmoid output.
+    Returns (output, hidden): hidden is the encoder's layers, the input first and the code last (the output
+    is None with encode_only)."""
     def conv_bn_relu(h, channels, name):
         h = layers.conv2d(h, channels, ksize, name=name, init=init)
         return tf.nn.relu(layers.batch_norm(h, training, update_stats, bn_momentum, name=name + "_bn"))
@@ -27,14 +31,19 @@ def reference_autoencoder(x, training, update_stats=True, *, bn_momentum, ksize,
         h = conv_bn_relu(x, 16, "conv1_1")
         h = conv_bn_relu(h, 16, "conv1_2")
         h = layers.max_pool(h, "pool1")                 # 14x14
+        hidden = [x, h]
         h = conv_bn_relu(h, 32, "conv2_1")
         h = conv_bn_relu(h, 32, "conv2_2")
         h = layers.max_pool(h, "pool2")                 # 7x7
+        hidden.append(h)
         h = conv_bn_relu(h, 64, "conv3_1")
         h = conv_bn_relu(h, 64, "conv3_2")
         if code_channels:
             # Optional narrower code (7x7xC): the reference's 7x7x64 code is 4x the input size.
             h = conv_bn_relu(h, code_channels, "code")
+        hidden.append(h)
+    if encode_only:
+        return None, hidden
     with tf1.variable_scope("decoder"):
         if code_channels:
             h = conv_bn_relu(h, 64, "uncode")
@@ -44,12 +53,14 @@ def reference_autoencoder(x, training, update_stats=True, *, bn_momentum, ksize,
         h = conv_bn_relu(h, 16, "conv1_1")
         # out_bias < 0 starts the sigmoid near MNIST's dark background instead of at 0.5 gray
         h = layers.conv2d(h, int(x.shape[-1]), ksize, name="out", bias_init=out_bias, init=init)
-        return tf.nn.sigmoid(h)
+        return tf.nn.sigmoid(h), hidden
 
 
-def paper_autoencoder(x, training, update_stats=True, *, bn_momentum, widths, latent, init):
+def paper_autoencoder(x, training, update_stats=True, encode_only=False, *, bn_momentum, widths, latent, init):
     """The paper's autoencoder: 4x4 convolutions of stride 2 (no pooling, no dense layer) down to a
-    1x1xlatent code, a mirrored transposed-convolution decoder and a tanh output in [-1, 1].
+    1x1xlatent code, a mirrored transposed-convolution decoder and a tanh output in [-1, 1]. Returns (output,
+    hidden): hidden is the encoder's layers, the input, each convolution's activation and the code (the
+    output is None with encode_only).
 
     DCGAN conventions where the paper is silent: batch norm after every hidden layer but the first,
     LeakyReLU(0.2) in the encoder, ReLU in the decoder.
@@ -59,11 +70,16 @@ def paper_autoencoder(x, training, update_stats=True, *, bn_momentum, widths, la
 
     with tf1.variable_scope("encoder"):
         h = x                                                        # 32x32
+        hidden = [x]
         for i, channels in enumerate(widths):
             h = layers.conv2d(h, channels, 4, stride=2, name=f"conv{i + 1}", init=init)
             h = tf.nn.leaky_relu(h if i == 0 else bn(h, f"conv{i + 1}"), 0.2)
+            hidden.append(h)
         size = int(h.shape[1])                                      # 4x4 for 32x32 and three widths
         z = layers.conv2d(h, latent, size, padding="VALID", name="latent", init=init)   # 1x1xlatent
+        hidden.append(z)
+    if encode_only:
+        return None, hidden
     with tf1.variable_scope("decoder"):
         h = layers.conv2d_transpose(z, widths[-1], size, stride=1, padding="VALID", name="unlatent", init=init)
         h = tf.nn.relu(bn(h, "unlatent"))
@@ -71,12 +87,13 @@ def paper_autoencoder(x, training, update_stats=True, *, bn_momentum, widths, la
             h = layers.conv2d_transpose(h, channels, 4, stride=2, name=f"deconv{i + 2}", init=init)
             h = tf.nn.relu(bn(h, f"deconv{i + 2}"))
         h = layers.conv2d_transpose(h, int(x.shape[-1]), 4, stride=2, name="deconv1", init=init)
-        return tf.nn.tanh(h)
+        return tf.nn.tanh(h), hidden
 
 
 def network_fn(config):
     """The autoencoder builder of a ModelConfig's architecture with its settings bound: f(x, training,
-    update_stats). The builders take every setting from here: ModelConfig holds the only defaults."""
+    update_stats, encode_only) -> (output, encoder layers). The builders take every setting from here:
+    ModelConfig holds the only defaults."""
     if config.arch == "paper":
         return functools.partial(paper_autoencoder, bn_momentum=config.bn_momentum, widths=config.widths,
                                  latent=config.latent, init=config.init)
@@ -113,14 +130,11 @@ def l2_per_image(a, b):
     return tf.sqrt(tf.reduce_sum(tf.square(a - b), axis=[1, 2, 3]))
 
 
-# each anomaly score: the two images its L2 error compares (by the names of `ADAE.tensors`); the second is the
-# image a figure shows beside x. x_dgx, ||x - D(G(x))||_2, is the paper's score; the others are for analysis.
-SCORES = {"x_dgx": ("x", "D(G(x))"), "x_dx": ("x", "D(x)"), "x_gx": ("x", "G(x)"), "gx_dgx": ("G(x)", "D(G(x))"),
-          "x_dgx_rel": ("x", "D(G(x))")}
-assert tuple(SCORES) == SCORE_NAMES
-# scores divided by the ink of the two images, ||a|| + ||b|| in the input's frame and range: a thin digit's
-# small error is then no sign of normality (chosen on the development split: docs/study.md, fifth round)
-RELATIVE = {"x_dgx_rel"}
+FITTED_FILE = "fitted_scores-{step}.npz"   # a checkpoint's fitted-score statistics, beside it
+
+
+class ScoreError(RuntimeError):
+    """A fitted score asked for before its statistics were fitted or loaded for the weights in use."""
 
 
 class ADAE:
@@ -172,11 +186,11 @@ class ADAE:
     def _networks(self, network):
         """The training path (batch statistics): G(X), D(X), and D(G(X)) with D's weights shared."""
         with tf1.variable_scope("generator"):
-            self.g_x = network(self.x_net, training=True)
+            self.g_x, _ = network(self.x_net, training=True)
         with tf1.variable_scope("discriminator"):
-            self.d_x = network(self.x_net, training=True)
+            self.d_x, _ = network(self.x_net, training=True)
         with tf1.variable_scope("discriminator", reuse=True):
-            self.d_g_x = network(self.g_x, training=True, update_stats=False)
+            self.d_g_x, _ = network(self.g_x, training=True, update_stats=False)
 
     def _losses(self):
         """Each term its own tensor so it can be logged; G's adversarial term is D's fake term: G wants D to
@@ -233,23 +247,45 @@ class ADAE:
 
     def _inference(self, network):
         """The inference path (moving averages, so a test image's score does not depend on its batch), the
-        anomaly scores of SCORES, and the images shown to people (in the input's frame and range)."""
+        anomaly scores (source.scores: pixel scores and the hidden-layer ones computed in the graph; the
+        fitted ones from `fit_inputs` in run_scores), and the images shown to people (in the input's frame and
+        range)."""
         with tf1.variable_scope("generator", reuse=True):
-            self.g_x_test = network(self.x_net, training=False)
+            self.g_x_test, hidden_g = network(self.x_net, training=False)
         with tf1.variable_scope("discriminator", reuse=True):
-            self.d_x_test = network(self.x_net, training=False)
-            self.d_g_x_test = network(self.g_x_test, training=False)
+            self.d_x_test, hidden_d = network(self.x_net, training=False)
+            self.d_g_x_test, _ = network(self.g_x_test, training=False)
         self.tensors = {"x": self.x_net, "G(x)": self.g_x_test, "D(x)": self.d_x_test, "D(G(x))": self.d_g_x_test}
-        self.scores = {name: self._score(name) for name in SCORES}
-        self.score = self.scores[self.anomaly_score]
+        self.scores = {name: self._score(name) for name in PIXEL}
+        # each hidden-layer pair: x's encoder layers from the passes above, the reconstruction's from one more
+        # pass of the same encoder; per layer the squared distance (N, L), and all differences stacked (N, D)
+        self.fit_inputs, self.hidden = {}, {}
+        for pair, (net, first, second) in PAIRS.items():
+            assert first == "x"
+            with tf1.variable_scope("generator" if net == "G" else "discriminator", reuse=True):
+                _, hidden_b = network(self.tensors[second], training=False, encode_only=True)
+            hidden_a = hidden_g if net == "G" else hidden_d
+            self.hidden[pair] = (hidden_a, hidden_b)
+            diffs = [tf.reshape(a - b, [tf.shape(a)[0], -1]) for a, b in zip(hidden_a, hidden_b)]
+            distances = tf.stack([tf.reduce_sum(tf.square(d), 1) for d in diffs], 1, name=f"layers_{pair}")
+            self.fit_inputs[pair] = {"layers": distances, "diffs": tf.concat(diffs, 1, name=f"diffs_{pair}")}
+            for kind, weights in LAYERWISE.items():
+                self.scores[f"{kind}_{pair}"] = tf.tensordot(
+                    distances, tf.constant(weights(len(diffs)), tf.float32), 1, name=f"{kind}_{pair}")
+        self.fitted = {name: score_defs.fitted_score(kind, self.config) for name, (kind, _) in HIDDEN.items()
+                       if name not in self.scores}
+        self.fit_stats, self.fit_step = {}, None   # statistics of the weights in use: fitted or loaded, else none
+        self.score = self.scores.get(self.anomaly_score)
         shown = ("G(x)", "D(G(x))", "D(x)") if self.has_d else ("G(x)",)
         self.images = {name: to_image(self.tensors[name], self.arch) for name in shown}
-        self.recon_name = SCORES[self.anomaly_score][1]   # |difference| panels show x minus it
+        # |difference| panels show x minus the reconstruction the score uses (a hidden-layer score's second image)
+        self.recon_name = PIXEL[self.anomaly_score][1] if self.anomaly_score in PIXEL else \
+            PAIRS[HIDDEN[self.anomaly_score][1]][2]
 
     def _score(self, name):
-        """One score of SCORES per image: the L2 error between its two images in the network's frame, over
-        their ink (the L2 norms of both in [0, 1]) for the RELATIVE ones."""
-        a, b = (self.tensors[k] for k in SCORES[name])
+        """One pixel score per image: the L2 error between its two images in the network's frame, over their
+        ink (the L2 norms of both in [0, 1]) for the RELATIVE ones."""
+        a, b = (self.tensors[k] for k in PIXEL[name])
         error = l2_per_image(a, b)
         if name not in RELATIVE:
             return error
@@ -297,6 +333,7 @@ class ADAE:
         with self.graph.as_default():
             self.saver.restore(self.sess, state.model_checkpoint_path)
             self.saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
+        self.load_fitted(ckpt_dir)
         return True, state.model_checkpoint_path
 
     @contextlib.contextmanager
@@ -315,18 +352,82 @@ class ADAE:
                 self.sess.run(self.use_trained)
                 self._swapped = False
 
-    def run_scores(self, x, batch_size=1024, names=SCORE_NAMES, ema=True):
+    def available_scores(self, ema=True):
+        """The scores run_scores can compute now, in SCORE_NAMES' order: the graph's, and the fitted ones whose
+        statistics belong to the scoring weights (none with the trained weights where the model scores with
+        their moving average: the statistics are its)."""
+        fitted_ok = not (self.config.ema and not ema)
+        return tuple(n for n in SCORE_NAMES if n in self.scores or (fitted_ok and n in self.fit_stats))
+
+    def run_scores(self, x, batch_size=1024, names=None, ema=True):
         """Score images in large batches with the inference path and the scoring weights (ema=False: the
-        trained weights even where the model scores with their moving average); returns {name: (N,) float64}."""
-        fetch = {name: self.scores[name] for name in names}
+        trained weights even where the model scores with their moving average); names: those asked (None: every
+        available one). Returns {name: (N,) float64}. A fitted score without statistics: ScoreError."""
+        names = self.available_scores(ema) if names is None else tuple(names)
+        missing = [n for n in names if n not in self.scores and (n not in self.fit_stats or
+                                                                 (self.config.ema and not ema))]
+        if missing:
+            raise ScoreError(f"scores {missing} need statistics fitted on training normals for these weights "
+                             "(fit_scores or a checkpoint's saved statistics)")
+        fetch = {name: self.scores[name] for name in names if name in self.scores}
+        for name in names:
+            if name not in self.scores:
+                kind, pair = HIDDEN[name]
+                fetch[(pair, self.fitted[name].reads)] = self.fit_inputs[pair][self.fitted[name].reads]
         parts = {name: [] for name in names}
         with self.scoring_weights(ema):
             for start in range(0, len(x), batch_size):
                 out = self.sess.run(fetch, {self.x: x[start:start + batch_size]})
                 for name in names:
-                    parts[name].append(out[name])
+                    if name in self.scores:
+                        parts[name].append(out[name])
+                    else:
+                        pair = HIDDEN[name][1]
+                        parts[name].append(self.fitted[name].score(out[(pair, self.fitted[name].reads)],
+                                                                   self.fit_stats[name]))
         return {name: np.concatenate(parts[name]).astype(np.float64) if parts[name] else np.zeros(0)
                 for name in names}
+
+    def fit_scores(self, x_normals, batch_size=512):
+        """Fit every fitted score's statistics on training normals x_normals with the scoring weights; they
+        hold until the weights change (a training step) or others are loaded. Returns them {name: stats}."""
+        if not len(x_normals):
+            raise ScoreError("fitting the hidden-layer scores needs training normals; none were given")
+        reads = {(HIDDEN[n][1], f.reads) for n, f in self.fitted.items()}
+        fetch = {key: self.fit_inputs[key[0]][key[1]] for key in reads}
+        parts = {key: [] for key in reads}
+        with self.scoring_weights():
+            for start in range(0, len(x_normals), batch_size):
+                out = self.sess.run(fetch, {self.x: x_normals[start:start + batch_size]})
+                for key in reads:
+                    parts[key].append(out[key])
+        inputs = {key: np.concatenate(parts[key]) for key in reads}
+        self.fit_stats = {name: f.fit(inputs[(HIDDEN[name][1], f.reads)]) for name, f in self.fitted.items()}
+        self.fit_step = int(self.sess.run(self.global_step))
+        return self.fit_stats
+
+    def save_fitted(self, ckpt_dir):
+        """Write the fitted statistics beside the checkpoint of their step; return the file's path."""
+        path = os.path.join(ckpt_dir, FITTED_FILE.format(step=self.fit_step))
+        arrays = {f"{name}/{key}": value for name, stats in self.fit_stats.items() for key, value in stats.items()}
+        tmp = path + ".tmp.npz"
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+        return path
+
+    def load_fitted(self, ckpt_dir):
+        """Read the fitted statistics saved for the weights now loaded (their step); False where there are none."""
+        step = int(self.sess.run(self.global_step))
+        path = os.path.join(ckpt_dir, FITTED_FILE.format(step=step))
+        self.fit_stats, self.fit_step = {}, None
+        if not os.path.exists(path):
+            return False
+        with np.load(path, allow_pickle=False) as f:
+            for key in f.files:
+                name, field = key.split("/", 1)
+                self.fit_stats.setdefault(name, {})[field] = f[key]
+        self.fit_step = step
+        return True
 
     def train_step(self, x, summary=False, learning_rate=None):
         """One training iteration on batch x at learning_rate (None: ModelConfig.lr): a D step (none without D),
@@ -334,6 +435,7 @@ class ADAE:
         under "summary" when asked: the one iteration the training loop, the benchmark and a sweep's projection
         all run."""
         feed = {self.x: x} if learning_rate is None else {self.x: x, self.learning_rate: learning_rate}
+        self.fit_stats, self.fit_step = {}, None   # fitted for the weights this step changes
         numbers = self.sess.run({**self.d_numbers, "step": self.step_d}, feed) if self.has_d else \
             dict.fromkeys(self.d_numbers, 0.0)
         numbers.update(self.sess.run({**self.g_numbers, "step": self.step_g,

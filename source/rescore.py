@@ -1,14 +1,15 @@
-"""Other anomaly scores, read from finished runs' final checkpoints on the development split only (validation
-normals against the development anomalies; never the test split): does a score that does not count ink
-rank better than the paper's? (The digit-1 failure: a 1 is thin, so every network rebuilds it with a
-small L2 error.)
+"""Every anomaly score of this version (source.scores: pixel and hidden-layer), read from finished runs'
+checkpoints on the development split only (validation normals against the development anomalies; never the
+test split): a run trained before a score existed is scored with it without training again. The scores are
+the graph's own (ADAE.run_scores); the fitted ones are fitted on the run's training normals where the
+checkpoint has no saved statistics.
 
     python -m source.rescore --data PATH --sweep NAME [--results results] [--logdir Checkpoint] [--out study/rescore]
     python -m source.rescore [--out study/rescore] [--readme docs/study.md]      # the table only
 
 Each finished sub-run's development AUROCs go to OUT/<sweep>/<sub-run>.json, kept once written (a rerun
 scores only the sub-runs it has not); the table (one per sweep: each digit's mean ± std over seeds, then
-the mean over digits) fills <!-- rescore:<sweep> --> blocks.
+the mean over digits, for the scores every sub-run's file holds) fills <!-- rescore:<sweep> --> blocks.
 """
 import argparse
 import json
@@ -21,37 +22,32 @@ from source.files import write_json, write_text
 from source import tables
 from source.tables import cell
 
-# score name (no '|': a Markdown column) -> f(model's scores, ||x||, ||D(G(x))||) over a batch of images; the norms are of the images in
-# [0, 1] (28x28), the model's scores are its own (SCORES, the network's frame)
-RESCORES = {
-    "x_dgx": lambda s, ink_x, ink_dgx: s["x_dgx"],
-    "x_dx": lambda s, ink_x, ink_dgx: s["x_dx"],
-    "x_gx": lambda s, ink_x, ink_dgx: s["x_gx"],
-    "x_dgx / ‖x‖": lambda s, ink_x, ink_dgx: s["x_dgx"] / ink_x,
-    "x_dgx / (‖x‖ + ‖D(G(x))‖)": lambda s, ink_x, ink_dgx: s["x_dgx"] / (ink_x + ink_dgx),
-    "x_dx / ‖x‖": lambda s, ink_x, ink_dgx: s["x_dx"] / ink_x,
-    "−‖x‖, ink alone": lambda s, ink_x, ink_dgx: -ink_x,
-}
+HALF_SEED = 1902   # the development split's two fixed halves (choose on one, measure on the other)
 
 
-def norms(x):
-    """Each image's L2 norm."""
-    return np.sqrt((np.asarray(x, np.float64).reshape(len(x), -1) ** 2).sum(axis=1))
+def development_halves(n_valid, n_dev):
+    """Two fixed halves of the development images: (valid indices, dev-anomaly indices) of half a and of half
+    b, drawn by HALF_SEED alone, so every run and seed of a protocol and digit has the same halves."""
+    rng = np.random.RandomState(HALF_SEED)
+    valid, dev = rng.permutation(n_valid), rng.permutation(n_dev)
+    return {"a": (np.sort(valid[:n_valid // 2]), np.sort(dev[:n_dev // 2])),
+            "b": (np.sort(valid[n_valid // 2:]), np.sort(dev[n_dev // 2:]))}
 
 
-def rescored(model, x, batch_size=1024):
-    """{name: (N,) score} of RESCORES for images x in [0, 1] (never an empty batch to the graph)."""
-    scores = model.run_scores(x, batch_size=batch_size)
-    dgx = np.concatenate([model.reconstruct(x[i:i + batch_size])["D(G(x))"] for i in range(0, len(x), batch_size)])
-    ink_x, ink_dgx = norms(x), norms(dgx)
-    return {name: np.asarray(f(scores, ink_x, ink_dgx), np.float64) for name, f in RESCORES.items()}
-
-
-def development_aurocs(model, data):
-    """{name: development AUROC} of every RESCORES score: validation normals against development anomalies."""
-    from source.solver import dev_auroc_of
-    valid, dev = rescored(model, data.x_valid), rescored(model, data.x_dev_anomalous)
-    return {name: dev_auroc_of(valid[name], dev[name]) for name in RESCORES}
+def development_aurocs(model, data, halves=False):
+    """{name: development AUROC} of every score the model has (the fitted ones fitted on training normals
+    where none are loaded for these weights): validation normals against development anomalies; with halves,
+    {"all": that, "a": ..., "b": ...} on the two fixed halves as well."""
+    from source.solver import dev_auroc_of, fit_scores
+    if model.fit_step != int(model.sess.run(model.global_step)):
+        fit_scores(model, data)
+    valid, dev = model.run_scores(data.x_valid), model.run_scores(data.x_dev_anomalous)
+    out = {name: dev_auroc_of(valid[name], dev[name]) for name in valid}
+    if not halves:
+        return out
+    parts = development_halves(len(data.x_valid), len(data.x_dev_anomalous))
+    return {"all": out, **{h: {name: dev_auroc_of(valid[name][iv], dev[name][ia]) for name in valid}
+                           for h, (iv, ia) in parts.items()}}
 
 
 def rescore_sweep(arrays, sweep, out):
@@ -88,12 +84,13 @@ def table(folder):
     for r in rows:
         by_digit.setdefault(r["digit"], {})[r["seed"]] = r["dev_auroc"]
     common = sorted(set.intersection(*(set(v) for v in by_digit.values())))
-    lines = ["| digit | seeds | " + " | ".join(RESCORES) + " |", "|---" * (len(RESCORES) + 2) + "|"]
+    names = [name for name in rows[0]["dev_auroc"] if all(name in r["dev_auroc"] for r in rows)]
+    lines = ["| digit | seeds | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
     for digit in sorted(by_digit):
-        cells = [cell([v[name] for v in by_digit[digit].values()]) for name in RESCORES]
+        cells = [cell([v[name] for v in by_digit[digit].values()]) for name in names]
         lines.append(f"| {digit} | {len(by_digit[digit])} | " + " | ".join(cells) + " |")
     means = [tables.mean_cell({d: {seed: v[name] for seed, v in by_seed.items()} for d, by_seed in by_digit.items()},
-                              common) for name in RESCORES]
+                              common) for name in names]
     lines.append(f"| mean of {len(by_digit)} | {len(common)} | " + " | ".join(means) + " |")
     return "\n".join(lines) + "\n"
 

@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from source import baselines, board, metrics, plots
+from source.scores import fit_sample
 from source.config import TrainingConfig  # noqa: F401  (solver.TrainingConfig: the loop's settings)
 from source.neuralnet import RANGE
 
@@ -41,11 +42,20 @@ def learning_rates(schedule, lr, total_steps):
     raise ValueError(f"unknown learning-rate schedule {schedule!r}")
 
 
-def validation_health(model, data, ema=True):
+def fit_scores(model, data):
+    """Fit the model's fitted scores on the fixed subsample of the training normals (ModelConfig.fit_images):
+    never a validation, development or test image."""
+    return model.fit_scores(fit_sample(data.x_train, model.config.fit_images))
+
+
+def validation_health(model, data, ema=True, fit=False):
     """What one look at the validation split says: each score's development AUROC and its values on
     validation normals; G's and D's reconstruction error of validation normals (x_gx, x_dx), as L2 in the
     network's frame (the training loop sets them beside the mean normal image's). ema=False: with the
-    trained weights where the model scores with their moving average."""
+    trained weights where the model scores with their moving average; fit: fit the fitted scores first (on
+    training normals), so they are measured too."""
+    if fit:
+        fit_scores(model, data)
     valid = model.run_scores(data.x_valid, ema=ema)
     dev = model.run_scores(data.x_dev_anomalous, ema=ema)
     return {"valid": valid, "dev_auroc_per_score": {k: dev_auroc_of(valid[k], dev[k]) for k in valid},
@@ -192,10 +202,11 @@ class Training:
                                 f"loss_d={numbers['loss_d']}); last good checkpoint: {self.last_ckpt or 'none'}")
         return numbers
 
-    def look(self, step):
-        """Validation health at this step: one curve point, a TensorBoard record, and what it measured."""
+    def look(self, step, fit=False):
+        """Validation health at this step (fit: the fitted scores too, fitted on training normals at this step):
+        one curve point, a TensorBoard record, and what it measured."""
         model, writer = self.model, self.writer
-        health = validation_health(model, self.data)
+        health = validation_health(model, self.data, fit=fit)
         point = {"step": step, "rec_g": health["rec_g"], "rec_d": health["rec_d"],
                  "rec_template": self.template_error, "k_t": float(model.sess.run(model.k)),
                  "dev_auroc_per_score": health["dev_auroc_per_score"]}
@@ -216,7 +227,7 @@ class Training:
         """The per-epoch extras: a development look, restorations, summaries, the history record, a
         checkpoint and the log line."""
         model, t_extra = self.model, time.time()
-        health = self.look(self.step)
+        health = self.look(self.step, fit=True)   # epoch ends measure the fitted scores too
         dev_aurocs = health["dev_auroc_per_score"]
         valid, dev_auroc = health["valid"][model.anomaly_score], dev_aurocs[model.anomaly_score]
         if (epoch + 1) % self.draw_every == 0 or epoch + 1 == self.epochs:
@@ -282,6 +293,10 @@ def evaluate(model, data, run):
     timings and what the figures need ({"test": scores per name, "threshold", "predicted"}). The threshold
     comes from the validation normals alone."""
     t0 = time.time()
+    if model.fit_step != int(model.sess.run(model.global_step)):   # none fitted or loaded for these weights
+        fit_scores(model, data)
+    os.makedirs(run.log, exist_ok=True)
+    model.save_fitted(run.log)
     valid = model.run_scores(data.x_valid)
     t_score = time.time()
     test = model.run_scores(data.x_test)

@@ -23,7 +23,7 @@ def test_kernels_start_at_their_fan_ins_scale_and_outputs_away_from_their_limits
         tf1.set_random_seed(0)
         x = tf1.placeholder(tf.float32, [None, 28, 28, 1])
         with tf1.variable_scope("generator"):
-            out = network_fn(ModelConfig(arch=arch, init=init))(to_network(x, arch), training=True)
+            out, _ = network_fn(ModelConfig(arch=arch, init=init))(to_network(x, arch), training=True)
         kernels = [v for v in tf1.trainable_variables() if v.name.endswith("weight:0")]
         init_op = tf1.global_variables_initializer()
     with tf1.Session(graph=graph) as sess:

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from source.neuralnet import ADAE, MachineConfig, ModelConfig
+from source.scores import HIDDEN
 
 tf1 = tf.compat.v1
 
@@ -68,7 +69,9 @@ def test_output_shapes(model, batch):
         expected = np.clip((net[:, 2:-2, 2:-2] + 1) / 2, 0, 1) if model.arch == "paper" else net
         np.testing.assert_allclose(shown[name], expected, atol=1e-6)
     scores = model.run_scores(batch)
-    assert list(scores) == ["x_dgx", "x_dx", "x_gx", "gx_dgx", "x_dgx_rel"]
+    # the pixel scores, then the hidden-layer ones the graph computes (the fitted ones wait for a fit)
+    assert list(scores)[:5] == ["x_dgx", "x_dx", "x_gx", "gx_dgx", "x_dgx_rel"]
+    assert list(scores)[5:] == [n for n, (kind, _) in HIDDEN.items() if kind in ("sap", "code")]
     assert all(s.shape == (8,) for s in scores.values())
 
 

@@ -1,5 +1,5 @@
-"""Other anomaly scores from a checkpoint (source.rescore), on the development split only: the paper's score
-as the training loop measured it, the ink-normalised ones against NumPy, a sweep scored once, its table."""
+"""Every score from a checkpoint (source.rescore), on the development split only: each as the training loop
+measured it, the two fixed halves of the development images, a sweep scored once, its table."""
 import json
 import os
 
@@ -8,27 +8,27 @@ import pytest
 
 from source import experiment, rescore, solver
 from source.solver import dev_auroc_of
+from source.scores import SCORE_NAMES
 from tests.conftest import SHORT
 
 
-def test_development_aurocs_match_the_loop_and_numpy(digit1):
-    """An untrained short model: x_dgx's development AUROC is the one validation_health measures; the
-    ink-normalised scores are the model's x_dgx over the L2 norms of x and D(G(x)) in [0, 1]."""
+def test_development_aurocs_match_the_loop_and_the_halves(digit1):
+    """An untrained short model: every score's development AUROC (the fitted ones fitted on training normals)
+    is the one a fitting look of the training loop measures; the two halves split the validation normals and
+    the development anomalies into disjoint fixed parts, and each half's AUROC is that of its images."""
     model = experiment.build_model(SHORT)
-    out = rescore.development_aurocs(model, digit1)
-    health = solver.validation_health(model, digit1)
-    assert out["x_dgx"] == health["dev_auroc_per_score"]["x_dgx"]
-    assert out["x_dx"] == health["dev_auroc_per_score"]["x_dx"]
-
-    def relative(x):
-        s = model.run_scores(x)["x_dgx"]
-        dgx = model.reconstruct(x)["D(G(x))"]
-        return s / (np.linalg.norm(x.reshape(len(x), -1), axis=1) + np.linalg.norm(dgx.reshape(len(x), -1), axis=1))
-    expected = dev_auroc_of(relative(digit1.x_valid), relative(digit1.x_dev_anomalous))
-    assert out["x_dgx / (‖x‖ + ‖D(G(x))‖)"] == pytest.approx(expected, abs=1e-9)
-    ink = dev_auroc_of(-np.linalg.norm(digit1.x_valid.reshape(len(digit1.x_valid), -1), axis=1),
-                       -np.linalg.norm(digit1.x_dev_anomalous.reshape(len(digit1.x_dev_anomalous), -1), axis=1))
-    assert out["−‖x‖, ink alone"] == pytest.approx(ink, abs=1e-9)
+    out = rescore.development_aurocs(model, digit1, halves=True)
+    health = solver.validation_health(model, digit1, fit=True)
+    assert set(out["all"]) == set(SCORE_NAMES)
+    assert out["all"] == pytest.approx(health["dev_auroc_per_score"], abs=1e-12)
+    parts = rescore.development_halves(len(digit1.x_valid), len(digit1.x_dev_anomalous))
+    (va, da), (vb, db) = parts["a"], parts["b"]
+    assert not set(va) & set(vb) and len(va) + len(vb) == len(digit1.x_valid)
+    assert not set(da) & set(db) and len(da) + len(db) == len(digit1.x_dev_anomalous)
+    valid, dev = model.run_scores(digit1.x_valid), model.run_scores(digit1.x_dev_anomalous)
+    for half, (iv, ia) in parts.items():
+        assert out[half]["x_dgx"] == pytest.approx(dev_auroc_of(valid["x_dgx"][iv], dev["x_dgx"][ia]), abs=1e-12)
+    assert rescore.development_halves(len(digit1.x_valid), len(digit1.x_dev_anomalous))["a"][0].tolist() == va.tolist()
     model.close()
 
 
@@ -42,7 +42,7 @@ def test_a_sweep_is_rescored_once_and_tabled(straight_sweep, embedded, tmp_path,
     assert rescore.rescore_sweep(embedded, sweep, str(out)) == []
     rows = [json.loads((out / "sweep" / f"normal7_seed{s}.json").read_text()) for s in (0, 1)]
     assert [(r["digit"], r["seed"]) for r in rows] == [(7, 0), (7, 1)]
-    assert set(rows[0]["dev_auroc"]) == set(rescore.RESCORES)
+    assert set(rows[0]["dev_auroc"]) == set(SCORE_NAMES)
     # the paper's score as the sub-run's own last development look measured it
     summary = sweep.sub("normal7_seed0").read_summary()
     assert rows[0]["dev_auroc"]["x_dgx"] == pytest.approx(summary.final_epoch["dev_auroc"], abs=1e-6)
