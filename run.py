@@ -194,8 +194,8 @@ def main(argv=None):
             arrays, source = datamanager.load_data(args.source, args.dataset)
             datamanager.check_experiment(arrays, config.data)   # fails before any run starts
             load_from = earlier if args.test_only else None
-            if not args.part_of:
-                name = args.name if args.resume else rundir.unique_name(
+            if not args.part_of:   # a new run's name is claimed by creating its folders (rundir.claim)
+                name = args.name if args.resume else rundir.claim(
                     args.name + "_eval" if args.test_only else args.name or rundir.default_name(source["name"], config),
                     [args.results, args.logdir])
                 run = RunDir(args.logdir, args.results, name)

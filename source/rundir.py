@@ -68,13 +68,24 @@ def default_name(source_name, config):
             + ("all" if len(data.digits) > 1 else str(data.digits[0])) + ("_paper" if data.split == "paper" else ""))
 
 
-def unique_name(name, roots):
-    """name, name_2, name_3, ...: the first that exists under none of the roots."""
-    candidate, n = name, 1
-    while any(os.path.exists(os.path.join(r, candidate)) for r in roots):
-        n += 1
-        candidate = f"{name}_{n}"
-    return candidate
+def claim(name, roots):
+    """name, name_2, name_3, ...: the first whose folder this process creates under every root. os.mkdir fails
+    where the folder exists, so two processes started at once never get one name, and no earlier run's
+    folder (under either root) is taken; a name half-claimed (its folder under one root only) is let go."""
+    roots = list(dict.fromkeys(os.path.realpath(r) for r in roots))   # --results and --logdir may be one folder
+    for root in roots:
+        os.makedirs(root, exist_ok=True)
+    for n in range(1, 100000):
+        candidate, made = name if n == 1 else f"{name}_{n}", []
+        try:
+            for root in roots:
+                os.mkdir(os.path.join(root, candidate))
+                made.append(os.path.join(root, candidate))
+            return candidate
+        except FileExistsError:
+            for folder in made:   # empty, and ours: no other process uses a folder it could not create
+                os.rmdir(folder)
+    raise FolderError(f"no free name {name}_N under {', '.join(roots)}")
 
 
 class RunDir:
@@ -154,9 +165,7 @@ class RunDir:
     # score_<input>/: new images scored with this run (--score)
     def new_score_dir(self, stem):
         """A new folder score_<stem>[_N] in the results folder; returns its path."""
-        path = os.path.join(self.results, unique_name(f"score_{stem}", [self.results]))
-        os.makedirs(path)
-        return path
+        return os.path.join(self.results, claim(f"score_{stem}", [self.results]))
 
     @staticmethod
     def write_new_scores(folder, names, scores, percentiles, verdicts, key="file"):
