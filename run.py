@@ -184,7 +184,7 @@ def main(argv=None):
                 rundir.check_same_experiment(earlier, config, records)
             if args.part_of:   # a job-array task: decided before any data is loaded
                 sweep = RunDir(args.logdir, args.results, args.part_of)
-                name = experiment.sub_name(config.data.protocol, *config.runs()[0])
+                name = rundir.sub_name(config.data.protocol, *config.runs()[0])
                 run = sweep.sub(name)
                 why = experiment.join_sweep(config, sweep, run, RecordDir(args.records, args.part_of)
                                             if args.records else None, args.resume)
@@ -194,6 +194,8 @@ def main(argv=None):
             arrays, source = datamanager.load_data(args.source, args.dataset)
             datamanager.check_experiment(arrays, config.data)   # fails before any run starts
             load_from = earlier if args.test_only else None
+            if load_from:   # a checkpoint that reads, or one line and no new folder
+                neuralnet.find_checkpoint(load_from.log)
             if not args.part_of:   # a new run's name is claimed by creating its folders (rundir.claim)
                 name = args.name if args.resume else rundir.claim(
                     args.name + "_eval" if args.test_only else args.name or rundir.default_name(source["name"], config),
@@ -202,7 +204,7 @@ def main(argv=None):
             plan = make_plan(args, argv, config, run, load_from)
             experiment.run_all(config, arrays, source, plan)
     except (UsageError, datamanager.DataError, rundir.FolderError, record.SchemaError, record.RecipeError,
-            neuralnet.PrecisionError) as err:
+            neuralnet.PrecisionError, neuralnet.CheckpointError) as err:
         return fail(err, EXIT_USAGE)
     except solver.Interrupted as err:
         saved = f"checkpoint {err.checkpoint}; " if err.checkpoint else ""
