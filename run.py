@@ -213,6 +213,8 @@ def main(argv=None):
         return 128 + err.signum
     except solver.TrainingError as err:
         return fail(err, EXIT_FAILED)
+    except OSError as err:   # a disk that filled or a folder made read-only during a run: what was written stays
+        return fail(f"cannot write {err.filename or 'a file'}: {err.strerror or err}", EXIT_FAILED)
     return 0
 
 

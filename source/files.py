@@ -23,9 +23,11 @@ def atomic(path, mode="w"):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:   # a full disk, a signal: the earlier file stays whole and no temporary is left
+    except BaseException as err:   # a full disk, a signal: the earlier file stays whole and no temporary is left
         with contextlib.suppress(OSError):
             os.remove(tmp)
+        if isinstance(err, OSError) and not err.filename:   # a failed flush names no file: say which
+            err.filename = path
         raise
 
 

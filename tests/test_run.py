@@ -396,3 +396,30 @@ def test_resume_from_an_older_checkpoint_without_its_loop_state_is_refused(damag
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert f"{root / 'c' / 'tr' / 'model.ckpt-2'} has no loop state of its own" in err
     assert "is that of model.ckpt-4" in err
+
+
+def test_a_disk_that_fills_during_a_run_is_one_line_and_keeps_what_was_written(tmp_path, monkeypatch, capsys):
+    """Every write failing with ENOSPC from report.md on (as a disk that fills): one line naming the file, exit 1;
+    summary.json and scores.csv, written before, stay whole, and no temporary file is left."""
+    import errno
+    from source import report
+    full, real_fsync, real_report = [], os.fsync, report.run_report
+
+    def fsync(fd):
+        if full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    def run_report(*args, **kwargs):
+        full.append(1)
+        return real_report(*args, **kwargs)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(report, "run_report", run_report)
+    code, _, err = run_main(capsys, "--data", "embedded", "--epoch", "0", *SMALL_NET, "--name", "full",
+                            "--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c"))
+    folder = tmp_path / "r" / "full"
+    assert code == 1 and err.strip().splitlines() == [
+        f"run.py: error: cannot write {folder / 'report.md'}: No space left on device"], err
+    assert json.loads((folder / "summary.json").read_text())["name"] == "full"
+    assert len(list(csv.DictReader(open(folder / "scores.csv")))) == 1000
+    assert not (folder / "report.md").exists() and not list(folder.glob("*.tmp"))
