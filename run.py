@@ -191,7 +191,7 @@ def main(argv=None):
                 rundir.check_same_experiment(earlier, config, records)
             if args.part_of:   # a job-array task: decided before any data is loaded
                 sweep = RunDir(args.logdir, args.results, args.part_of)
-                name = experiment.sub_name(config.data.protocol, *config.runs()[0])
+                name = rundir.sub_name(config.data.protocol, *config.runs()[0])
                 run = sweep.sub(name)
                 why = experiment.join_sweep(config, sweep, run, RecordDir(args.records, args.part_of)
                                             if args.records else None, args.resume)
@@ -201,15 +201,17 @@ def main(argv=None):
             arrays, source = datamanager.load_data(args.source, args.dataset)
             datamanager.check_experiment(arrays, config.data)   # fails before any run starts
             load_from = earlier if args.test_only else None
-            if not args.part_of:
-                name = args.name if args.resume else rundir.unique_name(
+            if load_from:   # a checkpoint that reads, or one line and no new folder
+                neuralnet.find_checkpoint(load_from.log)
+            if not args.part_of:   # a new run's name is claimed by creating its folders (rundir.claim)
+                name = args.name if args.resume else rundir.claim(
                     args.name + "_eval" if args.test_only else args.name or rundir.default_name(source["name"], config),
                     [args.results, args.logdir])
                 run = RunDir(args.logdir, args.results, name)
             plan = make_plan(args, argv, config, run, load_from)
             experiment.run_all(config, arrays, source, plan)
     except (UsageError, datamanager.DataError, rundir.FolderError, record.SchemaError, record.RecipeError,
-            neuralnet.PrecisionError) as err:
+            neuralnet.PrecisionError, neuralnet.CheckpointError) as err:
         return fail(err, EXIT_USAGE)
     except solver.Interrupted as err:
         saved = f"checkpoint {err.checkpoint}; " if err.checkpoint else ""
@@ -218,6 +220,8 @@ def main(argv=None):
         return 128 + err.signum
     except solver.TrainingError as err:
         return fail(err, EXIT_FAILED)
+    except OSError as err:   # a disk that filled or a folder made read-only during a run: what was written stays
+        return fail(f"cannot write {err.filename or 'a file'}: {err.strerror or err}", EXIT_FAILED)
     return 0
 
 

@@ -24,7 +24,11 @@ def main(argv=None):
     from source.files import read_json
     from source.plots import auroc_curves
     from source.record import Summary
-    summaries = [Summary.from_dict(read_json(path)) for path in args.records]
+    try:   # a damaged record: one line naming it
+        summaries = [Summary.from_dict(read_json(path)) for path in args.records]
+    except ValueError as err:
+        print(f"curves: error: {err}", file=sys.stderr)
+        return 2
     auroc_curves([(title_of(s), s) for s in summaries], args.out, columns=args.columns)
     return 0
 

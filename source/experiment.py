@@ -14,11 +14,11 @@ import numpy as np
 import tensorflow as tf
 
 from source import baselines, board, console, datamanager, metrics, parallel, report, solver, sweep
-from source.files import read_json, write_json
+from source.files import DamagedFile, read_json, write_json
 from source.neuralnet import ADAE, cpu_flags, cpuinfo_field
 from source.record import Summary
+from source.rundir import FolderError, RecordDir, stored_config, sub_name
 from source.scores import G_SCORES
-from source.rundir import FolderError, RecordDir, stored_config
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +62,11 @@ def run_one(config, arrays, source, run, resume=False, load_from=None, shared_ba
         if not found:
             raise solver.TrainingError(f"run {load_from.name!r} has no checkpoint in {load_from.log}")
         logger.info(f"[test] evaluating {path}")
-        history = load_from.read_state()["history"]
+        state = load_from.read_state(path)   # that checkpoint's: an older one where the newest is damaged
+        history = state["history"]
     else:
         history = solver.train(model, data, run, config.training, resume=resume)
+        state = run.read_state() if run.has_state() else {}   # training's last, with its final checkpoint
     timings["training"] = time.time() - t
     seconds = sum(h["seconds"] for h in history)
     trained = sum(h["images_per_second"] * h["seconds"] for h in history)
@@ -74,8 +76,6 @@ def run_one(config, arrays, source, run, resume=False, load_from=None, shared_ba
     result, eval_timings, scored = solver.evaluate(model, data, run)
     timings.update(eval_timings)
     step = int(model.sess.run(model.global_step))
-    trained_run = load_from or run
-    state = trained_run.read_state() if trained_run.has_state() else {}
     curve, test_curve = state.get("curve", []), state.get("test_curve", [])
 
     t = time.time()
@@ -124,8 +124,13 @@ def run_baselines(config, data, run, shared=None):
     methods = dict(baselines.TEMPLATE, **(baselines.CLASSIC if with_all else {}))
     info = {"settings": {m: v for m, v in baselines.settings(len(data.x_train)).items() if m in methods}}
     memo = shared_baselines_path(shared, data, info["settings"]) if shared and with_all else None
+    stored = None
     if memo and os.path.isfile(memo):
-        stored = read_json(memo)
+        try:
+            stored = read_json(memo)
+        except DamagedFile as err:   # a cache: fitted again and rewritten
+            logger.warning(f"[baselines] {err}; fitting them again")
+    if stored:
         results, info["seconds"], info["shared_from"] = stored["results"], stored["seconds"], stored["fitted_by"]
         logger.info(f"[baselines] {', '.join(results)}: the same images as {stored['fitted_by']}, its results taken")
     else:
@@ -188,11 +193,6 @@ def write_board_report(log_dir, step, summary):
     dev = (summary.final_epoch or {}).get("dev_auroc", float("nan"))
     writer.add_summary(board.scalar(board.DEV_AUROC, dev), step)
     writer.close()
-
-
-def sub_name(protocol, digit, seed):
-    """A sweep's sub-run folder name, the same whoever runs it (a sweep, or a job-array task with --part-of)."""
-    return f"{protocol}{digit}_seed{seed}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -293,6 +293,9 @@ def join_sweep(config, sweep, sub, records=None, resume=False):
     if os.path.exists(sub.results) and not resume:
         raise FolderError(f"{what} exists; add --resume to continue it")
     summary, why = kept(sub, records, resume, sweep_config, sweep.name)
+    if summary and records and not records.has(sub.name):   # a record deleted (damaged): written again
+        records.write(sub.name, summary)
+        why += f"; its record written again to {records.path}"
     if summary:
         return why
     if resume and os.path.isfile(sub.config_path):

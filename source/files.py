@@ -8,13 +8,27 @@ import os
 import numpy as np
 
 
+class DamagedFile(ValueError):
+    """A file that cannot be read back (cut short, emptied, not what was written): one line naming it."""
+
+
 @contextlib.contextmanager
 def atomic(path, mode="w"):
-    """Open a temporary file beside path; rename it over path when the block ends without error."""
+    """Open a temporary file beside path; rename it over path when the block ends without error (the bytes on
+    disk first, so a crash after the rename cannot leave an empty file); on an error the temporary goes."""
     tmp = f"{path}.{os.getpid()}.tmp"   # processes writing the same file (job-array tasks) do not collide
-    with open(tmp, mode, **({"newline": ""} if mode == "w" else {})) as f:
-        yield f
-    os.replace(tmp, path)
+    try:
+        with open(tmp, mode, **({"newline": ""} if mode == "w" else {})) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as err:   # a full disk, a signal: the earlier file stays whole and no temporary is left
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        if isinstance(err, OSError) and not err.filename:   # a failed flush names no file: say which
+            err.filename = path
+        raise
 
 
 def _jsonable(value):
@@ -32,9 +46,12 @@ def write_json(obj, path):
 
 
 def read_json(path):
-    """A JSON file written by write_json."""
-    with open(path) as f:
-        return json.load(f)
+    """A JSON file written by write_json; DamagedFile naming it where it cannot be read."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (ValueError, OSError) as err:   # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise DamagedFile(f"{path} is damaged ({getattr(err, 'strerror', None) or err})") from None
 
 
 def write_csv(rows, header, path):

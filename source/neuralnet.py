@@ -1,7 +1,9 @@
 """The ADAE graph: generator G, discriminator D, losses, scores, optimizers, summaries, Saver."""
 import contextlib
 import functools
+import logging
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -10,6 +12,7 @@ from source import board, layers, scores as score_defs
 from source.config import PRECISIONS, SCORE_NAMES, MachineConfig, ModelConfig
 from source.scores import HIDDEN, LAYERWISE, PAIRS, PIXEL, RELATIVE
 
+logger = logging.getLogger(__name__)
 tf1 = tf.compat.v1
 PAD = 2   # the paper's networks see MNIST zero-padded from 28x28 to 32x32
 
@@ -326,15 +329,21 @@ class ADAE:
             return self.saver.save(self.sess, ckpt_prefix, global_step=step, write_meta_graph=False)
 
     def load(self, ckpt_dir):
-        """Restore the newest checkpoint of a folder; return (found, path)."""
-        state = tf1.train.get_checkpoint_state(ckpt_dir)
-        if not state or not state.model_checkpoint_path:
+        """Restore the newest checkpoint of a folder that reads whole, saying in one line which newer ones are
+        damaged; return (found, path): (False, None) where the folder has none, CheckpointError where none
+        reads."""
+        path, damaged = find_checkpoint(ckpt_dir)
+        if path is None:
             return False, None
+        if damaged:
+            logger.warning(f"[checkpoint] {'; '.join(f'{p} is damaged ({why})' for p, why in damaged)}: "
+                           f"using {path}")
         with self.graph.as_default():
-            self.saver.restore(self.sess, state.model_checkpoint_path)
-            self.saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
+            self.saver.restore(self.sess, path)
+            # the Saver deletes the oldest of these as it writes new ones (damaged ones included)
+            self.saver.recover_last_checkpoints(checkpoints(ckpt_dir))
         self.load_fitted(ckpt_dir)
-        return True, state.model_checkpoint_path
+        return True, path
 
     @contextlib.contextmanager
     def scoring_weights(self, ema=True):
@@ -454,6 +463,50 @@ class ADAE:
         """Titled image columns for figures: each reconstruction, then |x - the one the score uses|."""
         images = self.reconstruct(x)
         return list(images.items()) + [(f"|x - {self.recon_name}|", np.abs(x - images[self.recon_name]))]
+
+
+class CheckpointError(ValueError):
+    """A run whose checkpoints all fail to read (cut short, emptied, missing a file): one line naming them."""
+
+
+def checkpoints(ckpt_dir):
+    """The Saver's checkpoint prefixes in a folder, oldest step first, from the files themselves (the Saver's
+    own list, the file `checkpoint`, may be the damaged one)."""
+    found = set()
+    for name in os.listdir(ckpt_dir) if os.path.isdir(ckpt_dir) else []:
+        match = re.fullmatch(r"(.+-(\d+))\.(index|data-\d{5}-of-\d{5})", name)
+        if match:
+            found.add((int(match[2]), os.path.join(ckpt_dir, match[1])))
+    return [path for _, path in sorted(found)]
+
+
+def checkpoint_damage(path):
+    """Why the checkpoint at path cannot be restored (its index or a tensor's bytes unreadable), or None: every
+    tensor is read, so a data file cut short or emptied shows here, not halfway through a restore."""
+    try:
+        reader = tf1.train.NewCheckpointReader(path)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception as err:   # TensorFlow's reader turns its errors into IndexError, ValueError, OpError ...
+        message = getattr(err, "message", None) or str(err)
+        return message.strip().splitlines()[0] if message.strip() else type(err).__name__
+    return None
+
+
+def find_checkpoint(ckpt_dir):
+    """(the newest checkpoint of a folder that reads whole, [(newer damaged checkpoint, why)]); (None, [])
+    where the folder has none; CheckpointError, naming the newest and why, where none reads."""
+    damaged = []
+    for path in reversed(checkpoints(ckpt_dir)):
+        why = checkpoint_damage(path)
+        if why is None:
+            return path, damaged
+        damaged.append((path, why))
+    if damaged:
+        older = f" (and {len(damaged) - 1} older checkpoints: none reads)" if len(damaged) > 1 else ""
+        raise CheckpointError(f"checkpoint {damaged[0][0]} is damaged ({damaged[0][1]}){older}; the run cannot "
+                              "continue or be evaluated from it: start it again under a new --name")
+    return None, []
 
 
 def moving_average(decay, global_step, step, variables):

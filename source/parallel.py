@@ -6,9 +6,8 @@ import logging
 import os
 import subprocess
 import sys
+import shlex
 import time
-
-from source import solver
 
 logger = logging.getLogger(__name__)
 
@@ -20,25 +19,39 @@ SWEEP_FLAGS = {"--normal": 1, "--anomaly": 1, "--seed": 1, "--seeds": 1, "--jobs
                "--resume": 0}
 
 
-def part_argv(argv):
-    """A sweep's flags less SWEEP_FLAGS: what each worker's `run.py --part-of` shares."""
+def _drop(argv, flags):
+    """argv less the given flags ({flag: how many values follow it}) and their values."""
     out, skip = [], 0
     for arg in argv:
         if skip:
             skip -= 1
-        elif arg.split("=")[0] in SWEEP_FLAGS:
-            skip = SWEEP_FLAGS[arg] if "=" not in arg else 0
+        elif arg.split("=")[0] in flags:
+            skip = flags[arg] if "=" not in arg else 0
         else:
             out.append(arg)
     return out
 
 
+def part_argv(argv):
+    """A sweep's flags less SWEEP_FLAGS: what each worker's `run.py --part-of` shares."""
+    return _drop(argv, SWEEP_FLAGS)
+
+
 def resume_command(argv, name):
-    """The command line that continues a run or sweep."""
-    argv = [a for a in argv if a != "--resume"]
-    if "--name" not in argv and "--part-of" not in argv:
-        argv += ["--name", name]
-    return " ".join(["python", "run.py"] + argv + ["--resume"])
+    """The command line that continues run (or sweep) `name`: its folder's name, not the --name asked, which an
+    earlier run may have taken (then name is <name>_2)."""
+    argv = _drop(argv, {"--resume": 0} if "--part-of" in argv else {"--resume": 0, "--name": 1})
+    return " ".join(["python", "run.py"] + argv + ([] if "--part-of" in argv else ["--name", name]) + ["--resume"])
+
+
+def sub_run_command(command, sweep, protocol, digit, seed, records=True):
+    """The job-array command line that continues, or makes again, one sub-run of a sweep, from the command
+    line a sweep or one of its tasks was made with ("python run.py ..."; "..." for the flags when unknown);
+    records=False drops --records (a sub-run with a record would be kept from it, not evaluated again)."""
+    argv = shlex.split(command)[2:] if command.startswith("python run.py") else ["..."]
+    drop = {"--part-of": 1} if records else {"--part-of": 1, "--records": 1}
+    return " ".join(["python", "run.py"] + _drop(part_argv(argv), drop)
+                    + [f"--{protocol}", str(digit), "--seed", str(seed), "--part-of", sweep, "--resume"])
 
 
 def child_command(base_argv, protocol, digit, seed, name, threads, resume):
@@ -52,6 +65,7 @@ def run_subprocesses(commands, jobs, log_dir):
     """Run {label: command} with at most `jobs` at once, each one's output in log_dir/<label>.log; a SIGINT
     or SIGTERM is passed on to the running ones, which checkpoint, and then raises solver.Interrupted.
     Returns {label: exit status}."""
+    from source import solver   # TensorFlow's module: readers of records (collect) import this one without it
     pending, running, status, forwarded = list(commands.items()), {}, {}, set()
     with solver.StopFlag() as stop:
         while pending or running:

@@ -12,13 +12,12 @@ scores only the sub-runs it has not); the table (one per sweep: each digit's mea
 the mean over digits, for the scores every sub-run's file holds) fills <!-- rescore:<sweep> --> blocks.
 """
 import argparse
-import json
 import os
 import sys
 
 import numpy as np
 
-from source.files import write_json, write_text
+from source.files import DamagedFile, read_json, write_json, write_text
 from source import tables
 from source.tables import cell
 
@@ -79,7 +78,14 @@ def rescore_sweep(arrays, sweep, out):
 def table(folder):
     """Markdown: per digit each score's development AUROC, mean ± std over seeds, then the mean over digits
     (± the std over seeds of each seed's mean, for the seeds every digit has)."""
-    rows = [json.load(open(os.path.join(folder, f))) for f in sorted(os.listdir(folder)) if f.endswith(".json")]
+    rows = []
+    for f in sorted(os.listdir(folder)):
+        if f.endswith(".json"):
+            try:
+                rows.append(read_json(os.path.join(folder, f)))
+            except DamagedFile as err:
+                raise DamagedFile(f"{err}; delete it and score that sub-run again with: python -m source.rescore "
+                                  f"--data PATH --sweep {os.path.basename(folder)}") from None
     by_digit = {}
     for r in rows:
         by_digit.setdefault(r["digit"], {})[r["seed"]] = r["dev_auroc"]
@@ -114,9 +120,18 @@ def main(argv=None):
     p.add_argument("--out", default=os.path.join("study", "rescore"))
     p.add_argument("--readme", action="append", help="fill this file's <!-- rescore:SWEEP --> blocks")
     args = p.parse_args(argv)
+    if args.sweep and not args.data:
+        p.error("--sweep needs --data")
+    try:   # a damaged file (a run's config, a checkpoint, a rescore record): one line naming it
+        return rescore(args)
+    except ValueError as err:
+        print(f"rescore: error: {err}", file=sys.stderr)
+        return 2
+
+
+def rescore(args):
+    """main's work: score the sweeps asked, fill the Markdown files, print the tables."""
     if args.sweep:
-        if not args.data:
-            p.error("--sweep needs --data")
         from source.tf_setup import import_tensorflow
         import_tensorflow(False)
         from source import datamanager

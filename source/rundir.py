@@ -3,11 +3,15 @@ records. Written atomically (source.files) and read back here, so no other modul
 config.json and summary.json hold source.record's RunConfig and Summary.
 """
 import csv
+import glob
 import os
+import re
+import shlex
 
 import numpy as np
 
-from source.files import read_json, write_csv, write_json, write_text
+from source import parallel
+from source.files import DamagedFile, read_json, write_csv, write_json, write_text
 from source.record import RunConfig, Summary
 
 
@@ -68,20 +72,62 @@ def default_name(source_name, config):
             + ("all" if len(data.digits) > 1 else str(data.digits[0])) + ("_paper" if data.split == "paper" else ""))
 
 
-def unique_name(name, roots):
-    """name, name_2, name_3, ...: the first that exists under none of the roots."""
-    candidate, n = name, 1
-    while any(os.path.exists(os.path.join(r, candidate)) for r in roots):
-        n += 1
-        candidate = f"{name}_{n}"
-    return candidate
+def claim(name, roots):
+    """name, name_2, name_3, ...: the first whose folder this process creates under every root. os.mkdir fails
+    where the folder exists, so two processes started at once never get one name, and no earlier run's
+    folder (under either root) is taken; a name half-claimed (its folder under one root only) is let go."""
+    roots = list(dict.fromkeys(os.path.realpath(r) for r in roots))   # --results and --logdir may be one folder
+    for root in roots:
+        os.makedirs(root, exist_ok=True)
+    for n in range(1, 100000):
+        candidate, made = name if n == 1 else f"{name}_{n}", []
+        try:
+            for root in roots:
+                os.mkdir(os.path.join(root, candidate))
+                made.append(os.path.join(root, candidate))
+            return candidate
+        except FileExistsError:
+            for folder in made:   # empty, and ours: no other process uses a folder it could not create
+                os.rmdir(folder)
+    raise FolderError(f"no free name {name}_N under {', '.join(roots)}")
+
+
+def sub_name(protocol, digit, seed):
+    """A sweep's sub-run folder name, the same whoever runs it (a sweep, or a job-array task with --part-of)."""
+    return f"{protocol}{digit}_seed{seed}"
+
+
+def sub_of(name):
+    """(protocol, digit, seed) of a sub-run folder name; None for another name."""
+    match = re.fullmatch(r"(normal|anomaly)(\d)_seed(\d+)", name)
+    return (match[1], int(match[2]), int(match[3])) if match else None
+
+
+def _read(path, what_to_do, parse=lambda values: values):
+    """parse(the JSON at path); a file that cannot be read: FolderError naming it and what to do."""
+    try:
+        return parse(read_json(path))
+    except DamagedFile as err:
+        raise FolderError(f"{err}; {what_to_do}") from None
+
+
+def _stored_command(*configs):
+    """The command line of the first of these config.json files that reads; "" when none does."""
+    for path in configs:
+        if not os.path.isfile(path):
+            continue
+        try:
+            return RunConfig.from_dict(read_json(path)).command
+        except (DamagedFile, ValueError, KeyError, TypeError):
+            continue
+    return ""
 
 
 class RunDir:
     """The two folders of one run (or of a sweep): <logdir>/<name> and <results>/<name>."""
 
     def __init__(self, logdir, results, name):
-        self.name = name
+        self.name, self.parent = name, None
         self.log = os.path.join(logdir, name)
         self.results = os.path.join(results, name)
 
@@ -105,22 +151,52 @@ class RunDir:
     def sub(self, name):
         """A run inside this one: a sweep's sub-run, or the autoencoder baseline of a run."""
         sub = RunDir("", "", name)
-        sub.log, sub.results = os.path.join(self.log, name), os.path.join(self.results, name)
+        sub.log, sub.results, sub.parent = os.path.join(self.log, name), os.path.join(self.results, name), self
         return sub
+
+    def rerun(self):
+        """The command that continues this run, or evaluates it again from its last checkpoint when it has
+        finished (a sweep's sub-run: as a job-array task of its sweep)."""
+        if self.parent and sub_of(self.name):
+            return parallel.sub_run_command(_stored_command(self.parent.config_path, self.config_path),
+                                            self.parent.name, *sub_of(self.name), records=False)
+        command = _stored_command(self.config_path)
+        return parallel.resume_command(shlex.split(command)[2:] if command else ["..."], self.name)
 
     # config.json: the RunConfig a run (or sweep) was made with
     def write_config(self, config):
         write_json(config.to_dict(), self.config_path)
 
     def read_config(self):
-        return RunConfig.from_dict(read_json(self.config_path))
+        return _read(self.config_path, "it holds the run's settings: restore it from a copy (a finished run's "
+                     f"summary.json holds them as \"config\"), or start the run again", RunConfig.from_dict)
 
-    # state.json: the training loop's position, beside the Saver's checkpoints
-    def write_state(self, state):
+    # state.json: the training loop's position, beside the Saver's checkpoints; the same state of each kept
+    # checkpoint in <checkpoint>.state.json, so a run whose newest checkpoint is damaged resumes from an older one
+    def write_state(self, state, kept):
+        """state.json and <checkpoint>.state.json of state["checkpoint"]; the states of checkpoints that are
+        no longer in `kept` (the Saver's) go."""
+        write_json(state, self._state_of(state["checkpoint"]))
         write_json(state, self.state_path)
+        names = {os.path.basename(c) for c in kept}
+        for path in glob.glob(os.path.join(glob.escape(self.log), "*.state.json")):
+            if os.path.basename(path)[:-len(".state.json")] not in names:
+                os.remove(path)
 
-    def read_state(self):
-        return read_json(self.state_path)
+    def _state_of(self, checkpoint):
+        return os.path.join(self.log, os.path.basename(checkpoint) + ".state.json")
+
+    def read_state(self, checkpoint=None):
+        """The loop state written with a checkpoint (None: the newest, state.json); FolderError where that
+        checkpoint has none (a run of an earlier version kept only the newest's)."""
+        again = f"start the run again under a new --name (its results so far: {self.results})"
+        if checkpoint and os.path.isfile(self._state_of(checkpoint)):
+            return _read(self._state_of(checkpoint), "delete it and " + again)
+        state = _read(self.state_path, "delete it and " + again)
+        if checkpoint and os.path.basename(state.get("checkpoint", "")) != os.path.basename(checkpoint):
+            raise FolderError(f"{checkpoint} has no loop state of its own ({self.state_path} is that of "
+                              f"{os.path.basename(state.get('checkpoint', '?'))}); {again}")
+        return state
 
     def has_state(self):
         return os.path.isfile(self.state_path)
@@ -130,7 +206,7 @@ class RunDir:
         write_json(summary.to_dict(), self.summary_path)
 
     def read_summary(self):
-        return Summary.from_dict(read_json(self.summary_path))
+        return _read(self.summary_path, f"delete it and rerun with: {self.rerun()}", Summary.from_dict)
 
     def is_finished(self):
         return os.path.isfile(self.summary_path)
@@ -144,8 +220,12 @@ class RunDir:
         write_csv([[float(v)] for v in scores], ["valid_score"], self.valid_scores_path)
 
     def read_valid_scores(self):
-        with open(self.valid_scores_path) as f:
-            return np.array([float(row["valid_score"]) for row in csv.DictReader(f)])
+        try:
+            with open(self.valid_scores_path) as f:
+                return np.array([float(row["valid_score"]) for row in csv.DictReader(f)])
+        except (ValueError, KeyError, TypeError, OSError, csv.Error) as err:
+            raise FolderError(f"{self.valid_scores_path} is damaged ({err}); delete it and rerun with: "
+                              f"{self.rerun()}") from None
 
     # report.md
     def write_report(self, markdown):
@@ -154,9 +234,7 @@ class RunDir:
     # score_<input>/: new images scored with this run (--score)
     def new_score_dir(self, stem):
         """A new folder score_<stem>[_N] in the results folder; returns its path."""
-        path = os.path.join(self.results, unique_name(f"score_{stem}", [self.results]))
-        os.makedirs(path)
-        return path
+        return os.path.join(self.results, claim(f"score_{stem}", [self.results]))
 
     @staticmethod
     def write_new_scores(folder, names, scores, percentiles, verdicts, key="file"):
@@ -183,7 +261,8 @@ class RecordDir:
         write_json(config.to_dict(), self.config_path)
 
     def read_config(self):
-        return RunConfig.from_dict(read_json(self.config_path))
+        return _read(self.config_path, "delete it: the next sub-run written with --records writes it again",
+                     RunConfig.from_dict)
 
     def has_config(self):
         return os.path.isfile(self.config_path)
@@ -193,7 +272,12 @@ class RecordDir:
         write_json(summary.to_dict(), self._sub(name))
 
     def read(self, name):
-        return Summary.from_dict(read_json(self._sub(name)))
+        sub, rerun = sub_of(name), "python run.py ... --resume"
+        if sub:
+            rerun = parallel.sub_run_command(_stored_command(self.config_path), os.path.basename(self.path), *sub)
+            rerun += "" if " --records " in rerun else f" --records {os.path.dirname(self.path)}"
+        return _read(self._sub(name), f"delete it and rerun that sub-run (trained again where its checkpoint is "
+                     f"not on this machine) with: {rerun}", Summary.from_dict)
 
     def has(self, name):
         return os.path.isfile(self._sub(name))

@@ -178,10 +178,10 @@ class Training:
 
     def resume(self):
         """Continue from run's latest checkpoint and the loop state written with it; returns that state."""
-        found, self.last_ckpt = self.model.load(self.run.log)
+        found, self.last_ckpt = self.model.load(self.run.log)   # a damaged newest: an older one, said in one line
         if not found:
             raise TrainingError(f"no checkpoint to resume in {self.run.log}")
-        state = self.run.read_state()
+        state = self.run.read_state(self.last_ckpt)   # the loop state written with that checkpoint
         _set_rng_state(self.rng, state["rng"])       # the batch order of the epoch to continue
         self.history, self.skip, self.sums = state["history"], state["batches_done"], state["sums"]
         self.step, self.start_epoch = (int(v) for v in self.model.sess.run([self.model.global_step,
@@ -265,9 +265,13 @@ class Training:
     def checkpoint(self, position):
         """Saver checkpoint (the Saver keeps the last few) plus the loop's state: position in the batch order
         ({"rng", "batches_done", "sums"}), history and curves."""
+        if not os.path.isdir(self.run.log):   # the Saver would fail with a traceback, TensorBoard silently
+            self.writer.close()
+            raise TrainingError(f"the run's folder {self.run.log} was deleted while it trained (its checkpoints "
+                                f"with it); start the run again")
         self.last_ckpt = self.model.save(self.run.checkpoint_prefix)
         self.run.write_state(dict(position, history=self.history, curve=self.curve, test_curve=self.test_curve,
-                                  checkpoint=self.last_ckpt))
+                                  checkpoint=self.last_ckpt), self.model.saver.last_checkpoints)
 
     def stop(self, signum, position=None):
         """Stop on a signal: checkpoint at this position (none: the epoch end's checkpoint holds it), close."""

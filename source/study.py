@@ -202,9 +202,13 @@ def main(argv=None):
             p.error("run needs --data")
         for stage in args.stage or list(STAGES):
             run_study(args.data, args.steps, stage, args.root, args.threads, args.case, args.recipe, args.seed)
-    for path in args.readme or []:
-        fill_readme(path, args.root)
-    print(table(args.root))
+    try:   # a damaged summary.json names its file and the command that writes it again
+        for path in args.readme or []:
+            fill_readme(path, args.root)
+        print(table(args.root))
+    except ValueError as err:
+        print(f"study: error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

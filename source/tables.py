@@ -180,8 +180,12 @@ def main(argv=None):
     p.add_argument("--readme", nargs="+", help="rewrite the marked tables of these Markdown files (each the "
                    "markers it has; every records folder must have markers in one of them); default: print")
     args = p.parse_args(argv)
-    names = sorted(d for d in os.listdir(args.records) if RecordDir(args.records, d).summaries()) \
-        if os.path.isdir(args.records) else []
+    try:   # a damaged record names its own file
+        names = sorted(d for d in os.listdir(args.records) if RecordDir(args.records, d).summaries()) \
+            if os.path.isdir(args.records) else []
+    except ValueError as err:
+        print(f"tables: error: {err}", file=sys.stderr)
+        return 2
     blocks = {}
     for name in names:
         try:

@@ -2,13 +2,24 @@
 straight sweep's table; missing sub-runs and another recipe's are refused; the report links only what exists."""
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 
+import pytest
+
 import run
 from source import collect
-from tests.conftest import ROOT, SWEEP_FLAGS, assert_same_sweep_table, roots
+from tests.conftest import ROOT, SMALL_NET, SWEEP_FLAGS, assert_same_scores, assert_same_sweep_table, roots
+
+# one job-array task of sweep "sw", with relative roots (run from its root folder) so that the commands the
+# error lines give can be run as they are
+TASK = ["--data", "embedded", "--steps", "2", "--batch", "64", "--threads", "1", *SMALL_NET, "--normal", "1",
+        "--seed", "0", "--part-of", "sw", "--records", "rec", "--results", "r", "--logdir", "c"]
+RERUN = ("python run.py --data embedded --steps 2 --batch 64 --widths 8,16 --latent 4 --records rec --results r "
+         "--logdir c --normal 1 --seed 0 --part-of sw --resume")
+RERUN_HERE = RERUN.replace(" --records rec", "")   # a damaged summary: evaluated again here, not kept from the record
 
 
 def test_job_array_parts_collect_into_the_straight_table(straight_sweep, tmp_path, capsys):
@@ -62,3 +73,70 @@ def test_collected_report_names_its_own_command_and_links_only_what_exists(strai
     assert "`python -m source.collect sweep --results r --records records`" in report
     assert "](normal7_seed0/report.md)" not in report and "normal7_seed0 (committed record)" in report
     assert "--seed 0" not in report.split("## Runs")[0]
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory):
+    """The root of TASK, run there."""
+    root, cwd = tmp_path_factory.mktemp("task"), os.getcwd()
+    os.chdir(root)
+    try:
+        assert run.main(TASK) == 0
+    finally:
+        os.chdir(cwd)
+    return root
+
+
+@pytest.fixture
+def task_copy(task, tmp_path, monkeypatch):
+    """A copy of the task's root, made the working directory."""
+    shutil.copytree(task, tmp_path / "root")
+    monkeypatch.chdir(tmp_path / "root")
+    return tmp_path / "root"
+
+
+def _one_line(capsys):
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_a_damaged_summary_is_named_and_the_command_it_gives_restores_it(task_copy, capsys):
+    """A sub-run's summary.json cut short: collect and the sub-run's --resume each exit 2 with one line naming
+    it and the command to run; deleted and that command run, the sub-run is evaluated again from its last
+    checkpoint (no training: the same scores) and collect builds the table."""
+    path = os.path.join("r", "sw", "normal1_seed0", "summary.json")
+    whole = json.loads(open(path).read())
+    open(path, "w").write(json.dumps(whole, indent=2)[:500])
+    shutil.copy(os.path.join("r", "sw", "normal1_seed0", "scores.csv"), "scores_before.csv")
+    assert collect.main(["sw", "--results", "r", "--logdir", "c"]) == 2
+    err = _one_line(capsys)
+    assert err.startswith(f"collect: error: {path} is damaged (") and err.endswith(
+        f"); delete it and rerun with: {RERUN_HERE}"), err
+    assert run.main(shlex.split(RERUN)[2:]) == 2   # the resume meets the same file
+    assert _one_line(capsys) == err.replace("collect: error:", "run.py: error:")
+    os.remove(path)
+    assert run.main(shlex.split(RERUN_HERE)[2:]) == 0
+    out = capsys.readouterr().out
+    assert "resumed from" in out and "[train] epoch" not in out
+    again = json.loads(open(path).read())
+    assert again["metrics"]["AUROC"] == pytest.approx(whole["metrics"]["AUROC"], abs=1e-6)
+    assert_same_scores(os.path.join("r", "sw", "normal1_seed0", "scores.csv"), "scores_before.csv")
+    assert collect.main(["sw", "--results", "r", "--logdir", "c"]) == 0
+
+
+def test_a_damaged_record_is_named_and_the_command_it_gives_writes_it_again(task_copy, capsys):
+    """The task's committed record emptied: collect from the records exits 2 naming it and the job-array command;
+    deleted and that command run, the record is written again from the sub-run's summary and collect works."""
+    path = os.path.join("rec", "sw", "normal1_seed0.json")
+    whole = json.loads(open(path).read())
+    open(path, "w").close()
+    assert collect.main(["sw", "--results", "elsewhere", "--records", "rec"]) == 2
+    assert _one_line(capsys) == (f"collect: error: {path} is damaged (Expecting value: line 1 column 1 (char 0)); "
+                                 "delete it and rerun that sub-run (trained again where its checkpoint is not on this "
+                                 f"machine) with: {RERUN}")
+    os.remove(path)
+    assert run.main(shlex.split(RERUN)[2:]) == 0
+    assert "its record written again" in capsys.readouterr().out
+    assert json.loads(open(path).read()) == whole
+    assert collect.main(["sw", "--results", "elsewhere", "--records", "rec"]) == 0

@@ -306,3 +306,145 @@ def test_cosine_schedule_resumed_continues_the_same_schedule(tmp_path, monkeypat
         assert sorted(fed) == list(range(12)), name
         np.testing.assert_array_equal(np.array([fed[s] for s in range(12)], np.float32), expected)
     assert_same_scores(tmp_path / "r" / "stopped" / "scores.csv", tmp_path / "r" / "straight" / "scores.csv")
+
+
+# a run with two checkpoints (2 steps an epoch, 2 epochs: model.ckpt-2 and -4) for the damaged-checkpoint tests
+CHECKPOINTED = ["--data", "embedded", "--batch", "180", "--init", "he", "--threads", "1", *SMALL_NET]
+
+
+@pytest.fixture(scope="module")
+def checkpointed(tmp_path_factory):
+    """The run "tr" of CHECKPOINTED for 2 epochs; its root."""
+    root = tmp_path_factory.mktemp("checkpointed")
+    assert run.main(CHECKPOINTED + ["--epoch", "2", "--name", "tr"] + _roots(root)) == 0
+    return root
+
+
+def _roots(root):
+    return ["--results", str(root / "r"), "--logdir", str(root / "c")]
+
+
+@pytest.fixture
+def damaged(checkpointed, tmp_path):
+    """A copy of the checkpointed run; damaged(prefix, how) cuts a checkpoint's data file to 100 bytes
+    ("truncated"), empties it ("emptied") or deletes its index ("no index")."""
+    import shutil
+    for part in ("r", "c"):
+        shutil.copytree(checkpointed / part, tmp_path / part)
+
+    def damage(prefix, how):
+        folder = tmp_path / "c" / "tr"
+        data = folder / f"{prefix}.data-00000-of-00001"
+        if how == "no index":
+            os.remove(folder / f"{prefix}.index")
+        else:
+            data.write_bytes(data.read_bytes()[:100 if how == "truncated" else 0])
+    damage.root = tmp_path
+    return damage
+
+
+def _files(folder):
+    """{relative path: bytes} of every file under folder."""
+    return {os.path.relpath(os.path.join(d, f), folder): open(os.path.join(d, f), "rb").read()
+            for d, _, names in os.walk(folder) for f in names}
+
+
+def test_resume_past_a_truncated_checkpoint_continues_from_the_older_one(damaged, capsys):
+    """The newest checkpoint's data cut to 100 bytes: --resume says so in one line, continues from model.ckpt-2
+    with the loop state written with it, and ends with the scores of a run of 3 epochs straight through."""
+    damaged("model.ckpt-4", "truncated")
+    root = damaged.root
+    code, out, err = run_main(capsys, *CHECKPOINTED, "--epoch", "3", "--name", "tr", "--resume", *_roots(root))
+    assert code == 0, err[-2000:]
+    ckpt = root / "c" / "tr"
+    said = [line for line in out.splitlines() if "damaged" in line]
+    assert said == [f"[checkpoint] {ckpt / 'model.ckpt-4'} is damaged (Read less bytes than requested): "
+                    f"using {ckpt / 'model.ckpt-2'}"], out
+    assert f"resumed from {ckpt / 'model.ckpt-2'} at epoch 2, step 2" in out
+    history = json.loads((ckpt / "state.json").read_text())["history"]
+    assert [(h["epoch"], h["step"]) for h in history] == [(1, 2), (2, 4), (3, 6)]
+    assert run.main(CHECKPOINTED + ["--epoch", "3", "--name", "straight"] + _roots(root)) == 0
+    assert_same_scores(root / "r" / "tr" / "scores.csv", root / "r" / "straight" / "scores.csv")
+
+
+def test_test_only_past_an_emptied_checkpoint_evaluates_the_older_one(damaged, capsys):
+    """The newest checkpoint's data emptied: --test-only names it, evaluates model.ckpt-2, and its summary
+    reports that checkpoint's epoch (1, step 2), not the damaged one's."""
+    damaged("model.ckpt-4", "emptied")
+    root = damaged.root
+    code, out, err = run_main(capsys, *CHECKPOINTED, "--name", "tr", "--test-only", *_roots(root))
+    assert code == 0, err[-2000:]
+    assert "model.ckpt-4 is damaged" in out and f"using {root / 'c' / 'tr' / 'model.ckpt-2'}" in out
+    summary = json.loads((root / "r" / "tr_eval" / "summary.json").read_text())
+    assert (summary["final_epoch"]["epoch"], summary["final_epoch"]["step"]) == (1, 2)
+
+
+def test_score_images_past_a_missing_index_uses_the_older_checkpoint(damaged, embedded, capsys):
+    """The newest checkpoint's index deleted: --score-images names it and scores with model.ckpt-2."""
+    root = damaged.root
+    np.save(root / "five.npy", embedded[2][:5])
+    damaged("model.ckpt-4", "no index")
+    code, out, err = run_main(capsys, *CHECKPOINTED, "--name", "tr", "--score-images", str(root / "five.npy"),
+                              *_roots(root))
+    assert code == 0, err[-2000:]
+    assert "model.ckpt-4 is damaged" in out and f"scored with {root / 'c' / 'tr' / 'model.ckpt-2'}" in out
+    assert len(list(csv.DictReader(open(root / "r" / "tr" / "score_five" / "scores.csv")))) == 5
+
+
+@pytest.mark.parametrize("action", ["--resume", "--test-only", "--score-images"])
+def test_no_checkpoint_that_reads_exits_2_and_writes_nothing(action, damaged, embedded, capsys):
+    """Both checkpoints damaged (one cut short, one emptied): one line naming the newest, exit 2, and not one
+    file written or changed under either root (no <name>_eval, no score folder)."""
+    root = damaged.root
+    np.save(root / "five.npy", embedded[2][:5])
+    damaged("model.ckpt-4", "truncated")
+    damaged("model.ckpt-2", "emptied")
+    before = {part: _files(root / part) for part in ("r", "c")}
+    flags = {"--resume": ["--epoch", "3", "--resume"], "--test-only": ["--test-only"],
+             "--score-images": ["--score-images", str(root / "five.npy")]}[action]
+    code, _, err = run_main(capsys, *CHECKPOINTED, "--name", "tr", *flags, *_roots(root))
+    assert code == 2
+    assert err.strip().splitlines() == [
+        f"run.py: error: checkpoint {root / 'c' / 'tr' / 'model.ckpt-4'} is damaged (Read less bytes than "
+        "requested) (and 1 older checkpoints: none reads); the run cannot continue or be evaluated from it: "
+        "start it again under a new --name"]
+    assert {part: _files(root / part) for part in ("r", "c")} == before
+
+
+def test_resume_from_an_older_checkpoint_without_its_loop_state_is_refused(damaged, capsys):
+    """A run of an earlier version kept the loop state of its newest checkpoint only: resuming from an older
+    one would continue another epoch's batch order, so it is refused in one line, exit 2."""
+    damaged("model.ckpt-4", "truncated")
+    root = damaged.root
+    os.remove(root / "c" / "tr" / "model.ckpt-2.state.json")
+    code, _, err = run_main(capsys, *CHECKPOINTED, "--epoch", "3", "--name", "tr", "--resume", *_roots(root))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"{root / 'c' / 'tr' / 'model.ckpt-2'} has no loop state of its own" in err
+    assert "is that of model.ckpt-4" in err
+
+
+def test_a_disk_that_fills_during_a_run_is_one_line_and_keeps_what_was_written(tmp_path, monkeypatch, capsys):
+    """Every write failing with ENOSPC from report.md on (as a disk that fills): one line naming the file, exit 1;
+    summary.json and scores.csv, written before, stay whole, and no temporary file is left."""
+    import errno
+    from source import report
+    full, real_fsync, real_report = [], os.fsync, report.run_report
+
+    def fsync(fd):
+        if full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    def run_report(*args, **kwargs):
+        full.append(1)
+        return real_report(*args, **kwargs)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(report, "run_report", run_report)
+    code, _, err = run_main(capsys, "--data", "embedded", "--epoch", "0", *SMALL_NET, "--name", "full",
+                            "--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c"))
+    folder = tmp_path / "r" / "full"
+    assert code == 1 and err.strip().splitlines() == [
+        f"run.py: error: cannot write {folder / 'report.md'}: No space left on device"], err
+    assert json.loads((folder / "summary.json").read_text())["name"] == "full"
+    assert len(list(csv.DictReader(open(folder / "scores.csv")))) == 1000
+    assert not (folder / "report.md").exists() and not list(folder.glob("*.tmp"))

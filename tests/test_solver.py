@@ -133,6 +133,28 @@ def test_signal_during_the_last_epochs_extras_is_honoured(digit1, tmp_path, monk
     model.close()
 
 
+def test_a_run_folder_deleted_while_training_stops_it_with_one_line(digit1, tmp_path, monkeypatch):
+    """Checkpoint/<run> removed during the second epoch (at its development look): the checkpoint that follows
+    raises TrainingError naming the folder, not the Saver's traceback; the first epoch's checkpoint went with it."""
+    import shutil
+    run = RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "gone")
+    looks, original = [], solver.validation_health
+
+    def look_then_delete(*args, **kwargs):
+        looks.append(1)
+        if len(looks) == 2:
+            shutil.rmtree(run.log)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(solver, "validation_health", look_then_delete)
+    model = ADAE(SHORT.model, seed=0)
+    with pytest.raises(solver.TrainingError) as caught:
+        solver.train(model, digit1, run, solver.TrainingConfig(epoch=2, batch=180))
+    model.close()
+    assert str(caught.value) == (f"the run's folder {run.log} was deleted while it trained (its checkpoints with "
+                                 "it); start the run again")
+    assert not os.path.exists(run.log)
+
+
 def test_validation_health_measures_the_template_in_the_networks_units(evaluated, digit1):
     """rec_g and rec_d are the mean x_gx and x_dx scores of validation normals; the template error given in
     [0, 1] pixels becomes network units through RANGE (2 for the paper's [-1, 1] frame)."""

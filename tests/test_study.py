@@ -50,3 +50,15 @@ def test_readme_block_is_filled_with_the_stage_table(tmp_path):
     assert text.startswith("before\n<!-- study:code_ema -->\n| case |") and text.endswith("<!-- /study:code_ema -->\nafter\n")
     rows = [line for line in text.splitlines() if line.startswith("| normal8")]
     assert len(rows) == 1 and "| default_latent8_ema | 2 |" in rows[0] and "\nold\n" not in text
+
+
+def test_a_damaged_summary_is_named_in_one_line(tmp_path, capsys):
+    """A study run's summary.json emptied (a disk that filled): `study table` names it and exits 2."""
+    name = RUNS[0]
+    os.makedirs(tmp_path / "results" / name)
+    (tmp_path / "results" / name / "summary.json").write_text("")
+    assert study.main(["table", "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [f"study: error: {tmp_path / 'results' / name / 'summary.json'} is damaged (Expecting "
+                                f"value: line 1 column 1 (char 0)); delete it and rerun with: python run.py ... "
+                                f"--name {name} --resume"]

@@ -1,10 +1,13 @@
 """The README's tables from committed records (source.tables): filled between markers, the best-test
 diagnostic beside the end value, several files at once, a file without markers refused."""
 import json
+import pathlib
 
 import pytest
 
 from source import tables
+
+ROOT_RECORDS = pathlib.Path(__file__).resolve().parent.parent / "records"
 
 
 def test_readme_tables_come_from_records(straight_sweep, tmp_path):
@@ -114,3 +117,21 @@ def test_tables_fill_several_files_and_refuse_a_table_without_markers(straight_s
     a.write_text("unmarked\n")
     assert tables.main(["--records", str(straight_sweep / "records"), "--readme", str(a), str(b)]) == 2
     assert "has <!-- table:sweep --> markers" in capsys.readouterr().err and a.read_text() == "unmarked\n"
+
+
+def test_a_damaged_record_is_named_with_the_command_that_makes_it_again(tmp_path, capsys):
+    """A committed record cut short: one line naming the file, why, and the job-array command (the sweep's
+    flags, that digit and seed, --part-of, --records) that makes it again; exit 2."""
+    import shutil
+    shutil.copytree(ROOT_RECORDS / "paper_recipe_paper_split", tmp_path / "records" / "paper_recipe_paper_split")
+    path = tmp_path / "records" / "paper_recipe_paper_split" / "anomaly2_seed0.json"
+    path.write_text(path.read_text()[:300])
+    assert tables.main(["--records", str(tmp_path / "records")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"tables: error: {path} is damaged (Unterminated string starting at: line "), err
+    # the sweep's first task's command, less its digit, seed and threads, then this sub-run's
+    assert err.endswith("; delete it and rerun that sub-run (trained again where its checkpoint is not on this "
+                        "machine) with: python run.py --data ../shared/data/mnist.npz --split paper --objective paper "
+                        "--lr 1e-5 --init he --latent 32 --epoch 20 --test-curve --records records --anomaly 2 "
+                        "--seed 0 --part-of paper_recipe_paper_split --resume"), err
