@@ -345,6 +345,12 @@ class ADAE:
         self.load_fitted(ckpt_dir)
         return True, path
 
+    def restore(self, path):
+        """Restore one checkpoint (a prefix from `checkpoints`) and the fitted statistics saved for it, if any."""
+        with self.graph.as_default():
+            self.saver.restore(self.sess, path)
+        self.load_fitted(os.path.dirname(path))
+
     @contextlib.contextmanager
     def scoring_weights(self, ema=True):
         """The block computes with the weights the model scores with: with ModelConfig.ema (and ema=True)

@@ -33,14 +33,15 @@ def development_halves(n_valid, n_dev):
             "b": (np.sort(valid[n_valid // 2:]), np.sort(dev[n_dev // 2:]))}
 
 
-def development_aurocs(model, data, halves=False):
+def development_aurocs(model, data, halves=False, ema=True):
     """{name: development AUROC} of every score the model has (the fitted ones fitted on training normals
     where none are loaded for these weights): validation normals against development anomalies; with halves,
-    {"all": that, "a": ..., "b": ...} on the two fixed halves as well."""
+    {"all": that, "a": ..., "b": ...} on the two fixed halves as well. ema=False: the trained weights where the
+    model scores with their moving average (the scores that need no fit)."""
     from source.solver import dev_auroc_of, fit_scores
-    if model.fit_step != int(model.sess.run(model.global_step)):
+    if ema and model.fit_step != int(model.sess.run(model.global_step)):
         fit_scores(model, data)
-    valid, dev = model.run_scores(data.x_valid), model.run_scores(data.x_dev_anomalous)
+    valid, dev = model.run_scores(data.x_valid, ema=ema), model.run_scores(data.x_dev_anomalous, ema=ema)
     out = {name: dev_auroc_of(valid[name], dev[name]) for name in valid}
     if not halves:
         return out

@@ -184,9 +184,126 @@ def fill_readme(path, root):
     write_text(text, path)
 
 
+# --- the budget study: every kept checkpoint of a stage's runs rescored on the development split's halves ---
+
+BUDGETS = (1000, 2000, 4000, 8000, 16000)   # the budgets a table reports (the checkpoint nearest each)
+WARM_UP = 1000   # a look before this step cannot be chosen: an untrained network can score well by counting ink
+
+
+def rescore_checkpoints(arrays, run, out_path):
+    """Every kept checkpoint of a finished study run, rescored: per step, each score's development AUROC on all
+    the development images and on the two fixed halves, with the scoring weights (the moving average in --ema
+    runs) and with the trained ones; G's and D's error of validation normals beside the template's. Written to
+    out_path (JSON) after each checkpoint, so a stopped rescoring continues where it was."""
+    from source import datamanager, experiment, rescore, solver
+    from source.files import read_json, write_json
+    from source.neuralnet import checkpoints
+    done = read_json(out_path) if os.path.isfile(out_path) else {"run": run.name, "half_seed": rescore.HALF_SEED,
+                                                                   "steps": {}}
+    config = run.read_config()
+    (digit, _), = config.runs()
+    data = datamanager.Dataset(*arrays, datnorm=config.data.datnorm, split=config.data.split,
+                               **config.data.protocol_of(digit))
+    model = experiment.build_model(config)
+    for path in checkpoints(run.log):
+        step = path.rsplit("-", 1)[1]
+        if step in done["steps"]:
+            continue
+        model.restore(path)
+        health = solver.validation_health(model, data)
+        done["steps"][step] = {"scoring": rescore.development_aurocs(model, data, halves=True),
+                               "trained": rescore.development_aurocs(model, data, halves=True, ema=False),
+                               "rec_g": health["rec_g"], "rec_d": health["rec_d"]}
+        write_json(done, out_path)
+        print(f"[study] {run.name} step {step}: rescored", flush=True)
+    model.close()
+    return done
+
+
+def nearest(steps, budget):
+    """The step of `steps` nearest a budget (the budget's own where a run stopped short of it: None)."""
+    if budget > max(steps) * 1.05:
+        return None
+    return min(steps, key=lambda s: abs(s - budget))
+
+
+def budget_table(rescored, names=("x_dgx", "x_dgx_rel", "sap_g_x_gx", "code_g_x_gx", "nap_g_x_gx", "sap_d_x_dgx")):
+    """Markdown: per (case, recipe) and budget, each score's development AUROC at the checkpoint nearest that
+    budget (mean ± std over seeds), and G's / D's error of validation normals. rescored: {(case, recipe):
+    [per-seed rescore_checkpoints output]}."""
+    lines = ["| case | recipe | seeds | budget (checkpoint) | " + " | ".join(names) + " | rec G / D |",
+             "|---" * (len(names) + 5) + "|"]
+    for (case, recipe), runs in rescored.items():
+        for budget in BUDGETS:
+            at = [(r, nearest([int(s) for s in r["steps"]], budget)) for r in runs]
+            at = [(r, s) for r, s in at if s is not None]
+            if not at:
+                continue
+            points = [r["steps"][str(s)] for r, s in at]
+            cells = [cell([p["scoring"]["all"][n] for p in points if n in p["scoring"]["all"]]) for n in names]
+            lines.append(f"| {case} | {recipe} | {len(at)} | {budget} ({', '.join(str(s) for _, s in at)}) | "
+                         + " | ".join(cells) + f" | {np.mean([p['rec_g'] for p in points]):.2f} / "
+                         f"{np.mean([p['rec_d'] for p in points]):.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def selection_candidates(rescored_run, name):
+    """The three candidates of the selection rule for one run and score, each as (chosen step, AUROC on half a,
+    AUROC on half b): the last trained weights, their moving average at the last step, and the checkpoint with
+    the best half-a AUROC at or after WARM_UP (moving average)."""
+    steps = sorted(int(s) for s in rescored_run["steps"])
+    last = rescored_run["steps"][str(steps[-1])]
+    out = {"last trained weights": (steps[-1], last["trained"]["a"].get(name), last["trained"]["b"].get(name)),
+           "moving average, last step": (steps[-1], last["scoring"]["a"][name], last["scoring"]["b"][name])}
+    eligible = [s for s in steps if s >= WARM_UP and name in rescored_run["steps"][str(s)]["scoring"]["a"]]
+    if eligible:
+        best = max(eligible, key=lambda s: rescored_run["steps"][str(s)]["scoring"]["a"][name])
+        point = rescored_run["steps"][str(best)]["scoring"]
+        out["best half-a look after warm-up"] = (best, point["a"][name], point["b"][name])
+    return out
+
+
+def selection_table(rescored, names=("x_dgx", "x_dgx_rel", "code_g_x_gx", "nap_g_x_gx")):
+    """Markdown: per (case, recipe, seed) and score, each candidate's chosen step and its AUROC on half b (the
+    half it was not chosen on), half a in brackets."""
+    lines = ["| case | recipe | run | score | last trained weights | moving average, last step | "
+             "best half-a look after warm-up |", "|---|---|---|---|---|---|---|"]
+    for (case, recipe), runs in rescored.items():
+        for r in runs:
+            for name in names:
+                cands = selection_candidates(r, name)
+                cells = []
+                for key in ("last trained weights", "moving average, last step", "best half-a look after warm-up"):
+                    step, a, b = cands.get(key, (None, None, None))
+                    cells.append("" if b is None else f"{b:.3f} ({a:.3f}; step {step})")
+                lines.append(f"| {case} | {recipe} | {r['run']} | {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def rescored_stage(root, stage, arrays=None):
+    """{(case, recipe): [each finished seed's rescore_checkpoints output]} of a stage, from ROOT/rescore_<stage>/;
+    with arrays, the finished runs not yet rescored (or rescored in part) are rescored first."""
+    cases, recipes, seeds = stage_plan(stage)
+    folder = os.path.join(root, f"rescore_{stage}")
+    out = {}
+    for case in cases:
+        for recipe in recipes:
+            for seed in range(seeds):
+                name = run_name(case, recipe, seed)
+                run, path = study_run(root, name), os.path.join(folder, name + ".json")
+                if arrays is not None and run.is_finished() and os.path.isdir(run.log):
+                    os.makedirs(folder, exist_ok=True)
+                    rescore_checkpoints(arrays, run, path)
+                if os.path.isfile(path):
+                    from source.files import read_json
+                    out.setdefault((case, recipe), []).append(read_json(path))
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description="ADAE recipe study on the development AUROC.")
-    p.add_argument("action", choices=("run", "table"))
+    p.add_argument("action", choices=("run", "table", "rescore"), help="rescore: every kept checkpoint of the "
+                   "stages' finished runs on the development halves (needs --data; the budget stage keeps them all)")
     p.add_argument("--data", help="full MNIST (mnist.npz or IDX folder)")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--stage", choices=STAGES, action="append")
@@ -203,6 +320,14 @@ def main(argv=None):
         for stage in args.stage or list(STAGES):
             run_study(args.data, args.steps, stage, args.root, args.threads, args.case, args.recipe, args.seed)
     try:   # a damaged summary.json names its file and the command that writes it again
+        if args.action == "rescore":
+            if not args.data:
+                p.error("rescore needs --data")
+            from source import datamanager
+            arrays, _ = datamanager.load_data(args.data)
+            for stage in args.stage or ["budget"]:
+                found = rescored_stage(args.root, stage, arrays)
+                print(budget_table(found) + "\n" + selection_table(found))
         for path in args.readme or []:
             fill_readme(path, args.root)
         print(table(args.root))
@@ -214,3 +339,4 @@ def main(argv=None):
 
 if __name__ == "__main__":
     sys.exit(main())
+

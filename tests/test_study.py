@@ -62,3 +62,41 @@ def test_a_damaged_summary_is_named_in_one_line(tmp_path, capsys):
     assert err.splitlines() == [f"study: error: {tmp_path / 'results' / name / 'summary.json'} is damaged (Expecting "
                                 f"value: line 1 column 1 (char 0)); delete it and rerun with: python run.py ... "
                                 f"--name {name} --resume"]
+
+
+def test_budget_rescoring_of_every_checkpoint_and_the_selection_rule(embedded, tmp_path, monkeypatch):
+    """A short study run with two kept checkpoints (steps 2 and 4): each is rescored once (a second call
+    scores nothing new) with every score on all the development images and on both fixed halves, with the
+    moving average and the trained weights; the budget table reads the checkpoint nearest each budget; the
+    best-look candidate is the eligible step with the best half-a AUROC, reported on half b, and a step before
+    the warm-up is never chosen."""
+    import dataclasses
+    from source import experiment
+    from source.scores import SCORE_NAMES
+    from tests.conftest import SHORT
+    config = dataclasses.replace(
+        SHORT, model=dataclasses.replace(SHORT.model, ema=0.9),
+        training=dataclasses.replace(SHORT.training, epoch=2, steps=None, batch=180, keep_checkpoints=5)).one(1, 0)
+    name = study.run_name("anomaly1_paper", "default_ema_8k")
+    experiment.run_one(config, embedded, {"name": "embedded", "reason": "test"}, study.study_run(str(tmp_path), name))
+    monkeypatch.setattr(study, "stage_plan", lambda stage: (["anomaly1_paper"], ["default_ema_8k"], 1))
+    found = study.rescored_stage(str(tmp_path), "budget", embedded)
+    (run_out,), = found.values()
+    assert sorted(run_out["steps"], key=int) == ["2", "4"]
+    point = run_out["steps"]["4"]
+    assert set(point["scoring"]["all"]) == set(SCORE_NAMES) and set(point["scoring"]) == {"all", "a", "b"}
+    assert "nap_g_x_gx" not in point["trained"]["all"] and "x_dgx" in point["trained"]["a"]
+    summary = study.study_run(str(tmp_path), name).read_summary()   # the last checkpoint is the run's model
+    assert point["scoring"]["all"]["x_dgx"] == pytest.approx(summary.final_epoch["dev_auroc"], abs=1e-9)
+    before = json.loads((tmp_path / "rescore_budget" / f"{name}.json").read_text())
+    assert study.rescored_stage(str(tmp_path), "budget", embedded)[("anomaly1_paper", "default_ema_8k")] == [before]
+    monkeypatch.setattr(study, "WARM_UP", 3)
+    cands = study.selection_candidates(run_out, "x_dgx")
+    assert cands["best half-a look after warm-up"] == (4, point["scoring"]["a"]["x_dgx"], point["scoring"]["b"]["x_dgx"])
+    assert cands["last trained weights"] == (4, point["trained"]["a"]["x_dgx"], point["trained"]["b"]["x_dgx"])
+    monkeypatch.setattr(study, "WARM_UP", 5)
+    assert "best half-a look after warm-up" not in study.selection_candidates(run_out, "x_dgx")
+    monkeypatch.setattr(study, "BUDGETS", (2, 4))
+    rows = [line for line in study.budget_table(found).splitlines() if line.startswith("| anomaly1_paper")]
+    assert [r.split("|")[4].strip() for r in rows] == ["2 (2)", "4 (4)"]
+    assert f"{point['scoring']['all']['x_dgx']:.3f}" in rows[1]
