@@ -20,6 +20,7 @@ os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")   # measure what run.py runs
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from source import board  # noqa: E402
 from source.config import MachineConfig, ModelConfig  # noqa: E402
 from source.neuralnet import ADAE, PrecisionError, resolve_precision  # noqa: E402
 
@@ -94,8 +95,7 @@ def bench_config(label, batches, score_batch, repeats, iters, config, machine, r
         "train": {}, "score": {}}
     if reference:
         import tempfile
-        with model.graph.as_default():
-            writer = tf1.summary.FileWriter(tempfile.mkdtemp(prefix="adae_bench_"))
+        writer = board.writer(tempfile.mkdtemp(prefix="adae_bench_"))
         trace = tf1.RunOptions(trace_level=tf1.RunOptions.FULL_TRACE)
         traced = []
     for batch in batches:

@@ -12,6 +12,14 @@ from tensorboard.plugins.text import summary as text_summary
 PR_THRESHOLDS = 201
 
 
+def writer(log_dir, graph=None):
+    """The v1 FileWriter of a log folder (it refuses to open in eager mode, so it opens inside a fresh graph),
+    writing `graph` to the events where given."""
+    import tensorflow as tf
+    with tf.Graph().as_default():
+        return tf.compat.v1.summary.FileWriter(log_dir, graph=graph)
+
+
 def image(tag, png_bytes, height, width):
     """An encoded PNG as an image summary."""
     img = summary_pb2.Summary.Image(encoded_image_string=png_bytes, height=height, width=width, colorspace=4)

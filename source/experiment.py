@@ -183,8 +183,7 @@ def log_table(summary):
 def write_board_report(log_dir, step, summary):
     """TensorBoard: the run's config and result table as text, test and development AUROC as scalars and
     the run's settings as HParams, so runs compare side by side."""
-    with tf.Graph().as_default():
-        writer = tf.compat.v1.summary.FileWriter(log_dir)
+    writer = board.writer(log_dir)
     writer.add_summary(board.text("report/summary", report.run_report(summary, None)), step)
     writer.add_summary(board.hparams(summary.config, summary.name), step)
     writer.add_summary(board.scalar(board.TEST_AUROC, summary.metrics["AUROC"]), step)
@@ -354,8 +353,7 @@ def start_sweep(config, run, records=None):
     if not os.path.isfile(run.config_path):
         os.makedirs(run.log, exist_ok=True)
         run.write_config(config)
-        with tf.Graph().as_default():
-            writer = tf.compat.v1.summary.FileWriter(run.log)
+        writer = board.writer(run.log)
         writer.add_summary(board.hparams_config())
         writer.close()
     if records and not records.has_config():

@@ -2,8 +2,8 @@
 summary (summary.json, and the committed records that copy it). experiment writes them; inference, report,
 sweep, tables, collect and study read them through these classes, never by key.
 
-A configuration is four typed parts, each with its defaults beside its owner: DataConfig (datamanager),
-ModelConfig and MachineConfig (neuralnet), TrainingConfig (solver).
+A configuration is four typed parts, each with its defaults beside it: DataConfig (datamanager), ModelConfig,
+MachineConfig and TrainingConfig (config).
 """
 import dataclasses
 

@@ -1,5 +1,6 @@
 """The run folders: every file name and layout under <logdir>/<run>/ and <results>/<run>/, and of committed
-records. Written atomically (source.files) and read back here, so no other module knows a file name;
+records. Written atomically (source.files) and read back here, so no other module knows a file name (but a
+checkpoint's own files, which the Saver names: source.neuralnet reads them and the fitted statistics beside them);
 config.json and summary.json hold source.record's RunConfig and Summary.
 """
 import csv
@@ -169,7 +170,7 @@ class RunDir:
 
     def read_config(self):
         return _read(self.config_path, "it holds the run's settings: restore it from a copy (a finished run's "
-                     f"summary.json holds them as \"config\"), or start the run again", RunConfig.from_dict)
+                     "summary.json holds them as \"config\"), or start the run again", RunConfig.from_dict)
 
     # state.json: the training loop's position, beside the Saver's checkpoints; the same state of each kept
     # checkpoint in <checkpoint>.state.json, so a run whose newest checkpoint is damaged resumes from an older one

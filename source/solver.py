@@ -163,8 +163,7 @@ class Training:
         self.history, self.step, self.start_epoch, self.last_ckpt, self.skip, self.sums = [], 0, 0, None, 0, None
         state = self.resume() if resume else {}
         self.curve, self.test_curve = list(state.get("curve", [])), list(state.get("test_curve", []))
-        with model.graph.as_default():   # the v1 FileWriter refuses to open in eager mode
-            self.writer = tf1.summary.FileWriter(run.log, graph=None if resume else model.graph)
+        self.writer = board.writer(run.log, graph=None if resume else model.graph)
         self.n_per_epoch = int(np.ceil(len(data.x_train) / config.batch))
         self.total_steps = config.total_steps(len(data.x_train))
         self.epochs = int(np.ceil(self.total_steps / self.n_per_epoch))
@@ -331,8 +330,7 @@ def draw_figures(model, data, run, scored, history=None, class_names=None, bars=
     "empty_grids": {grid: title}} for report.md and summary.json."""
     name, test, threshold = model.anomaly_score, scored["test"], scored["threshold"]
     score, anomalous = test[name], data.anomalous_test
-    with model.graph.as_default():
-        writer = tf1.summary.FileWriter(run.log)
+    writer = board.writer(run.log)
     step = int(model.sess.run(model.global_step))
     curves = {f"ADAE {k}" if k == name else k: v for k, v in test.items()}
     jobs = [("box_plot", lambda: plots.box_plot(score, data.y_test, threshold, run.figure("box_plot"), class_names,

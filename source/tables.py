@@ -3,7 +3,7 @@
     python -m source.tables [--records records] [--readme README.md docs/results.md ...]
 
 For each sweep folder records/<name>/ (config.json and one <sub-run>.json per finished sub-run), a table of
-test AUROC per digit: ADAE's four scores, then every baseline of the same runs, and in the paper's protocol
+test AUROC per digit: ADAE's scores, then every baseline of the same runs, and in the paper's protocol
 the paper's published ADAE figure where known. The table replaces the lines between
 <!-- table:<name> --> and <!-- /table:<name> --> in the README.
 """

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import run
-from source import experiment, scores, solver
+from source import experiment, scores
 from source.neuralnet import ADAE, ScoreError
 from source.scores import HIDDEN, PAIRS, SCORE_NAMES, Nap, StdSap
 from tests.conftest import SHORT, SMALL_NET, assert_same_scores
