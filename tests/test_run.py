@@ -11,6 +11,7 @@ import pytest
 
 import run
 from source.rundir import RunDir
+from source.scores import SCORE_NAMES
 from tests.conftest import GRIDS, SMALL_NET, assert_same_scores, flags_under, run_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,7 +29,7 @@ def test_run_writes_every_artifact(e2e):
     assert summary["figures"]["failed"] == {}
     for grid in GRIDS:   # a grid is drawn, or stated empty when no test image falls in its category
         assert (run_dir / "grids" / f"{grid}.png").is_file() != (grid in summary["figures"]["empty_grids"]), grid
-    assert set(summary["metrics"]["AUROC_per_score"]) == {"x_dgx", "x_gx", "x_dx", "gx_dgx", "x_dgx_rel"}
+    assert set(summary["metrics"]["AUROC_per_score"]) == set(SCORE_NAMES)
     assert summary["data"]["source"]["name"] == "embedded"
     assert summary["data"]["test"] == 1000 and summary["data"]["train_normal"] == 360
     assert summary["config"]["training"]["batch"] == 64 and summary["config"]["training"]["seed"] == 0
