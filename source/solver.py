@@ -226,10 +226,14 @@ class Training:
         """The per-epoch extras: a development look, restorations, summaries, the history record, a
         checkpoint and the log line."""
         model, t_extra = self.model, time.time()
-        health = self.look(self.step, fit=True)   # epoch ends measure the fitted scores too
+        drawn = (epoch + 1) % self.draw_every == 0 or epoch + 1 == self.epochs
+        # the fitted scores cost a fit on training normals (seconds on the paper network): measured at the epoch
+        # ends whose restorations are drawn (at most N_DRAWN a run, the last included), and at every epoch end
+        # of a run scored by one
+        health = self.look(self.step, fit=drawn or model.anomaly_score not in model.scores)
         dev_aurocs = health["dev_auroc_per_score"]
         valid, dev_auroc = health["valid"][model.anomaly_score], dev_aurocs[model.anomaly_score]
-        if (epoch + 1) % self.draw_every == 0 or epoch + 1 == self.epochs:
+        if drawn:
             _draw(f"restoration/epoch_{epoch + 1:04d}", lambda: self.restorations(epoch, valid), {})
         k_t = self.curve[-1]["k_t"]   # read by the look above; nothing has trained since
         self.writer.add_summary(model.sess.run(model.summary_epoch, {
