@@ -175,12 +175,16 @@ def stage_table(root, stage):
 
 def fill_readme(path, root):
     """Replace each <!-- study:STAGE --> ... <!-- /study:STAGE --> block of a Markdown file with that stage's
-    table."""
+    table, and each <!-- study:STAGE_checkpoints --> and <!-- study:STAGE_selection --> block with the tables
+    of its rescored checkpoints (ROOT/rescore_STAGE)."""
     with open(path) as f:
         text = f.read()
     for stage in STAGES:
         if tables.has_markers(text, stage, "study"):
             text = tables.fill(text, stage, stage_table(root, stage), "study")
+        for kind, draw in (("checkpoints", budget_table), ("selection", selection_table)):
+            if tables.has_markers(text, f"{stage}_{kind}", "study"):
+                text = tables.fill(text, f"{stage}_{kind}", draw(rescored_stage(root, stage)), "study")
     write_text(text, path)
 
 
