@@ -34,7 +34,7 @@ def learning_rates(schedule, lr, total_steps):
     """The learning rate of each step 0..total_steps-1 (float32): lr throughout ('constant', the paper's form),
     or TensorFlow's cosine decay of lr that reaches zero at the end of the last step ('cosine'). A function of
     the step alone, so a resumed run continues the same schedule."""
-    if schedule == "constant":
+    if schedule == "constant" or not total_steps:   # a run of no step (--epoch 0) has no schedule to decay
         return np.full(total_steps, lr, np.float32)
     if schedule == "cosine":
         decay = tf.keras.optimizers.schedules.CosineDecay(lr, decay_steps=total_steps, alpha=0.0)

@@ -301,6 +301,7 @@ def test_learning_rates_constant_and_cosine_against_numpy():
     assert cosine[0] == np.float32(lr) and (np.diff(cosine) < 0).all() and 0 < cosine[-1] < lr / 1000
     with pytest.raises(ValueError, match="schedule"):
         solver.learning_rates("step", lr, total)
+    assert solver.learning_rates("cosine", lr, 0).shape == (0,)   # --epoch 0: no step, no decay to build
 
 
 def test_the_fed_learning_rate_drives_both_optimizers(batch):
