@@ -147,8 +147,7 @@ def run_baselines(config, data, run, shared=None):
     training = dataclasses.replace(config.training, test_curve=False)   # ADAE's diagnostic only
     with console.warnings_only(solver.__name__):   # ConvAE's epoch lines would read as ADAE's
         solver.train(ae, data, ae_run, training, resume=ae_run.has_state())
-    if ae.fit_step != int(ae.sess.run(ae.global_step)):
-        solver.fit_scores(ae, data)
+    solver.fit_scores(ae, data)
     ae_scores = ae.run_scores(data.x_test, names=G_SCORES)   # its pixel error, and RaPP's own setting: G's encoder
     results["ConvAE"] = metrics.ranking_metrics(data.anomalous_test, ae_scores["x_gx"])
     for name in G_SCORES[1:]:

@@ -338,11 +338,10 @@ class ADAE:
         if damaged:
             logger.warning(f"[checkpoint] {'; '.join(f'{p} is damaged ({why})' for p, why in damaged)}: "
                            f"using {path}")
+        self.restore(path)
         with self.graph.as_default():
-            self.saver.restore(self.sess, path)
             # the Saver deletes the oldest of these as it writes new ones (damaged ones included)
             self.saver.recover_last_checkpoints(checkpoints(ckpt_dir))
-        self.load_fitted(ckpt_dir)
         return True, path
 
     def restore(self, path):
@@ -379,8 +378,7 @@ class ADAE:
         trained weights even where the model scores with their moving average); names: those asked (None: every
         available one). Returns {name: (N,) float64}. A fitted score without statistics: ScoreError."""
         names = self.available_scores(ema) if names is None else tuple(names)
-        missing = [n for n in names if n not in self.scores and (n not in self.fit_stats or
-                                                                 (self.config.ema and not ema))]
+        missing = [n for n in names if n not in self.available_scores(ema)]
         if missing:
             raise ScoreError(f"scores {missing} need statistics fitted on training normals for these weights "
                              "(fit_scores or a checkpoint's saved statistics)")

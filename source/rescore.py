@@ -39,7 +39,7 @@ def development_aurocs(model, data, halves=False, ema=True):
     {"all": that, "a": ..., "b": ...} on the two fixed halves as well. ema=False: the trained weights where the
     model scores with their moving average (the scores that need no fit)."""
     from source.solver import dev_auroc_of, fit_scores
-    if ema and model.fit_step != int(model.sess.run(model.global_step)):
+    if ema:
         fit_scores(model, data)
     valid, dev = model.run_scores(data.x_valid, ema=ema), model.run_scores(data.x_dev_anomalous, ema=ema)
     out = {name: dev_auroc_of(valid[name], dev[name]) for name in valid}

@@ -44,7 +44,10 @@ def learning_rates(schedule, lr, total_steps):
 
 def fit_scores(model, data):
     """Fit the model's fitted scores on the fixed subsample of the training normals (ModelConfig.fit_images):
-    never a validation, development or test image."""
+    never a validation, development or test image. Nothing to do where the model holds statistics already: they
+    are always its current weights' (a training step drops them, a checkpoint brings its own)."""
+    if model.fit_stats:
+        return model.fit_stats
     return model.fit_scores(fit_sample(data.x_train, model.config.fit_images))
 
 
@@ -300,8 +303,7 @@ def evaluate(model, data, run):
     timings and what the figures need ({"test": scores per name, "threshold", "predicted"}). The threshold
     comes from the validation normals alone."""
     t0 = time.time()
-    if model.fit_step != int(model.sess.run(model.global_step)):   # none fitted or loaded for these weights
-        fit_scores(model, data)
+    fit_scores(model, data)   # unless fitted at the last look or loaded with the checkpoint
     os.makedirs(run.log, exist_ok=True)
     model.save_fitted(run.log)
     valid = model.run_scores(data.x_valid)
