@@ -9,7 +9,9 @@ checkpoint has no saved statistics.
 
 Each finished sub-run's development AUROCs go to OUT/<sweep>/<sub-run>.json, kept once written (a rerun
 scores only the sub-runs it has not); the table (one per sweep: each digit's mean ± std over seeds, then
-the mean over digits, for the scores every sub-run's file holds) fills <!-- rescore:<sweep> --> blocks.
+the mean over digits, for the scores every sub-run's file holds) fills <!-- rescore:<sweep> --> blocks, and the
+choice of one score for every digit (the best mean over digits and seeds on half a of the development images,
+measured on half b) fills <!-- rescore:<sweep>_choice --> blocks.
 """
 import argparse
 import os
@@ -69,16 +71,15 @@ def rescore_sweep(arrays, sweep, out):
         if found:
             os.makedirs(folder, exist_ok=True)
             write_json({"sub_run": name, "digit": digit, "seed": seed, "checkpoint": os.path.basename(checkpoint),
-                        "dev_auroc": development_aurocs(model, data)}, path)
+                        "half_seed": HALF_SEED, "dev_auroc": development_aurocs(model, data, halves=True)}, path)
             done.append(name)
             print(f"[rescore] {sweep.name}/{name}: done", flush=True)
         model.close()
     return done
 
 
-def table(folder):
-    """Markdown: per digit each score's development AUROC, mean ± std over seeds, then the mean over digits
-    (± the std over seeds of each seed's mean, for the seeds every digit has)."""
+def read_rows(folder):
+    """The rescore files of one sweep (a damaged one named with the command that makes it again)."""
     rows = []
     for f in sorted(os.listdir(folder)):
         if f.endswith(".json"):
@@ -87,11 +88,33 @@ def table(folder):
             except DamagedFile as err:
                 raise DamagedFile(f"{err}; delete it and score that sub-run again with: python -m source.rescore "
                                   f"--data PATH --sweep {os.path.basename(folder)}") from None
-    by_digit = {}
+    return rows
+
+
+def on(row, half="all"):
+    """A rescore file's development AUROCs on all the development images or on one half ("a", "b"); files
+    written before the halves were recorded hold only all of them (flat), and no half."""
+    dev = row["dev_auroc"]
+    if "all" not in dev:
+        return dev if half == "all" else None
+    return dev[half]
+
+
+def by_digit_seed(rows, half="all"):
+    """digit -> seed -> {score: development AUROC} on all the development images or one half."""
+    out = {}
     for r in rows:
-        by_digit.setdefault(r["digit"], {})[r["seed"]] = r["dev_auroc"]
+        out.setdefault(r["digit"], {})[r["seed"]] = on(r, half)
+    return out
+
+
+def table(folder):
+    """Markdown: per digit each score's development AUROC, mean ± std over seeds, then the mean over digits
+    (± the std over seeds of each seed's mean, for the seeds every digit has)."""
+    rows = read_rows(folder)
+    by_digit = by_digit_seed(rows)
     common = sorted(set.intersection(*(set(v) for v in by_digit.values())))
-    names = [name for name in rows[0]["dev_auroc"] if all(name in r["dev_auroc"] for r in rows)]
+    names = [name for name in on(rows[0]) if all(name in on(r) for r in rows)]
     lines = ["| digit | seeds | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
     for digit in sorted(by_digit):
         cells = [cell([v[name] for v in by_digit[digit].values()]) for name in names]
@@ -102,13 +125,54 @@ def table(folder):
     return "\n".join(lines) + "\n"
 
 
+def half_means(rows, half):
+    """{score: the mean over digits of each digit's mean over seeds} on one half, for the scores every file has."""
+    by_digit = by_digit_seed(rows, half)
+    names = [n for n in on(rows[0], half) if all(n in on(r, half) for r in rows)]
+    return {n: float(np.mean([np.mean([v[n] for v in by_seed.values()]) for by_seed in by_digit.values()]))
+            for n in names}
+
+
+def choice(rows):
+    """The one score for every digit, chosen on half a of the development images (the mean over digits and
+    seeds), and its mean on half b, which the choice never saw: (name, half-a means, half-b means). None
+    where a file has no halves."""
+    if any(on(r, "a") is None for r in rows):
+        return None
+    a, b = half_means(rows, "a"), half_means(rows, "b")
+    return max(a, key=a.get), a, b   # the first in SCORE_NAMES order on a tie
+
+
+def choice_table(folder):
+    """Markdown, one row per score: each digit's development AUROC on all the development images (mean over
+    seeds), the mean over digits, then the means on half a (where the default is chosen: the best, bold) and on
+    half b (where the choice is measured)."""
+    rows = read_rows(folder)
+    chosen = choice(rows)
+    if chosen is None:
+        return "Files without the development halves: no choice to draw.\n"
+    best, a, b = chosen
+    by_digit = by_digit_seed(rows)
+    digits = sorted(by_digit)
+    lines = ["| score | " + " | ".join(str(d) for d in digits) + " | mean | half a (choose) | half b (measure) |",
+             "|---" * (len(digits) + 4) + "|"]
+    for n in a:
+        per_digit = [np.mean([v[n] for v in by_digit[d].values()]) for d in digits]
+        mark = (lambda t: f"**{t}**") if n == best else (lambda t: t)
+        lines.append(f"| {mark(n)} | " + " | ".join(f"{v:.3f}" for v in per_digit)
+                     + f" | {np.mean(per_digit):.3f} | {mark(f'{a[n]:.3f}')} | {b[n]:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
 def fill(path, out):
-    """Replace each <!-- rescore:SWEEP --> ... <!-- /rescore:SWEEP --> block of a Markdown file."""
+    """Replace each <!-- rescore:SWEEP --> ... <!-- /rescore:SWEEP --> block of a Markdown file with the
+sweep's table, and each <!-- rescore:SWEEP_choice --> block with its choice of one score."""
     with open(path) as f:
         text = f.read()
     for sweep in sorted(os.listdir(out)) if os.path.isdir(out) else []:
-        if tables.has_markers(text, sweep, "rescore"):
-            text = tables.fill(text, sweep, table(os.path.join(out, sweep)), "rescore")
+        for name, draw in ((sweep, table), (f"{sweep}_choice", choice_table)):
+            if tables.has_markers(text, name, "rescore"):
+                text = tables.fill(text, name, draw(os.path.join(out, sweep)), "rescore")
     write_text(text, path)
 
 
@@ -143,7 +207,8 @@ def rescore(args):
     for path in args.readme or []:
         fill(path, args.out)
     for sweep in sorted(os.listdir(args.out)) if os.path.isdir(args.out) else []:
-        print(f"## {sweep}\n\n{table(os.path.join(args.out, sweep))}")
+        folder = os.path.join(args.out, sweep)
+        print(f"## {sweep}\n\n{table(folder)}\n{choice_table(folder)}")
     return 0
 
 

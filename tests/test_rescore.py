@@ -41,16 +41,45 @@ def test_a_sweep_is_rescored_once_and_tabled(straight_sweep, embedded, tmp_path,
     assert rescore.rescore_sweep(embedded, sweep, str(out)) == ["normal7_seed0", "normal7_seed1"]
     assert rescore.rescore_sweep(embedded, sweep, str(out)) == []
     rows = [json.loads((out / "sweep" / f"normal7_seed{s}.json").read_text()) for s in (0, 1)]
-    assert [(r["digit"], r["seed"]) for r in rows] == [(7, 0), (7, 1)]
-    assert set(rows[0]["dev_auroc"]) == set(SCORE_NAMES)
+    assert [(r["digit"], r["seed"], r["half_seed"]) for r in rows] == [(7, 0, rescore.HALF_SEED), (7, 1, rescore.HALF_SEED)]
+    assert all(set(rows[0]["dev_auroc"][h]) == set(SCORE_NAMES) for h in ("all", "a", "b"))
     # the paper's score as the sub-run's own last development look measured it
     summary = sweep.sub("normal7_seed0").read_summary()
-    assert rows[0]["dev_auroc"]["x_dgx"] == pytest.approx(summary.final_epoch["dev_auroc"], abs=1e-6)
+    assert rows[0]["dev_auroc"]["all"]["x_dgx"] == pytest.approx(summary.final_epoch["dev_auroc"], abs=1e-6)
     lines = rescore.table(str(out / "sweep")).splitlines()
-    values = [r["dev_auroc"]["x_dgx"] for r in rows]
+    values = [r["dev_auroc"]["all"]["x_dgx"] for r in rows]
     assert lines[2].split("|")[3].strip() == f"{np.mean(values):.3f} ± {np.std(values):.3f}"
     doc = tmp_path / "study.md"
-    doc.write_text("a\n<!-- rescore:sweep -->\nold\n<!-- /rescore:sweep -->\nb\n")
+    doc.write_text("a\n<!-- rescore:sweep -->\nold\n<!-- /rescore:sweep -->\n"
+                   "<!-- rescore:sweep_choice -->\nold\n<!-- /rescore:sweep_choice -->\nb\n")
     assert rescore.main(["--out", str(out), "--readme", str(doc)]) == 0
     assert "old" not in doc.read_text() and lines[2] in doc.read_text()
+    assert rescore.choice_table(str(out / "sweep")) in doc.read_text()
     assert os.path.basename(rows[0]["checkpoint"]).startswith("model.ckpt-")
+
+
+def test_the_choice_is_made_on_half_a_and_measured_on_half_b(tmp_path):
+    """Two digits, two seeds: the chosen score is the one with the best mean over digits and seeds on half a,
+    even where another is best on half b or on all the images; the table marks it and shows its half-b mean;
+    files without halves (written before them) are tabled but give no choice."""
+    folder = tmp_path / "sweep"
+    folder.mkdir()
+    values = {"a": {"x_dgx": 0.6, "sap_g_x_gx": 0.7}, "b": {"x_dgx": 0.9, "sap_g_x_gx": 0.65},
+              "all": {"x_dgx": 0.75, "sap_g_x_gx": 0.68}}
+    for digit in (1, 2):
+        for seed in (0, 1):
+            shift = 0.01 * digit + 0.02 * seed
+            dev = {h: {n: v + shift for n, v in d.items()} for h, d in values.items()}
+            (folder / f"anomaly{digit}_seed{seed}.json").write_text(json.dumps(
+                {"digit": digit, "seed": seed, "dev_auroc": dev}))
+    rows = rescore.read_rows(str(folder))
+    best, a, b = rescore.choice(rows)
+    assert best == "sap_g_x_gx"
+    assert a["sap_g_x_gx"] == pytest.approx(0.7 + 0.015 + 0.01) and b["sap_g_x_gx"] == pytest.approx(0.65 + 0.025)
+    line = next(l for l in rescore.choice_table(str(folder)).splitlines() if "sap_g_x_gx" in l)
+    assert line.startswith("| **sap_g_x_gx** |") and line.endswith(f"| **{a['sap_g_x_gx']:.3f}** | {b['sap_g_x_gx']:.3f} |")
+    for f in folder.iterdir():   # an older file: flat, all the development images only
+        row = json.loads(f.read_text())
+        f.write_text(json.dumps(dict(row, dev_auroc=row["dev_auroc"]["all"])))
+    assert rescore.choice(rescore.read_rows(str(folder))) is None
+    assert "x_dgx" in rescore.table(str(folder))
