@@ -401,12 +401,23 @@ class ADAE:
         return {name: np.concatenate(parts[name]).astype(np.float64) if parts[name] else np.zeros(0)
                 for name in names}
 
+    def layer_distances(self, x, pair, batch_size=1024, ema=True):
+        """Per image, a hidden-layer pair's squared distance at each encoder layer, input first, code last (N, L),
+        on the inference path with the scoring weights: what every hidden-layer score of the pair weighs."""
+        with self.scoring_weights(ema):
+            parts = [self.sess.run(self.fit_inputs[pair]["layers"], {self.x: x[start:start + batch_size]})
+                     for start in range(0, len(x), batch_size)]
+        return np.concatenate(parts).astype(np.float64)
+
     def fit_scores(self, x_normals, batch_size=512):
-        """Fit every fitted score's statistics on training normals x_normals with the scoring weights; they
-        hold until the weights change (a training step) or others are loaded. Returns them {name: stats}."""
+        """Fit the statistics of every fitted score that has none for the scoring weights (all of them after a
+        training step; those a checkpoint's saved statistics lack, where it was fitted by an older version) on
+        training normals x_normals; they hold until the weights change (a training step) or others are loaded.
+        Returns them all {name: stats}."""
         if not len(x_normals):
             raise ScoreError("fitting the hidden-layer scores needs training normals; none were given")
-        reads = {(HIDDEN[n][1], f.reads) for n, f in self.fitted.items()}
+        todo = {n: f for n, f in self.fitted.items() if n not in self.fit_stats}
+        reads = {(HIDDEN[n][1], f.reads) for n, f in todo.items()}
         fetch = {key: self.fit_inputs[key[0]][key[1]] for key in reads}
         parts = {key: [] for key in reads}
         with self.scoring_weights():
@@ -415,7 +426,7 @@ class ADAE:
                 for key in reads:
                     parts[key].append(out[key])
         inputs = {key: np.concatenate(parts[key]) for key in reads}
-        self.fit_stats = {name: f.fit(inputs[(HIDDEN[name][1], f.reads)]) for name, f in self.fitted.items()}
+        self.fit_stats.update({name: f.fit(inputs[(HIDDEN[name][1], f.reads)]) for name, f in todo.items()})
         self.fit_step = int(self.sess.run(self.global_step))
         return self.fit_stats
 

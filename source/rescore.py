@@ -11,7 +11,8 @@ Each finished sub-run's development AUROCs go to OUT/<sweep>/<sub-run>.json, kep
 scores only the sub-runs it has not); the table (one per sweep: each digit's mean ± std over seeds, then
 the mean over digits, for the scores every sub-run's file holds) fills <!-- rescore:<sweep> --> blocks, and the
 choice of one score for every digit (the best mean over digits and seeds on half a of the development images,
-measured on half b) fills <!-- rescore:<sweep>_choice --> blocks.
+measured on half b) fills <!-- rescore:<sweep>_choice --> blocks, and each encoder layer's development AUROC alone
+(which layer carries which digit) <!-- rescore:<sweep>_layers --> blocks.
 """
 import argparse
 import os
@@ -22,6 +23,7 @@ import numpy as np
 from source.files import DamagedFile, read_json, write_json, write_text
 from source import tables
 from source.tables import cell
+from source.scores import PAIRS, SCORE_NAMES
 
 HALF_SEED = 1902   # the development split's two fixed halves (choose on one, measure on the other)
 
@@ -35,21 +37,35 @@ def development_halves(n_valid, n_dev):
             "b": (np.sort(valid[n_valid // 2:]), np.sort(dev[n_dev // 2:]))}
 
 
-def development_aurocs(model, data, halves=False, ema=True):
+def development_aurocs(model, data, halves=False, ema=True, layers=False):
     """{name: development AUROC} of every score the model has (the fitted ones fitted on training normals
     where none are loaded for these weights): validation normals against development anomalies; with halves,
     {"all": that, "a": ..., "b": ...} on the two fixed halves as well. ema=False: the trained weights where the
-    model scores with their moving average (the scores that need no fit)."""
+    model scores with their moving average (the scores that need no fit). layers: each hidden-layer pair's
+    encoder layers alone too, by the name "<pair> L<i>" (L0 the input, the last the code): which layer carries
+    the anomaly; an analysis, not a score a run can report."""
     from source.solver import dev_auroc_of, fit_scores
     if ema:
         fit_scores(model, data)
     valid, dev = model.run_scores(data.x_valid, ema=ema), model.run_scores(data.x_dev_anomalous, ema=ema)
+    if layers:
+        for pair in PAIRS:
+            per_layer = [model.layer_distances(x, pair, ema=ema) for x in (data.x_valid, data.x_dev_anomalous)]
+            for i in range(per_layer[0].shape[1]):
+                valid[f"{pair} L{i}"], dev[f"{pair} L{i}"] = per_layer[0][:, i], per_layer[1][:, i]
     out = {name: dev_auroc_of(valid[name], dev[name]) for name in valid}
     if not halves:
         return out
     parts = development_halves(len(data.x_valid), len(data.x_dev_anomalous))
     return {"all": out, **{h: {name: dev_auroc_of(valid[name][iv], dev[name][ia]) for name in valid}
                            for h, (iv, ia) in parts.items()}}
+
+
+def by_kind(aurocs):
+    """A rescore file's two parts of development_aurocs' halves: "dev_auroc", the scores a run can report, and
+    "dev_auroc_layers", each encoder layer alone."""
+    return {"dev_auroc": {h: {n: v for n, v in d.items() if n in SCORE_NAMES} for h, d in aurocs.items()},
+            "dev_auroc_layers": {h: {n: v for n, v in d.items() if n not in SCORE_NAMES} for h, d in aurocs.items()}}
 
 
 def rescore_sweep(arrays, sweep, out):
@@ -71,7 +87,8 @@ def rescore_sweep(arrays, sweep, out):
         if found:
             os.makedirs(folder, exist_ok=True)
             write_json({"sub_run": name, "digit": digit, "seed": seed, "checkpoint": os.path.basename(checkpoint),
-                        "half_seed": HALF_SEED, "dev_auroc": development_aurocs(model, data, halves=True)}, path)
+                        "half_seed": HALF_SEED, **by_kind(development_aurocs(model, data, halves=True, layers=True))},
+                       path)
             done.append(name)
             print(f"[rescore] {sweep.name}/{name}: done", flush=True)
         model.close()
@@ -164,13 +181,36 @@ def choice_table(folder):
     return "\n".join(lines) + "\n"
 
 
+def layer_table(folder):
+    """Markdown: per digit, the development AUROC of each hidden-layer pair's squared distance at one encoder
+    layer alone (L0 the input, the last the code), mean over seeds on all the development images: which layer
+    carries which digit's anomaly."""
+    rows = [r for r in read_rows(folder) if "dev_auroc_layers" in r]
+    if not rows:
+        return "Files without per-layer AUROCs.\n"
+    by_digit = {}
+    for r in rows:
+        by_digit.setdefault(r["digit"], []).append(r["dev_auroc_layers"]["all"])
+    names = list(rows[0]["dev_auroc_layers"]["all"])
+    lines = ["| digit | seeds | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
+    for digit in sorted(by_digit):
+        means = {n: np.mean([v[n] for v in by_digit[digit]]) for n in names}
+        best = {pair: max(v for n, v in means.items() if n.startswith(pair + " ")) for pair in PAIRS}
+        cells = [f"**{means[n]:.3f}**" if means[n] == best[n.split(" ")[0]] else f"{means[n]:.3f}" for n in names]
+        lines.append(f"| {digit} | {len(by_digit[digit])} | " + " | ".join(cells) + " |")
+    mean = [f"{np.mean([np.mean([v[n] for v in runs]) for runs in by_digit.values()]):.3f}" for n in names]
+    lines.append(f"| mean of {len(by_digit)} | | " + " | ".join(mean) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def fill(path, out):
     """Replace each <!-- rescore:SWEEP --> ... <!-- /rescore:SWEEP --> block of a Markdown file with the
-sweep's table, and each <!-- rescore:SWEEP_choice --> block with its choice of one score."""
+sweep's table, each <!-- rescore:SWEEP_choice --> block with its choice of one score, and each
+<!-- rescore:SWEEP_layers --> block with its per-layer table."""
     with open(path) as f:
         text = f.read()
     for sweep in sorted(os.listdir(out)) if os.path.isdir(out) else []:
-        for name, draw in ((sweep, table), (f"{sweep}_choice", choice_table)):
+        for name, draw in ((sweep, table), (f"{sweep}_choice", choice_table), (f"{sweep}_layers", layer_table)):
             if tables.has_markers(text, name, "rescore"):
                 text = tables.fill(text, name, draw(os.path.join(out, sweep)), "rescore")
     write_text(text, path)

@@ -10,7 +10,7 @@ layer, from the input layer to the code (PAIRS). A hidden-layer score is either
   (SAP, RaPP's simple aggregation: every layer; `code`: the code layer alone, latent consistency), or
 - FITTED: a function of the pair's differences with statistics fitted on training normals only (NAP, RaPP's
   normalised aggregation: the differences whitened by the normals' singular vectors and values; `stdsap`:
-  each layer's distance over its mean on the normals). Fitting reads training normals and nothing else; the
+  each layer's distance over its mean on the normals, summed; `stdmax`: the largest of them). Fitting reads training normals and nothing else; the
   statistics are saved with the run so every later scoring of it uses the same ones.
 
 Adding a score: a LAYERWISE weighting, or a FITTED class with the three methods of Nap below, and its name in
@@ -29,7 +29,7 @@ RELATIVE = {"x_dgx_rel"}
 # hidden-layer pairs: whose encoder (G or D) sees which two images (ADAE.tensors' names). G on (x, G(x)) is
 # RaPP's own setting; D on (x, D(G(x))) is the paper's pair in D's features; D on (x, D(x)) D's own rebuild.
 PAIRS = {"g_x_gx": ("G", "x", "G(x)"), "d_x_dgx": ("D", "x", "D(G(x))"), "d_x_dx": ("D", "x", "D(x)")}
-HIDDEN_KINDS = ("sap", "code", "stdsap", "nap")
+HIDDEN_KINDS = ("sap", "code", "stdsap", "stdmax", "nap")
 HIDDEN = {f"{kind}_{pair}": (kind, pair) for pair in PAIRS for kind in HIDDEN_KINDS}
 SCORE_NAMES = tuple(PIXEL) + tuple(HIDDEN)
 G_SCORES = ("x_gx",) + tuple(name for name, (_, pair) in HIDDEN.items() if PAIRS[pair][0] == "G")   # G alone's
@@ -59,6 +59,14 @@ class StdSap:
 
     def score(self, layer_distances, stats):
         return (layer_distances / stats["layer_means"]).sum(1)
+
+
+class StdMax(StdSap):
+    """The largest over layers of each layer's squared distance divided by its mean over the training normals:
+    the layer where the pair differs most for its kind, whichever layer that is for an image."""
+
+    def score(self, layer_distances, stats):
+        return (layer_distances / stats["layer_means"]).max(1)
 
 
 class Nap:
@@ -111,12 +119,14 @@ def fitted_score(kind, model_config):
     """The FITTED score object of a kind with the model's settings (None for a LAYERWISE kind)."""
     if kind == "stdsap":
         return StdSap()
+    if kind == "stdmax":
+        return StdMax()
     if kind == "nap":
         return Nap(model_config.nap_components, model_config.nap_shrink)
     return None
 
 
-FITTED = ("stdsap", "nap")
+FITTED = ("stdsap", "stdmax", "nap")
 assert set(LAYERWISE) | set(FITTED) == set(HIDDEN_KINDS)
 
 

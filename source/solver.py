@@ -44,9 +44,10 @@ def learning_rates(schedule, lr, total_steps):
 
 def fit_scores(model, data):
     """Fit the model's fitted scores on the fixed subsample of the training normals (ModelConfig.fit_images):
-    never a validation, development or test image. Nothing to do where the model holds statistics already: they
-    are always its current weights' (a training step drops them, a checkpoint brings its own)."""
-    if model.fit_stats:
+    never a validation, development or test image. Nothing to do where the model holds every fitted score's
+    statistics already: they are always its current weights' (a training step drops them, a checkpoint brings
+    its own)."""
+    if set(model.fitted) <= set(model.fit_stats):
         return model.fit_stats
     return model.fit_scores(fit_sample(data.x_train, model.config.fit_images))
 

@@ -8,7 +8,7 @@ import pytest
 
 from source import experiment, rescore, solver
 from source.solver import dev_auroc_of
-from source.scores import SCORE_NAMES
+from source.scores import PAIRS, SCORE_NAMES
 from tests.conftest import SHORT
 
 
@@ -43,6 +43,16 @@ def test_a_sweep_is_rescored_once_and_tabled(straight_sweep, embedded, tmp_path,
     rows = [json.loads((out / "sweep" / f"normal7_seed{s}.json").read_text()) for s in (0, 1)]
     assert [(r["digit"], r["seed"], r["half_seed"]) for r in rows] == [(7, 0, rescore.HALF_SEED), (7, 1, rescore.HALF_SEED)]
     assert all(set(rows[0]["dev_auroc"][h]) == set(SCORE_NAMES) for h in ("all", "a", "b"))
+    # each encoder layer alone: the code layer's distance is the code score, the input layer's the pixel error
+    layers = rows[0]["dev_auroc_layers"]["all"]
+    n_layers = len(SHORT.model.widths) + 2
+    assert set(layers) == {f"{pair} L{i}" for pair in PAIRS for i in range(n_layers)}
+    for pair in PAIRS:
+        assert layers[f"{pair} L{n_layers - 1}"] == pytest.approx(rows[0]["dev_auroc"]["all"][f"code_{pair}"], abs=1e-9)
+    assert layers["g_x_gx L0"] == pytest.approx(rows[0]["dev_auroc"]["all"]["x_gx"], abs=1e-9)
+    layer_lines = rescore.layer_table(str(out / "sweep")).splitlines()
+    mean_l0 = np.mean([r["dev_auroc_layers"]["all"]["d_x_dx L0"] for r in rows])
+    assert layer_lines[2].startswith("| 7 | 2 |") and f"{mean_l0:.3f}" in layer_lines[2]
     # the paper's score as the sub-run's own last development look measured it
     summary = sweep.sub("normal7_seed0").read_summary()
     assert rows[0]["dev_auroc"]["all"]["x_dgx"] == pytest.approx(summary.final_epoch["dev_auroc"], abs=1e-6)

@@ -10,7 +10,7 @@ import pytest
 import run
 from source import experiment, scores
 from source.neuralnet import ADAE, ScoreError
-from source.scores import HIDDEN, PAIRS, SCORE_NAMES, Nap, StdSap
+from source.scores import HIDDEN, PAIRS, SCORE_NAMES, Nap, StdMax, StdSap
 from tests.conftest import SHORT, SMALL_NET, assert_same_scores
 
 
@@ -74,6 +74,18 @@ def test_nap_is_the_whitened_norm_and_drops_tiny_singular_values():
                                rtol=1e-4)
 
 
+def test_stdsap_and_stdmax_standardise_each_layer_by_the_normals_mean():
+    """Each layer's distance over that layer's mean on the training normals: stdsap their sum, stdmax their
+    largest; a layer large in absolute terms counts no more than a small one."""
+    normals = np.array([[100.0, 1.0, 0.1], [300.0, 3.0, 0.3]])     # layer means 200, 2, 0.2
+    distances = np.array([[200.0, 2.0, 0.2], [0.0, 8.0, 0.0], [400.0, 0.0, 1.0]])
+    stats = StdSap().fit(normals)
+    np.testing.assert_allclose(stats["layer_means"], [200.0, 2.0, 0.2])
+    np.testing.assert_allclose(StdSap().score(distances, stats), [3.0, 4.0, 7.0])
+    np.testing.assert_allclose(StdMax().score(distances, stats), [1.0, 4.0, 5.0])
+    assert scores.fitted_score("stdmax", SHORT.model).__class__ is StdMax
+
+
 def test_a_perfect_reconstruction_scores_zero():
     """No difference at any layer: SAP, code and stdsap are zero; NAP is zero at the normals' mean difference."""
     distances = np.zeros((3, 5))
@@ -81,6 +93,7 @@ def test_a_perfect_reconstruction_scores_zero():
         assert (distances @ weights(5) == 0).all(), kind
     layer_stats = StdSap().fit(np.random.RandomState(0).rand(20, 5))
     assert (StdSap().score(distances, layer_stats) == 0).all()
+    assert (StdMax().score(distances, layer_stats) == 0).all()
     train = np.random.RandomState(1).randn(30, 8)
     stats = Nap().fit(train)
     assert Nap().score(train.mean(0, keepdims=True), stats) == pytest.approx([0.0], abs=1e-9)
@@ -155,3 +168,22 @@ def test_test_only_reproduces_a_fitted_score(tmp_path, capsys):
     theirs = list(csv.DictReader(open(tmp_path / "r" / "nap" / "scores.csv")))
     assert [r["score"] for r in ours] == [r["score"] for r in theirs]
     assert_same_scores(tmp_path / "r" / "nap_eval" / "scores.csv", tmp_path / "r" / "nap" / "scores.csv", rel=0)
+
+
+def test_a_fit_fills_in_only_the_statistics_missing(batch):
+    """Statistics saved by an older version lack a fitted score this one has: a fit adds that one on the same
+    training normals and leaves the saved ones as they are (later scorings of the run use the same ones)."""
+    import types
+    from source import solver
+    model = ADAE(SHORT.model, seed=0)
+    model.fit_scores(batch)
+    saved = {n: s for n, s in model.fit_stats.items() if not n.startswith("stdmax_")}
+    nap = saved["nap_g_x_gx"]
+    model.fit_stats = dict(saved)   # as loaded from an older checkpoint's file
+    assert "stdmax_g_x_gx" not in model.available_scores()
+    solver.fit_scores(model, types.SimpleNamespace(x_train=batch))
+    assert model.fit_stats["nap_g_x_gx"] is nap
+    assert model.available_scores() == SCORE_NAMES
+    np.testing.assert_allclose(model.fit_stats["stdmax_g_x_gx"]["layer_means"],
+                               model.fit_stats["stdsap_g_x_gx"]["layer_means"])
+    model.close()
