@@ -1,6 +1,8 @@
 """report.md: one page per run (or sweep) that reads well in any Markdown viewer, figures by relative path."""
 import os
 
+from source import markdown
+from source.aggregate import READING
 from source.metrics import THRESHOLD_STD, best_test_reading
 
 FIGURES = [("box_plot", "Scores per class (normal classes green)"), ("roc_curve", "ROC curves of every score"),
@@ -11,11 +13,6 @@ FIGURES = [("box_plot", "Scores per class (normal classes green)"), ("roc_curve"
            ("grids/anomalous_as_normal", "Anomalous images judged normal (misses)"),
            ("grids/normal_as_anomalous", "Normal images judged anomalous (false alarms)"),
            ("grids/anomalous_as_anomalous", "Anomalous images judged anomalous")]
-
-
-def _table(header, rows):
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]) + "\n"
 
 
 def run_report(summary, run=None):
@@ -33,8 +30,8 @@ def run_report(summary, run=None):
            + (f"{training.steps} steps" if training.steps is not None else f"{training.epoch} epochs")
            + f", seed {summary.seed}, {summary.precision['used']}\n",
            "## Test metrics\n",
-           _table(["method", "AUROC", "AUPRC"], [(name, f"{r['AUROC']:.4f}", f"{r['AUPRC']:.4f}")
-                                                for name, r in summary.methods()]),
+           markdown.table(["method", "AUROC", "AUPRC"], [[name, f"{r['AUROC']:.4f}", f"{r['AUPRC']:.4f}"]
+                                                        for name, r in summary.methods()]),
            "ADAE's other scores (test AUROC): "
            + ", ".join(f"{k} {v:.4f}" for k, v in m["AUROC_per_score"].items()) + "\n",
            f"At the threshold {m['threshold']:.6g} (mean + {THRESHOLD_STD:g} std of the validation normals' scores): "
@@ -53,7 +50,7 @@ def run_report(summary, run=None):
             out.append(f"Reconstruction error of validation normals (L2, network frame): G {final['rec_g']:.3f}, "
                        f"D {final['rec_d']:.3f}, the mean normal image (template) {final['rec_template']:.3f}. "
                        "A network that reconstructs sits well below the template.\n")
-    out += ["## Timings (seconds)\n", _table(["stage", "value"], [(k, f"{v:.1f}") for k, v in t.items()])]
+    out += ["## Timings (seconds)\n", markdown.table(["stage", "value"], [[k, f"{v:.1f}"] for k, v in t.items()])]
     if run is not None:
         figures = summary.figures
         empty, failed = figures.get("empty_grids", {}), figures.get("failed", {})
@@ -72,10 +69,11 @@ def run_report(summary, run=None):
 
 
 def sweep_report(config, run, table_markdown, summaries):
-    """The sweep's command, its AUROC table (mean over seeds per class) and chart, and each sub-run with the
-    command that made it; a link to its report where the sub-run's folder is here (not for a record)."""
+    """The sweep's command, its AUROC table (per class over seeds, source.aggregate's rule) and chart, and each
+    sub-run with the command that made it; a link to its report where the sub-run's folder is here (not for a
+    record)."""
     out = [f"# {run.name}\n", f"`{config.command}`\n",
-           f"AUROC on the test split, --{config.data.protocol} K, mean ± std over seeds.\n",
+           f"AUROC on the test split, --{config.data.protocol} K: {READING}; the best of each row in bold.\n",
            table_markdown,
            "![AUROC per class](sweep.png)\n", "## Runs\n"]
     for s in summaries:

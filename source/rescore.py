@@ -20,9 +20,9 @@ import sys
 
 import numpy as np
 
+from source import markdown
+from source.aggregate import OverSeeds
 from source.files import DamagedFile, read_json, write_json, write_text
-from source import tables
-from source.tables import cell
 from source.scores import PAIRS, SCORE_NAMES
 
 HALF_SEED = 1902   # the development split's two fixed halves (choose on one, measure on the other)
@@ -129,17 +129,11 @@ def table(folder):
     """Markdown: per digit each score's development AUROC, mean ± std over seeds, then the mean over digits
     (± the std over seeds of each seed's mean, for the seeds every digit has)."""
     rows = read_rows(folder)
-    by_digit = by_digit_seed(rows)
-    common = sorted(set.intersection(*(set(v) for v in by_digit.values())))
     names = [name for name in on(rows[0]) if all(name in on(r) for r in rows)]
-    lines = ["| digit | seeds | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
-    for digit in sorted(by_digit):
-        cells = [cell([v[name] for v in by_digit[digit].values()]) for name in names]
-        lines.append(f"| {digit} | {len(by_digit[digit])} | " + " | ".join(cells) + " |")
-    means = [tables.mean_cell({d: {seed: v[name] for seed, v in by_seed.items()} for d, by_seed in by_digit.items()},
-                              common) for name in names]
-    lines.append(f"| mean of {len(by_digit)} | {len(common)} | " + " | ".join(means) + " |")
-    return "\n".join(lines) + "\n"
+    grid = OverSeeds(by_digit_seed(rows), names)   # ADAE's scores: each depends on the seed
+    return markdown.table(["digit", "seeds"] + names,
+                          [[str(d), str(len(grid.results[d]))] + grid.row(d) for d in grid.digits]
+                          + [[f"mean of {len(grid.digits)}", str(len(grid.common))] + grid.mean_row(grid.digits)])
 
 
 def half_means(rows, half):
@@ -171,14 +165,13 @@ def choice_table(folder):
     best, a, b = chosen
     by_digit = by_digit_seed(rows)
     digits = sorted(by_digit)
-    lines = ["| score | " + " | ".join(str(d) for d in digits) + " | mean | half a (choose) | half b (measure) |",
-             "|---" * (len(digits) + 4) + "|"]
+    rows = []
     for n in a:
         per_digit = [np.mean([v[n] for v in by_digit[d].values()]) for d in digits]
         mark = (lambda t: f"**{t}**") if n == best else (lambda t: t)
-        lines.append(f"| {mark(n)} | " + " | ".join(f"{v:.3f}" for v in per_digit)
-                     + f" | {np.mean(per_digit):.3f} | {mark(f'{a[n]:.3f}')} | {b[n]:.3f} |")
-    return "\n".join(lines) + "\n"
+        rows.append([mark(n)] + [f"{v:.3f}" for v in per_digit]
+                    + [f"{np.mean(per_digit):.3f}", mark(f"{a[n]:.3f}"), f"{b[n]:.3f}"])
+    return markdown.table(["score"] + [str(d) for d in digits] + ["mean", "half a (choose)", "half b (measure)"], rows)
 
 
 def layer_table(folder):
@@ -192,18 +185,18 @@ def layer_table(folder):
     for r in rows:
         by_digit.setdefault(r["digit"], []).append(r["dev_auroc_layers"]["all"])
     names = list(rows[0]["dev_auroc_layers"]["all"])
-    lines = ["| digit | seeds | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
+    lines = []
     for digit in sorted(by_digit):
         means = {n: np.mean([v[n] for v in by_digit[digit]]) for n in names}
         best = {pair: max(v for n, v in means.items() if n.startswith(pair + " ")) for pair in PAIRS}
-        cells = [f"**{means[n]:.3f}**" if means[n] == best[n.split(" ")[0]] else f"{means[n]:.3f}" for n in names]
-        lines.append(f"| {digit} | {len(by_digit[digit])} | " + " | ".join(cells) + " |")
-    mean = [f"{np.mean([np.mean([v[n] for v in runs]) for runs in by_digit.values()]):.3f}" for n in names]
-    lines.append(f"| mean of {len(by_digit)} | | " + " | ".join(mean) + " |")
-    return "\n".join(lines) + "\n"
+        lines.append([str(digit), str(len(by_digit[digit]))]
+                     + [f"**{means[n]:.3f}**" if means[n] == best[n.split(" ")[0]] else f"{means[n]:.3f}" for n in names])
+    lines.append([f"mean of {len(by_digit)}", ""]
+                 + [f"{np.mean([np.mean([v[n] for v in runs]) for runs in by_digit.values()]):.3f}" for n in names])
+    return markdown.table(["digit", "seeds"] + names, lines)
 
 
-def fill(path, out):
+def fill_readme(path, out):
     """Replace each <!-- rescore:SWEEP --> ... <!-- /rescore:SWEEP --> block of a Markdown file with the
 sweep's table, each <!-- rescore:SWEEP_choice --> block with its choice of one score, and each
 <!-- rescore:SWEEP_layers --> block with its per-layer table."""
@@ -211,8 +204,8 @@ sweep's table, each <!-- rescore:SWEEP_choice --> block with its choice of one s
         text = f.read()
     for sweep in sorted(os.listdir(out)) if os.path.isdir(out) else []:
         for name, draw in ((sweep, table), (f"{sweep}_choice", choice_table), (f"{sweep}_layers", layer_table)):
-            if tables.has_markers(text, name, "rescore"):
-                text = tables.fill(text, name, draw(os.path.join(out, sweep)), "rescore")
+            if markdown.has_markers(text, "rescore", name):
+                text = markdown.fill(text, "rescore", name, draw(os.path.join(out, sweep)))
     write_text(text, path)
 
 
@@ -245,7 +238,7 @@ def rescore(args):
         for name in args.sweep:
             rescore_sweep(arrays, RunDir(args.logdir, args.results, name), args.out)
     for path in args.readme or []:
-        fill(path, args.out)
+        fill_readme(path, args.out)
     for sweep in sorted(os.listdir(args.out)) if os.path.isdir(args.out) else []:
         folder = os.path.join(args.out, sweep)
         print(f"## {sweep}\n\n{table(folder)}\n{choice_table(folder)}")

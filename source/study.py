@@ -16,11 +16,11 @@ import sys
 
 import numpy as np
 
+from source import markdown
+from source.aggregate import cell
 from source.config import SCORE_NAMES
-from source.rundir import RunDir
-from source import tables
 from source.files import write_text
-from source.tables import cell
+from source.rundir import RunDir
 
 # recipe name -> run.py flags, every setting of the balance spelled out so that a change of run.py's defaults
 # cannot change what a name means (batch 64 and beta1 0.5, the paper's, throughout)
@@ -136,9 +136,7 @@ def table(root):
     found = {(case, recipe): finished_seeds(root, case, recipe) for case in CASES for recipe in RECIPES}
     names = [s for s in SCORE_NAMES   # the scores every study run measured (a run older than a score lacks it)
              if all(s in c[-1]["dev_auroc_per_score"] for curves in found.values() for c in curves)]
-    lines = ["| case | recipe | seeds | steps | " + " | ".join(f"{s} end" for s in names)
-             + " | x_dgx best | x_dgx end, trained weights | rec G / D / template | k_t |",
-             "|---" * (len(names) + 8) + "|"]
+    rows = []
     for (case, recipe), curves in found.items():
         if not curves:
             continue
@@ -148,10 +146,10 @@ def table(root):
         trained = [p["dev_auroc_trained_per_score"]["x_dgx"] for p in last if "dev_auroc_trained_per_score" in p]
         cells.append(cell(trained) if trained else "")
         mean = {k: np.mean([p[k] for p in last]) for k in ("rec_g", "rec_d", "rec_template", "k_t")}
-        lines.append(f"| {case} | {recipe} | {len(curves)} | {last[0]['step']} | " + " | ".join(cells)
-                     + f" | {mean['rec_g']:.2f} / {mean['rec_d']:.2f} / {mean['rec_template']:.2f}"
-                     + f" | {mean['k_t']:.2f} |")
-    return "\n".join(lines) + "\n"
+        rows.append([case, recipe, str(len(curves)), str(last[0]["step"])] + cells
+                    + [f"{mean['rec_g']:.2f} / {mean['rec_d']:.2f} / {mean['rec_template']:.2f}", f"{mean['k_t']:.2f}"])
+    return markdown.table(["case", "recipe", "seeds", "steps"] + [f"{s} end" for s in names]
+                          + ["x_dgx best", "x_dgx end, trained weights", "rec G / D / template", "k_t"], rows)
 
 
 def stage_table(root, stage):
@@ -159,18 +157,18 @@ def stage_table(root, stage):
     AUROC at the end (mean ± std) with the scoring weights and with the trained ones, D's own score, and G's
     error beside the template's."""
     cases, recipes, _ = stage_plan(stage)
-    lines = ["| case | recipe | seeds | x_dgx | x_dgx, trained weights | x_dx | rec G / template |",
-             "|---|---|---|---|---|---|---|"]
+    rows = []
     for case in cases:
         for recipe in recipes:
             last = [c[-1] for c in finished_seeds(root, case, recipe)]
             if not last:
                 continue
             trained = [p["dev_auroc_trained_per_score"]["x_dgx"] for p in last if "dev_auroc_trained_per_score" in p]
-            lines.append(f"| {case} | {recipe} | {len(last)} | {cell([p['dev_auroc_per_score']['x_dgx'] for p in last])}"
-                         f" | {cell(trained) if trained else ''} | {cell([p['dev_auroc_per_score']['x_dx'] for p in last])}"
-                         f" | {np.mean([p['rec_g'] for p in last]):.1f} / {np.mean([p['rec_template'] for p in last]):.1f} |")
-    return "\n".join(lines) + "\n"
+            rows.append([case, recipe, str(len(last)), cell([p["dev_auroc_per_score"]["x_dgx"] for p in last]),
+                         cell(trained) if trained else "", cell([p["dev_auroc_per_score"]["x_dx"] for p in last]),
+                         f"{np.mean([p['rec_g'] for p in last]):.1f} / {np.mean([p['rec_template'] for p in last]):.1f}"])
+    return markdown.table(["case", "recipe", "seeds", "x_dgx", "x_dgx, trained weights", "x_dx", "rec G / template"],
+                          rows)
 
 
 def fill_readme(path, root):
@@ -180,11 +178,11 @@ def fill_readme(path, root):
     with open(path) as f:
         text = f.read()
     for stage in STAGES:
-        if tables.has_markers(text, stage, "study"):
-            text = tables.fill(text, stage, stage_table(root, stage), "study")
+        if markdown.has_markers(text, "study", stage):
+            text = markdown.fill(text, "study", stage, stage_table(root, stage))
         for kind, draw in (("checkpoints", budget_table), ("selection", selection_table)):
-            if tables.has_markers(text, f"{stage}_{kind}", "study"):
-                text = tables.fill(text, f"{stage}_{kind}", draw(rescored_stage(root, stage)), "study")
+            if markdown.has_markers(text, "study", f"{stage}_{kind}"):
+                text = markdown.fill(text, "study", f"{stage}_{kind}", draw(rescored_stage(root, stage)))
     write_text(text, path)
 
 
@@ -235,8 +233,7 @@ def budget_table(rescored, names=("x_dgx", "x_dgx_rel", "sap_g_x_gx", "code_g_x_
     """Markdown: per (case, recipe) and budget, each score's development AUROC at the checkpoint nearest that
     budget (mean ± std over seeds), and G's / D's error of validation normals. rescored: {(case, recipe):
     [per-seed rescore_checkpoints output]}."""
-    lines = ["| case | recipe | seeds | budget (checkpoint) | " + " | ".join(names) + " | rec G / D |",
-             "|---" * (len(names) + 5) + "|"]
+    rows = []
     for (case, recipe), runs in rescored.items():
         for budget in BUDGETS:
             at = [(r, nearest([int(s) for s in r["steps"]], budget)) for r in runs]
@@ -245,10 +242,9 @@ def budget_table(rescored, names=("x_dgx", "x_dgx_rel", "sap_g_x_gx", "code_g_x_
                 continue
             points = [r["steps"][str(s)] for r, s in at]
             cells = [cell([p["scoring"]["all"][n] for p in points if n in p["scoring"]["all"]]) for n in names]
-            lines.append(f"| {case} | {recipe} | {len(at)} | {budget} ({', '.join(str(s) for _, s in at)}) | "
-                         + " | ".join(cells) + f" | {np.mean([p['rec_g'] for p in points]):.2f} / "
-                         f"{np.mean([p['rec_d'] for p in points]):.2f} |")
-    return "\n".join(lines) + "\n"
+            rows.append([case, recipe, str(len(at)), f"{budget} ({', '.join(str(s) for _, s in at)})"] + cells
+                        + [f"{np.mean([p['rec_g'] for p in points]):.2f} / {np.mean([p['rec_d'] for p in points]):.2f}"])
+    return markdown.table(["case", "recipe", "seeds", "budget (checkpoint)"] + list(names) + ["rec G / D"], rows)
 
 
 def selection_candidates(rescored_run, name):
@@ -270,18 +266,18 @@ def selection_candidates(rescored_run, name):
 def selection_table(rescored, names=("x_dgx", "x_dgx_rel", "code_g_x_gx", "nap_g_x_gx")):
     """Markdown: per (case, recipe, seed) and score, each candidate's chosen step and its AUROC on half b (the
     half it was not chosen on), half a in brackets."""
-    lines = ["| case | recipe | run | score | last trained weights | moving average, last step | "
-             "best half-a look after warm-up |", "|---|---|---|---|---|---|---|"]
+    candidates = ("last trained weights", "moving average, last step", "best half-a look after warm-up")
+    rows = []
     for (case, recipe), runs in rescored.items():
         for r in runs:
             for name in names:
                 cands = selection_candidates(r, name)
                 cells = []
-                for key in ("last trained weights", "moving average, last step", "best half-a look after warm-up"):
+                for key in candidates:
                     step, a, b = cands.get(key, (None, None, None))
                     cells.append("" if b is None else f"{b:.3f} ({a:.3f}; step {step})")
-                lines.append(f"| {case} | {recipe} | {r['run']} | {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+                rows.append([case, recipe, r["run"], name] + cells)
+    return markdown.table(["case", "recipe", "run", "score", *candidates], rows)
 
 
 def rescored_stage(root, stage, arrays=None):

@@ -14,6 +14,8 @@ import sys
 
 import numpy as np
 
+from source import markdown
+from source.aggregate import READING, OverSeeds, seeded
 from source.config import SCORE_NAMES
 from source.files import write_text
 from source.metrics import best_test_reading
@@ -24,28 +26,6 @@ from source.rundir import RecordDir
 PAPER = {"anomaly": {1: 0.821, 2: 0.948, 5: 0.906, 8: 0.925, 9: 0.631}}
 PAPER_MEAN = {"anomaly": 0.858}
 BEST_TEST = "best test, diagnostic"   # the column of the best test AUROC along training (--test-curve)
-
-
-SEEDED = ("ConvAE",)   # baselines that train with the run's seed (each of their scores too); the classic ones do not
-
-
-def seeded(method):
-    """Whether a baseline's result depends on the run's seed: ConvAE's and its scores' ("ConvAE nap_g_x_gx")."""
-    return method.split(" ", 1)[0] in SEEDED
-SAME = 1e-6   # a classic baseline's AUROC in two seeds' sub-runs: equal but for BLAS's last bits (seen: 5e-8)
-
-
-def cell(values):
-    """mean, or mean ± std (over seeds, ddof 0 as in sweep tables) where there are several."""
-    return f"{np.mean(values):.3f}" + (f" ± {np.std(values):.3f}" if len(values) > 1 else "")
-
-
-def mean_cell(by_digit, seeds):
-    """by_digit: digit -> seed -> value. The mean over digits of each digit's mean over its seeds, ± the std
-    over `seeds` (the seeds every digit has) of each seed's mean over the digits, where there are several."""
-    mean = np.mean([np.mean(list(by_seed.values())) for by_seed in by_digit.values()])
-    spread = [np.mean([by_seed[seed] for by_seed in by_digit.values()]) for seed in seeds]
-    return f"{mean:.3f}" + (f" ± {np.std(spread):.3f}" if len(spread) > 1 else "")
 
 
 def measured(summaries):
@@ -62,15 +42,13 @@ def seed_table(summaries):
     columns = {f"ADAE {k}" + ("*" if k == chosen else ""): [r.metrics["AUROC_per_score"][k] for r in runs]
                for k in measured(runs)}
     columns.update({m: [r.baselines[m]["AUROC"] for r in runs] for m in runs[0].baselines})
-    lines = ["| seed | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    rows = []
     for i, r in enumerate(runs):
         best = max(v[i] for v in columns.values())
-        lines.append(f"| {r.seed} | " + " | ".join(f"**{v[i]:.4f}**" if v[i] == best else f"{v[i]:.4f}"
-                                                    for v in columns.values()) + " |")
-    classic = {m for m in runs[0].baselines if not seeded(m)}   # the same in every seed: no spread to show
-    lines.append(f"| mean ± std of {len(runs)} | " + " | ".join(
-        f"{np.mean(v):.4f}" + ("" if m in classic else f" ± {np.std(v):.4f}") for m, v in columns.items()) + " |")
-    return "\n".join(lines) + "\n"
+        rows.append([str(r.seed)] + [f"**{v[i]:.4f}**" if v[i] == best else f"{v[i]:.4f}" for v in columns.values()])
+    rows.append([f"mean ± std of {len(runs)}"] + [f"{np.mean(v):.4f}" + (f" ± {np.std(v):.4f}" if seeded(m) else "")
+                                                  for m, v in columns.items()])   # a classic one: no spread to show
+    return markdown.table(["seed"] + list(columns), rows)
 
 
 def table(summaries, protocol):
@@ -83,18 +61,13 @@ def table(summaries, protocol):
     chosen = first.anomaly_score
     adae = {f"ADAE {k}" + ("*" if k == chosen else ""): k for k in measured(summaries.values())}
     methods = list(adae) + list(first.baselines)
-    with_seed = set(adae) | {m for m in first.baselines if seeded(m)}
     auroc = {}   # digit -> seed -> method -> test AUROC
     for s in summaries.values():
         auroc.setdefault(s.digit, {})[s.seed] = dict(
             {m: s.metrics["AUROC_per_score"][k] for m, k in adae.items()},
             **{m: s.baselines[m]["AUROC"] for m in first.baselines})
-    for digit, by_seed in auroc.items():
-        for m in set(methods) - with_seed:
-            if np.ptp([v[m] for v in by_seed.values()]) > SAME:
-                raise ValueError(f"{m} on digit {digit} differs between seeds, which it does not depend on")
-    digits = sorted(auroc)
-    common = sorted(set.intersection(*(set(auroc[d]) for d in digits)))   # the seeds every digit has
+    grid = OverSeeds(auroc, methods, [m for m in methods if not seeded(m)])
+    digits = grid.digits
     paper = PAPER.get(protocol, {})
     # the best-test reading only where every run recorded its test curve; it is never bold (not a result)
     with_best = all(s.test_curve for s in summaries.values())
@@ -102,40 +75,30 @@ def table(summaries, protocol):
                  for d in digits} if with_best else {}
     header = ["digit", "seeds"] + methods + ([f"ADAE {chosen}, {BEST_TEST}"] if with_best else []) \
         + (["paper's ADAE"] if paper else [])
-    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-
-    def per_seed(digit, m):
-        values = [v[m] for v in auroc[digit].values()]
-        return values if m in with_seed else values[:1]
-
+    rows = []
     for digit in digits:
-        means = {m: np.mean(per_seed(digit, m)) for m in methods}
-        best = max(means.values())
-        cells = [f"**{cell(per_seed(digit, m))}**" if means[m] == best else cell(per_seed(digit, m)) for m in methods]
+        cells = grid.row(digit, bold_best=True)
         cells += [f"{best_test[digit]:.3f}"] if with_best else []
         cells += [f"{paper[digit]:.3f}" if digit in paper else ""] if paper else []
-        lines.append(f"| {digit} | {len(auroc[digit])} | " + " | ".join(cells) + " |")
+        rows.append([str(digit), str(len(auroc[digit]))] + cells)
 
     def mean_row(label, over, paper_cell):
-        cells = []
-        for m in methods:
-            cells.append(mean_cell({d: dict(zip(auroc[d], per_seed(d, m))) for d in over},
-                                   common if m in with_seed else []))
+        cells = grid.mean_row(over)
         cells += [f"{np.mean([best_test[d] for d in over]):.3f}"] if with_best else []
         cells += [paper_cell] if paper else []
-        return f"| {label} | {len(common)} | " + " | ".join(cells) + " |"
+        return [label, str(len(grid.common))] + cells
 
     known = [d for d in digits if d in paper]
     paper_mean = (f"{np.mean([paper[d] for d in known]):.3f}" if len(known) == len(digits)
                   else f"{PAPER_MEAN[protocol]:.3f} (10 digits)") if paper else ""
-    lines.append(mean_row(f"mean of {len(digits)} digits", digits, paper_mean))
+    rows.append(mean_row(f"mean of {len(digits)} digits", digits, paper_mean))
     if paper and known and len(known) < len(digits):   # the digits whose published figure is known, side by side
-        lines.append(mean_row(f"mean of {', '.join(map(str, known))}", known,
-                              f"{np.mean([paper[d] for d in known]):.3f}"))
+        rows.append(mean_row(f"mean of {', '.join(map(str, known))}", known,
+                             f"{np.mean([paper[d] for d in known]):.3f}"))
     seconds = sum(sum(v for k, v in s.timings.items() if k in ("data", "graph_build", "training", "scoring",
                                                                    "baselines", "plotting"))
                   for s in summaries.values())
-    return "\n".join(lines) + "\n", len(summaries), seconds
+    return markdown.table(header, rows), len(summaries), seconds
 
 
 def render(records_root, name):
@@ -144,9 +107,7 @@ def render(records_root, name):
     summaries = records.summaries()
     config = records.read_config() if records.has_config() else next(iter(summaries.values())).config
     markdown, n, seconds = table(summaries, config.data.protocol)
-    reading = ("mean ± std over seeds (ADAE and ConvAE; the classic baselines do not depend on the seed); the "
-               "seeds column counts each row's seeds (the mean rows: the seeds every digit has, which their ± are "
-               "over)")
+    reading = READING
     if len({s.digit for s in summaries.values()}) == 1 and n > 1:   # one digit over seeds: seed by seed
         markdown, reading = seed_table(summaries), "seed by seed, then their mean ± std"
     machines = sorted({s.machine["cpu"] for s in summaries.values()})
@@ -162,21 +123,6 @@ def render(records_root, name):
             f"{seconds / 60:.0f} min of run time in all, on {'; '.join(machines)}. Test AUROC at the end of "
             f"training, {reading}; the best of each row in bold; * the score ADAE reports.{best}\n\n"
             + markdown)
-
-
-def has_markers(text, name, kind="table"):
-    """Whether a Markdown text has the marked block <!-- KIND:NAME --> ... <!-- /KIND:NAME -->."""
-    return f"<!-- {kind}:{name} -->\n" in text and f"<!-- /{kind}:{name} -->" in text
-
-
-def fill(readme_text, name, block, kind="table"):
-    """The text with the block between the <!-- KIND:NAME --> markers replaced (kind: table for the sweeps'
-    tables here, study and rescore for the study's)."""
-    start, end = re.escape(f"<!-- {kind}:{name} -->"), re.escape(f"<!-- /{kind}:{name} -->")
-    pattern = re.compile(rf"({start}\n).*?({end})", re.S)
-    if not pattern.search(readme_text):
-        raise ValueError(f"the README has no <!-- {kind}:{name} --> ... <!-- /{kind}:{name} --> markers")
-    return pattern.sub(lambda m: m.group(1) + block + m.group(2), readme_text)
 
 
 def main(argv=None):
@@ -206,8 +152,8 @@ def main(argv=None):
     for name in names:
         block, placed = blocks[name], False
         for path, text in texts.items():
-            if has_markers(text, name):
-                texts[path], placed = fill(text, name, block), True
+            if markdown.has_markers(text, "table", name):
+                texts[path], placed = markdown.fill(text, "table", name, block), True
         if not placed:
             print(f"tables: error: none of {', '.join(args.readme)} has <!-- table:{name} --> markers",
                   file=sys.stderr)

@@ -36,18 +36,26 @@ def test_readme_tables_come_from_records(straight_sweep, tmp_path):
     assert std == pytest.approx(np.std(x_dgx), abs=5e-5)
 
 
+def two_digits(straight_sweep):
+    """The straight sweep's records (digit 7, seeds 0 and 1), and the same two seeds again as digit 3 with
+    ADAE's number (x_dgx, the score it reports) moved by 0.1."""
+    from source.record import Summary
+    runs = tables.RecordDir(str(straight_sweep / "records"), "sweep").summaries()
+    summaries = dict(runs)
+    for name, s in runs.items():
+        assert s.anomaly_score == "x_dgx" and s.metrics["AUROC"] == s.metrics["AUROC_per_score"]["x_dgx"]
+        values = dict(s.metrics["AUROC_per_score"], x_dgx=s.metrics["AUROC_per_score"]["x_dgx"] - 0.1)
+        summaries[name + "_as3"] = Summary.from_dict(dict(s.to_dict(), data=dict(s.data, digit=3), metrics=dict(
+            s.metrics, AUROC=values["x_dgx"], AUROC_per_score=values)))
+    return summaries
+
+
 def test_digit_table_shows_adae_as_mean_and_std_and_classic_baselines_once(straight_sweep):
     """Two digits of two seeds each: ADAE's cells are mean ± std over the digit's seeds, a classic
     baseline's (MeanImage) its one value; the mean row's ± is the std over seeds of each seed's mean over
     the digits."""
     import numpy as np
-    from source.record import Summary
-    runs = tables.RecordDir(str(straight_sweep / "records"), "sweep").summaries()
-    summaries = dict(runs)
-    for name, s in runs.items():   # the same two seeds again as digit 3, ADAE's number moved by 0.1
-        values = dict(s.metrics["AUROC_per_score"], x_dgx=s.metrics["AUROC_per_score"]["x_dgx"] - 0.1)
-        summaries[name + "_as3"] = Summary.from_dict(dict(s.to_dict(), data=dict(s.data, digit=3),
-                                                          metrics=dict(s.metrics, AUROC_per_score=values)))
+    summaries = two_digits(straight_sweep)
     markdown = tables.table(summaries, "normal")[0].splitlines()
     header = [c.strip() for c in markdown[0].split("|")]
     rows = {line.split("|")[1].strip(): [c.strip().strip("*") for c in line.split("|")] for line in markdown[2:]}
@@ -59,6 +67,29 @@ def test_digit_table_shows_adae_as_mean_and_std_and_classic_baselines_once(strai
         assert " ± " not in rows[str(d)][header.index("MeanImage")]
     per_seed_mean = [np.mean([x_dgx[3][i], x_dgx[7][i]]) for i in (0, 1)]
     assert rows["mean of 2 digits"][column] == f"{np.mean(per_seed_mean):.3f} ± {np.std(per_seed_mean):.3f}"
+
+
+def test_the_sweep_table_and_the_readme_table_give_the_same_cells(straight_sweep):
+    """One rule for seeds: for the same summaries, a sweep's sweep.md and the README's table have the same
+    cell for ADAE's reported score and every baseline (a seeded one, ConvAE, added), per digit and in the mean
+    row."""
+    from source import sweep
+    from source.record import Summary
+    summaries = {name: Summary.from_dict(dict(s.to_dict(), baselines=dict(
+        s.baselines, ConvAE={"AUROC": 0.6 + 0.01 * s.seed + 0.001 * s.digit, "AUPRC": 0.5})))
+        for name, s in two_digits(straight_sweep).items()}
+
+    def columns(markdown):   # {column: [cells of the digit rows then the mean row]}, bold and * marks dropped
+        lines = [[c.strip().strip("*") for c in line.split("|")[1:-1]] for line in markdown.splitlines()]
+        return {h: [row[i] for row in lines[2:]] for i, h in enumerate(lines[0])}
+
+    readme = columns(tables.table(summaries, "normal")[0])
+    swept = columns(sweep.markdown_table(sweep.over_seeds([r for s in summaries.values() for r in sweep.rows_of(s)]),
+                                         "normal"))
+    assert swept["ADAE"] == readme["ADAE x_dgx"] and swept["seeds"] == readme["seeds"]
+    baselines = next(iter(summaries.values())).baselines
+    assert len(baselines) > 1 and all(swept[m] == readme[m] for m in baselines)
+    assert " ± " in swept["ConvAE"][0] and " ± " in swept["ConvAE"][-1] and " ± " not in swept["MeanImage"][-1]
 
 
 def test_a_classic_baseline_that_differs_between_seeds_is_refused(straight_sweep, tmp_path, capsys):
