@@ -38,7 +38,7 @@ def development_aurocs(model, data, halves=False, ema=True):
     where none are loaded for these weights): validation normals against development anomalies; with halves,
     {"all": that, "a": ..., "b": ...} on the two fixed halves as well. ema=False: the trained weights where the
     model scores with their moving average (the scores that need no fit)."""
-    from source.solver import dev_auroc_of, fit_scores
+    from source.evaluation import dev_auroc_of, fit_scores
     if ema:
         fit_scores(model, data)
     valid, dev = model.run_scores(data.x_valid, ema=ema), model.run_scores(data.x_dev_anomalous, ema=ema)
