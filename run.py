@@ -155,28 +155,27 @@ def fail(error, status):
     return status
 
 
-def make_plan(args, argv, config, run, load_from=None):
-    """The experiment.Plan of the flags: run's folders, resuming, records, and for a sweep its worker
+def make_plan(args, argv, config, run):
+    """The sweep.Plan of the flags: run's folders, resuming, records, and for a sweep its worker
     processes (--jobs, default 2 on two or more cores; each with --threads, default the cores shared out)."""
-    from source import experiment, parallel
+    from source import parallel, sweep
     jobs = (args.jobs or min(2, os.cpu_count() or 1)) if len(config.runs()) > 1 else 1
     threads = args.threads or (max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else 0)
-    return experiment.Plan(run, resume=args.resume and (not args.part_of or run.has_state()), load_from=load_from,
-                           records=args.records, part_of=args.part_of, jobs=jobs, threads=threads,
-                           worker_argv=tuple(parallel.part_argv(argv)))
+    return sweep.Plan(run, resume=args.resume and (not args.part_of or run.has_state()), records=args.records,
+                      part_of=args.part_of, jobs=jobs, threads=threads, worker_argv=tuple(parallel.part_argv(argv)))
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     from source.tf_setup import import_tensorflow
     import_tensorflow("--verbose" in argv)
-    from source import console, datamanager, experiment, inference, neuralnet, parallel, record, rundir, solver
+    from source import console, datamanager, experiment, inference, neuralnet, parallel, record, rundir, stops, sweep
     console.setup("--verbose" in argv)
     from source.files import portable_command
     from source.rundir import RecordDir, RunDir
     name = None
     try:
-        with solver.StopFlag(raise_now=True):   # a signal outside a training loop stops where it is
+        with stops.StopFlag(raise_now=True):   # a signal outside a training loop stops where it is
             args = parse_args(argv)
             for flag, root in (("--results", args.results), ("--logdir", args.logdir)):
                 rundir.check_writable(flag, root)
@@ -190,11 +189,11 @@ def main(argv=None):
                 records = RecordDir(args.records, args.name) if args.records and args.resume else None
                 rundir.check_same_experiment(earlier, config, records)
             if args.part_of:   # a job-array task: decided before any data is loaded
-                sweep = RunDir(args.logdir, args.results, args.part_of)
+                whole = RunDir(args.logdir, args.results, args.part_of)   # the sweep's folders
                 name = rundir.sub_name(config.data.protocol, *config.runs()[0])
-                run = sweep.sub(name)
-                why = experiment.join_sweep(config, sweep, run, RecordDir(args.records, args.part_of)
-                                            if args.records else None, args.resume)
+                run = whole.sub(name)
+                why = sweep.join(config, whole, run, RecordDir(args.records, args.part_of)
+                                 if args.records else None, args.resume)
                 if why:
                     logger.info(f"[sweep] {args.part_of}/{name}: {why}")
                     return 0
@@ -208,17 +207,21 @@ def main(argv=None):
                     args.name + "_eval" if args.test_only else args.name or rundir.default_name(source["name"], config),
                     [args.results, args.logdir])
                 run = RunDir(args.logdir, args.results, name)
-            plan = make_plan(args, argv, config, run, load_from)
-            experiment.run_all(config, arrays, source, plan)
+            if args.part_of:
+                sweep.run_task(config, arrays, source, make_plan(args, argv, config, run))
+            elif len(config.runs()) > 1:
+                sweep.run_all(config, arrays, source, make_plan(args, argv, config, run))
+            else:
+                experiment.run_one(config, arrays, source, run, args.resume, load_from)
     except (UsageError, datamanager.DataError, rundir.FolderError, record.SchemaError, record.RecipeError,
             neuralnet.PrecisionError, neuralnet.CheckpointError) as err:
         return fail(err, EXIT_USAGE)
-    except solver.Interrupted as err:
+    except stops.Interrupted as err:
         saved = f"checkpoint {err.checkpoint}; " if err.checkpoint else ""
         again = f"resume with: {parallel.resume_command(argv, name)}" if name else "no run had started"
         print(f"run.py: interrupted; {saved}{again}", file=sys.stderr)
         return 128 + err.signum
-    except solver.TrainingError as err:
+    except stops.TrainingError as err:
         return fail(err, EXIT_FAILED)
     except OSError as err:   # a disk that filled or a folder made read-only during a run: what was written stays
         return fail(f"cannot write {err.filename or 'a file'}: {err.strerror or err}", EXIT_FAILED)

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from source import datamanager, metrics, plots
+from source import datamanager, evaluation, metrics, plots
 from source.datamanager import DataError
 
 logger = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def score_new_images(run, path):
     out_dir = run.new_score_dir(stem)
     run.write_new_scores(out_dir, names, score, percentile_of(score, run.read_valid_scores()), verdicts,
                          key="index" if is_array else "file")
-    top = np.argsort(-score, kind="stable")[:plots.N_GRID]
+    top = np.argsort(-score, kind="stable")[:evaluation.N_GRID]
     plots.example_grid(x[top], model.panels(x[top]), [f"{names[i]}\nscore {score[i]:.3g}" for i in top],
                        f"most anomalous of {len(score)} (threshold {threshold:.3g})",
                        os.path.join(out_dir, "most_anomalous.png"))

@@ -9,6 +9,8 @@ import sys
 import shlex
 import time
 
+from source.stops import Interrupted, StopFlag
+
 logger = logging.getLogger(__name__)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -63,11 +65,10 @@ def child_command(base_argv, protocol, digit, seed, name, threads, resume):
 
 def run_subprocesses(commands, jobs, log_dir):
     """Run {label: command} with at most `jobs` at once, each one's output in log_dir/<label>.log; a SIGINT
-    or SIGTERM is passed on to the running ones, which checkpoint, and then raises solver.Interrupted.
+    or SIGTERM is passed on to the running ones, which checkpoint, and then raises stops.Interrupted.
     Returns {label: exit status}."""
-    from source import solver   # TensorFlow's module: readers of records (collect) import this one without it
     pending, running, status, forwarded = list(commands.items()), {}, {}, set()
-    with solver.StopFlag() as stop:
+    with StopFlag() as stop:
         while pending or running:
             for label, proc in running.items():   # a signal here: each running sub-run checkpoints and stops
                 if stop.signum and label not in forwarded:
@@ -88,6 +89,6 @@ def run_subprocesses(commands, jobs, log_dir):
                     logger.info(f"[sweep] {label}: " + ("done" if proc.returncode == 0 else
                                                 f"exit {proc.returncode}: {tail[0]}"))
             if stop.signum and not running:
-                raise solver.Interrupted(stop.signum, None)
+                raise Interrupted(stop.signum, None)
             time.sleep(0.2)
     return status

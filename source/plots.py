@@ -1,5 +1,8 @@
-"""Figures and image grids written by the solver (matplotlib, Agg backend)."""
+"""Figures and image grids (matplotlib, Agg backend): a run's figures from its evaluation (draw_figures),
+the training loop's restorations, a sweep's chart, the development curves."""
 import io
+import logging
+import os
 
 import matplotlib
 
@@ -8,7 +11,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
-from source import files  # noqa: E402
+from source import board, files  # noqa: E402
+
+logger = logging.getLogger(__name__)
 
 
 def _save(fig, path):
@@ -27,7 +32,6 @@ def png_size(png):
 
 
 GAP = 2      # pixels between the tiles of an example grid
-N_GRID = 8   # examples per sample grid (the test split's four, the most anomalous of new images)
 
 
 def example_grid(x, panels, captions, title, path):
@@ -201,3 +205,58 @@ def auroc_curves(panels, path, score="x_dgx", columns=None):
                bbox_to_anchor=(0.5, -0.08 / rows))
     fig.tight_layout()
     return _save(fig, path)
+
+
+def draw_figures(data, run, scored, panels_of, step, history=None, class_names=None, bars=None, bars_title=""):
+    """Every figure of a run from its evaluation (scored: evaluation.evaluate's), each on its own: one that
+    fails is named on one line and the others are still drawn. panels_of(images): the model's reconstruction
+    panels of those images; step: the TensorBoard step of the figures. Sample grids of an empty category are
+    stated, not drawn. Returns {"failed": {figure: error}, "empty_grids": {grid: title}} for report.md and
+    summary.json."""
+    name, test, threshold = scored["anomaly_score"], scored["test"], scored["threshold"]
+    score, anomalous = test[name], data.anomalous_test
+    writer = board.writer(run.log)
+    curves = {f"ADAE {k}" if k == name else k: v for k, v in test.items()}
+    jobs = [("box_plot", lambda: box_plot(score, data.y_test, threshold, run.figure("box_plot"), class_names,
+                                          normal_classes=data.normal_digits)),
+            ("roc_curve", lambda: roc_curve(anomalous, curves, run.figure("roc_curve"))),
+            ("pr_curve", lambda: pr_curve(anomalous, curves, run.figure("pr_curve"))),
+            ("score_histogram", lambda: score_histogram(score, anomalous, threshold, run.figure("score_histogram"))),
+            ("test/pr_curve", lambda: writer.add_summary(board.pr_curve("test/pr_curve", anomalous, score), step))]
+    if history:
+        jobs.append(("loss_curves", lambda: loss_curves(history, run.figure("loss_curves"))))
+    if bars:
+        jobs.append(("baselines", lambda: bar_chart(bars, run.figure("baselines"), bars_title)))
+    os.makedirs(run.grid_dir, exist_ok=True)
+    empty = {}
+    for grid_name, title, idx in scored["grids"]:
+        if not len(idx):
+            empty[grid_name] = title
+            writer.add_summary(board.text(f"test_grids/{grid_name}", f"No test image: no {title}."), step)
+            continue
+
+        def grid(grid_name=grid_name, title=title, idx=idx):
+            png = example_grid(
+                data.x_test[idx], panels_of(data.x_test[idx]),
+                [f"{_class_name(data.y_test[i], class_names)}\nscore {score[i]:.3g}" for i in idx],
+                f"{title} (threshold {threshold:.3g}, score {name})", run.figure(f"grids/{grid_name}"))
+            writer.add_summary(board.image(f"test_grids/{grid_name}", png, *png_size(png)), step)
+        jobs.append((f"grids/{grid_name}", grid))
+    failed = {}
+    for figure, make in jobs:
+        draw(figure, make, failed)
+    writer.close()
+    return {"failed": failed, "empty_grids": empty}
+
+
+def draw(figure, make, failed):
+    """Draw one figure (make()); one that fails is named on one line and in `failed`, and never costs the run."""
+    try:
+        make()
+    except Exception as err:
+        failed[figure] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        logger.warning(f"[figures] {figure} failed: {failed[figure]}")
+
+
+def _class_name(label, class_names):
+    return class_names[label] if class_names else str(label)

@@ -15,9 +15,9 @@ FIGURES = [("box_plot", "Scores per class (normal classes green)"), ("roc_curve"
            ("grids/anomalous_as_anomalous", "Anomalous images judged anomalous")]
 
 
-def run_report(summary, run=None):
-    """A Summary's command, data, metrics of every method, threshold metrics, timings and figures (figures
-    only with `run`, whose results folder is checked for each file)."""
+def run_report(summary):
+    """A Summary's command, data, metrics of every method, threshold metrics and timings: TensorBoard's text,
+    and report.md's with figures_section after it."""
     c, d, m, t = summary.config, summary.data, summary.metrics, summary.timings
     model, training = c.model, c.training
     out = [f"# {summary.name}\n", f"`{c.command}`\n",
@@ -51,20 +51,24 @@ def run_report(summary, run=None):
                        f"D {final['rec_d']:.3f}, the mean normal image (template) {final['rec_template']:.3f}. "
                        "A network that reconstructs sits well below the template.\n")
     out += ["## Timings (seconds)\n", markdown.table(["stage", "value"], [[k, f"{v:.1f}"] for k, v in t.items()])]
-    if run is not None:
-        figures = summary.figures
-        empty, failed = figures.get("empty_grids", {}), figures.get("failed", {})
-        out.append("## Figures\n")
-        for name, caption in FIGURES:
-            grid = name.split("/")[-1]
-            if name in failed:
-                out.append(f"### {caption}\n\nNot drawn: the figure failed ({failed[name]}).\n")
-            elif grid in empty:
-                out.append(f"### {caption}\n\nNo test image falls in this category.\n")
-            elif os.path.isfile(run.figure(name)):
-                out.append(f"### {caption}\n\n![{caption}]({name}.png)\n")
-        out += [f"Not drawn: {name} ({error})\n" for name, error in failed.items()
-                if name not in dict(FIGURES)]
+    return "\n".join(out)
+
+
+def figures_section(summary, run):
+    """report.md's figures section: each figure of the run's results folder, one that failed or an empty grid
+    said instead."""
+    drawn = summary.figures
+    empty, failed = drawn.get("empty_grids", {}), drawn.get("failed", {})
+    out = ["## Figures\n"]
+    for name, caption in FIGURES:
+        grid = name.split("/")[-1]
+        if name in failed:
+            out.append(f"### {caption}\n\nNot drawn: the figure failed ({failed[name]}).\n")
+        elif grid in empty:
+            out.append(f"### {caption}\n\nNo test image falls in this category.\n")
+        elif os.path.isfile(run.figure(name)):
+            out.append(f"### {caption}\n\n![{caption}]({name}.png)\n")
+    out += [f"Not drawn: {name} ({error})\n" for name, error in failed.items() if name not in dict(FIGURES)]
     return "\n".join(out)
 
 

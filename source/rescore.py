@@ -44,7 +44,7 @@ def development_aurocs(model, data, halves=False, ema=True, layers=False):
     model scores with their moving average (the scores that need no fit). layers: each hidden-layer pair's
     encoder layers alone too, by the name "<pair> L<i>" (L0 the input, the last the code): which layer carries
     the anomaly; an analysis, not a score a run can report."""
-    from source.solver import dev_auroc_of, fit_scores
+    from source.evaluation import dev_auroc_of, fit_scores
     if ema:
         fit_scores(model, data)
     valid, dev = model.run_scores(data.x_valid, ema=ema), model.run_scores(data.x_dev_anomalous, ema=ema)

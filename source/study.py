@@ -197,7 +197,7 @@ def rescore_checkpoints(arrays, run, out_path):
     the development images and on the two fixed halves, with the scoring weights (the moving average in --ema
     runs) and with the trained ones; G's and D's error of validation normals beside the template's. Written to
     out_path (JSON) after each checkpoint, so a stopped rescoring continues where it was."""
-    from source import datamanager, experiment, rescore, solver
+    from source import datamanager, evaluation, experiment, rescore
     from source.files import read_json, write_json
     from source.neuralnet import checkpoints
     done = read_json(out_path) if os.path.isfile(out_path) else {"run": run.name, "half_seed": rescore.HALF_SEED,
@@ -212,7 +212,7 @@ def rescore_checkpoints(arrays, run, out_path):
         if step in done["steps"]:
             continue
         model.restore(path)
-        health = solver.validation_health(model, data)
+        health = evaluation.validation_health(model, data)
         done["steps"][step] = {"scoring": rescore.development_aurocs(model, data, halves=True),
                                "trained": rescore.development_aurocs(model, data, halves=True, ema=False),
                                "rec_g": health["rec_g"], "rec_d": health["rec_d"]}

@@ -181,6 +181,26 @@ def straight_sweep(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="session")
+def evaluated(digit1, tmp_path_factory):
+    """An untrained model's evaluation of digit 1's validation and test images: (model, result, scored), read
+    by the tests of the evaluation and of the figures, each drawing into a run folder of its own."""
+    from source import evaluation
+    from source.neuralnet import ADAE
+    model = ADAE(seed=0)
+    result, _, scored = evaluation.evaluate(model, digit1, run_folder(tmp_path_factory.mktemp("evaluated")))
+    yield model, result, scored
+    model.close()
+
+
+def run_folder(root):
+    """A run folder under root (its results folder made) for one test's evaluation or figures."""
+    from source.rundir import RunDir
+    run = RunDir(str(root / "c"), str(root / "r"), "eval")
+    os.makedirs(run.results)
+    return run
+
+
 # the command line end to end: one real run (e2e) that test_run, test_board, test_report and test_inference read
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GRIDS = ["normal_as_normal", "anomalous_as_normal", "normal_as_anomalous", "anomalous_as_anomalous"]

@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from source import experiment, rescore, solver
-from source.solver import dev_auroc_of
+from source import evaluation, experiment, rescore
+from source.evaluation import dev_auroc_of
 from source.scores import PAIRS, SCORE_NAMES
 from tests.conftest import SHORT
 
@@ -18,7 +18,7 @@ def test_development_aurocs_match_the_loop_and_the_halves(digit1):
     the development anomalies into disjoint fixed parts, and each half's AUROC is that of its images."""
     model = experiment.build_model(SHORT)
     out = rescore.development_aurocs(model, digit1, halves=True)
-    health = solver.validation_health(model, digit1, fit=True)
+    health = evaluation.validation_health(model, digit1, fit=True)
     assert set(out["all"]) == set(SCORE_NAMES)
     assert out["all"] == pytest.approx(health["dev_auroc_per_score"], abs=1e-12)
     parts = rescore.development_halves(len(digit1.x_valid), len(digit1.x_dev_anomalous))

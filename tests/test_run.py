@@ -163,10 +163,10 @@ def test_bf16_on_kernels_without_avx512_exits_2_with_one_line(tmp_path, monkeypa
 def test_interrupt_then_resume_matches_uninterrupted_run(e2e, tmp_path, monkeypatch, capsys, signal_on_call):
     """SIGINT inside the second epoch (at its development evaluation of step 10): a checkpoint of that step,
     the resume command, exit 130, no scores; resuming ends with the e2e run's scores."""
-    from source import solver
+    from source import evaluation
     tmp, _, flags = e2e
     named = flags_under(flags, tmp_path) + ["--name", "interrupted"]
-    signal_on_call(solver, "validation_health", signal.SIGINT, 2)
+    signal_on_call(evaluation, "validation_health", signal.SIGINT, 2)
     assert run.main(named) == 130
     err = capsys.readouterr().err
     assert "checkpoint" in err and "model.ckpt-10" in err and "--resume" in err and "--name interrupted" in err
@@ -202,7 +202,7 @@ def test_same_seed_same_results_other_seed_other_scores_and_the_score_changes_no
     only chooses the score that is reported and thresholded; a record of either holds the other's result),
     and scores the same test images; seed 1 scores them otherwise (He init: an untrained DCGAN-init network
     outputs its zero bias to float precision whatever the seed). Byte-identical scores.csv of one seed run twice:
-    tests/test_solver.py::test_test_curve_is_recorded_and_read_by_nothing."""
+    tests/test_experiment.py::test_test_curve_is_recorded_and_read_by_nothing."""
     outs, summaries = [], []
     for seed, name, score in (("0", "a", "x_dgx"), ("0", "b", "x_dgx_rel"), ("1", "c", "x_dgx")):
         code = run.main(["--steps", "3", "--batch", "64", "--data", "embedded", "--seed", seed, "--name", name,
@@ -228,11 +228,12 @@ def test_non_finite_loss_stops_with_step_and_checkpoint(digit1, tmp_path):
     import copy
     from source import solver
     from source.neuralnet import ADAE
+    from source.stops import TrainingError
     data = copy.copy(digit1)
     data.x_train = digit1.x_train.copy()
     data.x_train[:] = np.nan
     model = ADAE()
-    with pytest.raises(solver.TrainingError, match="non-finite loss at step 1.*last good checkpoint: none"):
+    with pytest.raises(TrainingError, match="non-finite loss at step 1.*last good checkpoint: none"):
         solver.train(model, data, RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "nan"),
                      solver.TrainingConfig(epoch=1))
     model.close()
@@ -244,7 +245,7 @@ def test_steps_budget_overrides_epochs(digit1, tmp_path):
     from source.neuralnet import ADAE
     model = ADAE(seed=0)
     history = solver.train(model, digit1, RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "steps"),
-                           solver.TrainingConfig(epoch=100, steps=8, batch=64))
+                           solver.TrainingConfig(epoch=100, steps=8, batch=64)).history
     assert [h["step"] for h in history] == [6, 8] and [h["epoch"] for h in history] == [1, 2]
     assert model.sess.run(model.global_step) == 8
     # the short last epoch's rate counts its own 128 images (2 batches of 64), not an epoch's 360
@@ -289,11 +290,11 @@ def test_cosine_schedule_resumed_continues_the_same_schedule(tmp_path, monkeypat
     run feeds every step the rate the schedule gives it (TensorBoard's health/learning_rate at each step) and
     ends with the straight run's scores."""
     import tensorflow as tf
-    from source import solver
+    from source import evaluation, solver
     flags = ["--data", "embedded", "--steps", "12", "--batch", "64", "--lr-schedule", "cosine", "--summary-every",
              "1", "--threads", "1", *SMALL_NET, "--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")]
     assert run.main(flags + ["--name", "straight"]) == 0
-    signal_on_call(solver, "validation_health", signal.SIGINT, 2)   # the second look: step 10, inside epoch 2
+    signal_on_call(evaluation, "validation_health", signal.SIGINT, 2)   # the second look: step 10, inside epoch 2
     assert run.main(flags + ["--name", "stopped"]) == 130
     monkeypatch.undo()
     assert run.main(flags + ["--name", "stopped", "--resume"]) == 0

@@ -174,14 +174,14 @@ def test_a_fit_fills_in_only_the_statistics_missing(batch):
     """Statistics saved by an older version lack a fitted score this one has: a fit adds that one on the same
     training normals and leaves the saved ones as they are (later scorings of the run use the same ones)."""
     import types
-    from source import solver
+    from source import evaluation
     model = ADAE(SHORT.model, seed=0)
     model.fit_scores(batch)
     saved = {n: s for n, s in model.fit_stats.items() if not n.startswith("stdmax_")}
     nap = saved["nap_g_x_gx"]
     model.fit_stats = dict(saved)   # as loaded from an older checkpoint's file
     assert "stdmax_g_x_gx" not in model.available_scores()
-    solver.fit_scores(model, types.SimpleNamespace(x_train=batch))
+    evaluation.fit_scores(model, types.SimpleNamespace(x_train=batch))
     assert model.fit_stats["nap_g_x_gx"] is nap
     assert model.available_scores() == SCORE_NAMES
     np.testing.assert_allclose(model.fit_stats["stdmax_g_x_gx"]["layer_means"],
