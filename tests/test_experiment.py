@@ -13,6 +13,7 @@ import pytest
 
 import run
 from source import experiment, parallel
+from source.flags import parse_args
 from source.scores import G_SCORES
 from tests.conftest import SHORT, SMALL_NET, SWEEP_FLAGS, SWEEP_IN_PROCESS, Lines, assert_same_sweep_table, roots
 
@@ -42,12 +43,12 @@ def test_plan_from_flags_runs_a_sweep_in_workers_and_one_run_in_this_process(mon
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     from source.record import RunConfig
     argv = ["--normal", "all", "--jobs", "2", "--lr", "1e-4", "--records", "rec"]
-    args = run.parse_args(argv)
+    args = parse_args(argv)
     plan = run.make_plan(args, argv, RunConfig.from_flags(args, "python run.py"), "RUN")
     assert (plan.run, plan.jobs, plan.threads, plan.records, plan.resume) == ("RUN", 2, 4, "rec", False)
     assert plan.worker_argv == ("--lr", "1e-4", "--records", "rec")
     argv = ["--normal", "3", "--jobs", "2"]
-    args = run.parse_args(argv)
+    args = parse_args(argv)
     plan = run.make_plan(args, argv, RunConfig.from_flags(args, "python run.py"), "RUN")
     assert (plan.jobs, plan.threads, plan.part_of) == (1, 0, None)
 
