@@ -16,9 +16,9 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from source import baselines, board, console, datamanager, evaluation, metrics, plots, report, solver
+from source import baselines, board, console, datamanager, evaluation, hardware, metrics, plots, report, solver
 from source.files import DamagedFile, read_json, write_json
-from source.neuralnet import ADAE, cpu_flags, cpuinfo_field
+from source.neuralnet import ADAE
 from source.record import Summary
 from source.scores import G_SCORES
 from source.stops import TrainingError
@@ -91,7 +91,7 @@ def run_one(config, arrays, source, run, resume=False, load_from=None, shared_ba
         final_epoch=history[-1] if history else None, dev_curve=progress.curve, test_curve=progress.test_curve,
         timings=timings,
         versions={"tensorflow": tf.__version__, "numpy": np.__version__, "python": platform.python_version()},
-        machine=machine())
+        machine=hardware.machine())
     run.write_summary(summary)   # the evaluation is on disk before any figure is drawn
 
     t = time.time()
@@ -108,16 +108,6 @@ def run_one(config, arrays, source, run, resume=False, load_from=None, shared_ba
     log_table(summary)
     logger.info(f"[test] results: {run.results}  (report.md)")
     return summary
-
-
-def machine():
-    """The CPU a run's timings and last float bits come from: model name, cores, the vector units oneDNN picks
-    kernels by."""
-    model = cpuinfo_field("model name") or "unknown CPU"
-    flags = cpu_flags()
-    units = [name for name, flag in (("AVX-512", "avx512f"), ("AVX512-BF16", "avx512_bf16"), ("AMX-BF16", "amx_bf16"))
-             if flag in flags] or (["AVX2"] if "avx2" in flags else [])
-    return {"cpu": f"{model}, {os.cpu_count()} cores, {'/'.join(units) or 'no AVX2'}"}
 
 
 def run_baselines(config, data, run, shared=None):

@@ -8,8 +8,8 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from source import board, layers, scores as score_defs
-from source.config import PRECISIONS, SCORE_NAMES, MachineConfig, ModelConfig
+from source import board, hardware, layers, scores as score_defs
+from source.config import SCORE_NAMES, MachineConfig, ModelConfig
 from source.scores import HIDDEN, LAYERWISE, PAIRS, PIXEL, RELATIVE
 
 logger = logging.getLogger(__name__)
@@ -548,13 +548,14 @@ def count_params(variables):
 
 def open_session(graph, machine):
     """A session on the graph as the MachineConfig says, and the precision it runs at."""
-    precision = resolve_precision(machine.precision)
+    precision = hardware.resolve_precision(machine.precision)
     return tf1.Session(graph=graph, config=session_config(machine.threads, machine.xla,
                                                           precision["used"] == "bf16")), precision
 
 
 def session_config(threads=0, xla=False, bf16=False):
-    """Session options: thread pools (0 = one per core), optional XLA JIT and oneDNN bfloat16."""
+    """Session options: thread pools (0 = one per core), optional XLA JIT and oneDNN bfloat16 (whether this CPU
+    can run it: hardware.resolve_precision)."""
     config = tf1.ConfigProto()
     config.intra_op_parallelism_threads = threads
     config.inter_op_parallelism_threads = 2 if threads == 0 else max(1, min(2, threads))
@@ -564,59 +565,3 @@ def session_config(threads=0, xla=False, bf16=False):
         from tensorflow.core.protobuf import rewriter_config_pb2
         config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
     return config
-
-
-BF16_FLAGS = ("amx_bf16", "avx512_bf16")
-
-
-def cpuinfo_field(name):
-    """The first value of a /proc/cpuinfo field ("flags", "model name", "cpu MHz"); None where it cannot be read."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.split(":", 1)[0].strip() == name:
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
-
-
-def cpu_flags():
-    """The CPU's feature flags from /proc/cpuinfo (empty where it cannot be read)."""
-    return set((cpuinfo_field("flags") or "").split())
-
-
-class PrecisionError(ValueError):
-    """--precision bf16 where oneDNN's kernels have no bfloat16 convolution (below AVX-512)."""
-
-
-# ONEDNN_MAX_CPU_ISA values (by prefix) -> the CPU flags they keep oneDNN from using
-ISA_CAPS = {"SSE": ("avx512", "amx"), "AVX2": ("avx512", "amx"), "AVX": ("avx512", "amx"),
-            "AVX512_CORE_BF16": ("amx",), "AVX512_CORE_VNNI": ("avx512_bf16", "amx"),
-            "AVX512_CORE": ("avx512_bf16", "amx"), "AVX512_CORE_AMX": ()}
-
-
-def kernel_flags(flags=None, max_isa=None):
-    """The CPU flags oneDNN's kernels may use: /proc/cpuinfo's (or flags), less those ONEDNN_MAX_CPU_ISA (or
-    max_isa) holds them below."""
-    flags = cpu_flags() if flags is None else set(flags)
-    max_isa = (os.environ.get("ONEDNN_MAX_CPU_ISA", "") if max_isa is None else max_isa).upper()
-    for prefix in sorted(ISA_CAPS, key=len, reverse=True):   # the longest matching name decides
-        if max_isa.startswith(prefix):
-            return {f for f in flags if not f.startswith(ISA_CAPS[prefix])}
-    return flags
-
-
-def resolve_precision(requested, flags=None):
-    """fp32 | bf16 | auto -> what runs: auto takes bf16 only where the CPU has bfloat16 hardware; a forced
-    bf16 needs AVX-512 (oneDNN emulates bfloat16 there; below it a bfloat16 convolution cannot be built, so
-    the run would fail at its first step): PrecisionError otherwise. flags: the kernels' CPU flags."""
-    if requested not in PRECISIONS:
-        raise ValueError(f"precision must be fp32, bf16 or auto, got {requested!r}")
-    flags = kernel_flags() if flags is None else set(flags)
-    seen = sorted(flags & set(BF16_FLAGS))
-    if requested == "bf16" and "avx512f" not in flags:
-        raise PrecisionError("--precision bf16 needs AVX-512 kernels (oneDNN builds no bfloat16 convolution "
-                             "below them) and this CPU's have none; use fp32 or auto")
-    used = ("bf16" if seen else "fp32") if requested == "auto" else requested
-    return {"requested": requested, "used": used, "bf16_cpu_flags": seen}

@@ -123,7 +123,7 @@ class Summary:
     metrics: dict        # ADAE's: metrics.all_metrics at the threshold, anomaly_score, AUROC_per_score
     baselines: dict      # {method: {AUROC, AUPRC}}
     baseline_info: dict  # settings and seconds of each baseline
-    precision: dict      # neuralnet.resolve_precision: requested, used, the CPU's bf16 flags
+    precision: dict      # hardware.resolve_precision: requested, used, the CPU's bf16 flags
     final_epoch: dict    # solver.train's last history record (None for a run that did not train)
     dev_curve: list      # the development AUROC and reconstruction errors at log-spaced steps
     timings: dict

@@ -258,37 +258,10 @@ def test_saver_keeps_only_the_last_checkpoints(batch, tmp_path):
     assert [os.path.basename(p) for p in kept] == ["model.ckpt-3.index", "model.ckpt-4.index"]
 
 
-@pytest.mark.parametrize("requested, flags, used", [
-    ("auto", {"avx2", "fma"}, "fp32"), ("auto", {"avx512f", "amx_bf16"}, "bf16"),
-    ("auto", {"avx512_bf16"}, "bf16"), ("fp32", {"amx_bf16"}, "fp32"), ("bf16", {"avx512f"}, "bf16"), ("bf16", {"avx2"}, None)])
-def test_precision_choice(requested, flags, used):
-    """auto takes bfloat16 only where the CPU has AMX-BF16 or AVX512-BF16; fp32 is forced, and bf16 where the
-    kernels have AVX-512 (below it oneDNN builds no bfloat16 convolution: a one-line PrecisionError)."""
-    from source.neuralnet import PrecisionError, resolve_precision
-    if used is None:
-        with pytest.raises(PrecisionError, match="needs AVX-512"):
-            resolve_precision(requested, flags)
-        return
-    out = resolve_precision(requested, flags)
-    assert out["used"] == used and out["requested"] == requested
-    assert out["bf16_cpu_flags"] == sorted(flags & {"amx_bf16", "avx512_bf16"})
-
-
-def test_oneDNN_isa_cap_hides_the_flags_above_it():
-    """ONEDNN_MAX_CPU_ISA=AVX2 (how the AVX2-only host's kernels are reproduced here) leaves no AVX-512 or AMX
-    flag; AVX512_CORE keeps AVX-512 but not its bfloat16; no cap, or an AMX one, keeps every flag."""
-    from source.neuralnet import kernel_flags
-    flags = {"avx2", "avx512f", "avx512_bf16", "amx_bf16"}
-    assert kernel_flags(flags, "AVX2") == {"avx2"} and kernel_flags(flags, "avx2_vnni") == {"avx2"}
-    assert kernel_flags(flags, "AVX512_CORE") == {"avx2", "avx512f"}
-    assert kernel_flags(flags, "AVX512_CORE_BF16") == {"avx2", "avx512f", "avx512_bf16"}
-    assert kernel_flags(flags, "") == kernel_flags(flags, "AVX512_CORE_AMX") == flags
-
-
 def test_forced_precisions_build_and_score(batch):
     """Both forced paths build a session that scores (bf16 where the kernels can: AVX-512); fp32 twice gives
     identical scores."""
-    from source.neuralnet import kernel_flags
+    from source.hardware import kernel_flags
     runs = {}
     for precision in ("fp32", "fp32") + (("bf16",) if "avx512f" in kernel_flags() else ()):
         m = ADAE(machine=MachineConfig(precision=precision), seed=2)

@@ -2,6 +2,7 @@
 import json
 
 import run
+from source.flags import parse_args
 
 
 def test_configs_take_their_owners_defaults_and_round_trip():
@@ -12,7 +13,7 @@ def test_configs_take_their_owners_defaults_and_round_trip():
     assert {k: getattr(ModelConfig(), k) for k in ARCH_DEFAULTS["paper"]} == ARCH_DEFAULTS["paper"]
     reference = ModelConfig(arch="reference", lr=3e-4)
     assert reference.lr == 3e-4 and reference.gamma == ARCH_DEFAULTS["reference"]["gamma"] == 0.5
-    args = run.parse_args(["--arch", "reference", "--anomaly", "3", "--seeds", "2", "--widths", "8,16"])
+    args = parse_args(["--arch", "reference", "--anomaly", "3", "--seeds", "2", "--widths", "8,16"])
     config = RunConfig.from_flags(args, "python run.py")
     assert config.model.arch == "reference" and config.model.widths == (8, 16) and config.training.batch == 32
     assert config.data.protocol == "anomaly" and config.data.digits == (3,) and config.runs() == [(3, 0), (3, 1)]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import run
+from source.flags import build_parser
 from source.rundir import RunDir
 from source.scores import SCORE_NAMES
 from tests.conftest import GRIDS, SMALL_NET, assert_same_scores, flags_under, run_main
@@ -263,7 +264,7 @@ def test_flags_table_lists_every_flag_of_the_parser():
     for line in table:
         for cell in re.findall(r"`([^`]*)`", line):
             documented.update(re.findall(r"--[a-z][a-z0-9-]*", cell))
-    parser = run.build_parser()
+    parser = build_parser()
     flags = {a.option_strings[0] for a in parser._actions if a.option_strings and a.option_strings[0] != "-h"}
     aliases = {s for a in parser._actions for s in a.option_strings[1:] if s.startswith("--")}
     assert flags - documented == set()

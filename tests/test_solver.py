@@ -80,8 +80,8 @@ def learned(digit1):
     image's error in the network's units, and a large batch of training images through the training path
     (its own batch statistics) and the inference path (the moving averages). The suite's longest training:
     two tests read it, in one process."""
-    import run as cli
-    args = cli.parse_args(["--data", "embedded", "--batch", "32", "--steps", str(LEARN_STEPS)])
+    from source.flags import parse_args
+    args = parse_args(["--data", "embedded", "--batch", "32", "--steps", str(LEARN_STEPS)])
     config = RunConfig.from_flags(args, "")
     assert config.model == ModelConfig() and config.training.batch == 32
     model = experiment.build_model(config)
