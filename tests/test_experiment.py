@@ -1,6 +1,6 @@
-"""Sweeps (source.experiment, source.parallel): the plan of a sweep's sub-runs, its projected time, and a
-sweep stopped by a signal and resumed (one process, and worker processes) ending with the straight sweep's
-table; records of a sweep's sub-runs, kept when a fresh clone resumes, and the recipe rule for job-array tasks."""
+"""Sweeps (source.experiment): the plan of a sweep's sub-runs, its projected time, and a sweep stopped by a
+signal and resumed (one process, and worker processes) ending with the straight sweep's table; records of a
+sweep's sub-runs, kept when a fresh clone resumes, and the recipe rule for job-array tasks."""
 import csv
 import dataclasses
 import json
@@ -12,28 +12,9 @@ import signal
 import pytest
 
 import run
-from source import experiment, parallel
+from source import experiment
 from source.scores import G_SCORES
 from tests.conftest import SHORT, SMALL_NET, SWEEP_FLAGS, SWEEP_IN_PROCESS, Lines, assert_same_sweep_table, roots
-
-
-def test_part_argv_drops_what_chooses_the_sub_runs():
-    argv = ["--normal", "all", "--seeds", "3", "--jobs=2", "--name", "x", "--resume", "--lr", "2e-4", "--threads", "1"]
-    assert parallel.part_argv(argv) == ["--lr", "2e-4"]
-
-
-def test_resume_and_rerun_commands_name_the_folder_the_run_got():
-    """--name twin that became twin_2 (twin was taken) resumes twin_2, not the earlier run; a sub-run is rerun as
-    its sweep's job-array task."""
-    assert parallel.resume_command(["--epoch", "3", "--name", "twin"], "twin_2") == \
-        "python run.py --epoch 3 --name twin_2 --resume"
-    assert parallel.resume_command(["--epoch", "3", "--resume"], "embedded_normal1") == \
-        "python run.py --epoch 3 --name embedded_normal1 --resume"
-    assert parallel.resume_command(["--normal", "2", "--part-of", "s"], "normal2_seed0") == \
-        "python run.py --normal 2 --part-of s --resume"
-    assert parallel.sub_run_command("python run.py --anomaly all --seeds 3 --name s --jobs 2 --lr 2e-4", "s",
-                                    "anomaly", 3, 1) == \
-        "python run.py --lr 2e-4 --anomaly 3 --seed 1 --part-of s --resume"
 
 
 def test_plan_from_flags_runs_a_sweep_in_workers_and_one_run_in_this_process(monkeypatch):
