@@ -3,7 +3,7 @@ import logging
 import os
 import sys
 
-from source import console, datamanager, hardware, parallel, record, rundir
+from source import console, datamanager, flags, hardware, record, rundir
 from source.files import portable_command
 from source.flags import UsageError, parse_args
 from source.rundir import RecordDir, RunDir
@@ -23,11 +23,11 @@ def fail(error, status):
 def make_plan(args, argv, config, run):
     """The sweep.Plan of the flags: run's folders, resuming, records, and for a sweep its worker
     processes (--jobs, default 2 on two or more cores; each with --threads, default the cores shared out)."""
-    from source import sweep
+    from source.tools import sweep
     jobs = (args.jobs or min(2, os.cpu_count() or 1)) if len(config.runs()) > 1 else 1
     threads = args.threads or (max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else 0)
     return sweep.Plan(run, resume=args.resume and (not args.part_of or run.has_state()), records=args.records,
-                      part_of=args.part_of, jobs=jobs, threads=threads, worker_argv=tuple(parallel.part_argv(argv)))
+                      part_of=args.part_of, jobs=jobs, threads=threads, worker_argv=tuple(flags.part_argv(argv)))
 
 
 def score_images(args):
@@ -54,7 +54,7 @@ def one_run(args, argv, config, claimed):
 
 def whole_sweep(args, argv, config, claimed):
     """A sweep of digits (--normal all, --anomaly all) and seeds (--seeds N), new or continued (--resume)."""
-    from source import sweep
+    from source.tools import sweep
     earlier_run(args, config)
     arrays, data_source = load_data(args, config)
     run = claim_run(args, args.name or rundir.default_name(data_source["name"], config), claimed)
@@ -65,7 +65,7 @@ def whole_sweep(args, argv, config, claimed):
 def job_array_task(args, argv, config, claimed):
     """--part-of: one digit and seed as a sub-run of sweep --part-of (a job-array task), decided before any
     data is loaded: a sub-run finished or recorded already is not run again."""
-    from source import sweep
+    from source.tools import sweep
     whole = RunDir(args.logdir, args.results, args.part_of)   # the sweep's folders
     name = rundir.sub_name(config.data.protocol, *config.runs()[0])
     claimed.append(name)
@@ -129,7 +129,7 @@ def main(argv=None):
         return fail(err, EXIT_USAGE)
     except stops.Interrupted as err:
         saved = f"checkpoint {err.checkpoint}; " if err.checkpoint else ""
-        again = f"resume with: {parallel.resume_command(argv, claimed[0])}" if claimed else "no run had started"
+        again = f"resume with: {flags.resume_command(argv, claimed[0])}" if claimed else "no run had started"
         print(f"run.py: interrupted; {saved}{again}", file=sys.stderr)
         return 128 + err.signum
     except stops.TrainingError as err:

@@ -1,7 +1,7 @@
 """One run, one way: data -> model -> training (solver) -> evaluation -> baselines -> summary -> figures
 (plots) -> report. Each stage is called once, in this order, and hands its results on; none comes back to an
 earlier one (ConvAE, a baseline, is trained and scored by its own solver and evaluation calls). A sweep of
-runs is source.sweep's.
+runs is source.tools.sweep's.
 
 `config` is a record.RunConfig, built once by run.py from the flags; nothing here reads flags.
 """

@@ -1,9 +1,11 @@
 """run.py's flags: the parser (a group per config, each default shown from where it lives), the type of each
-value, and the checks between flags; a bad value or combination is a UsageError of one line."""
+value, and the checks between flags; a bad value or combination is a UsageError of one line. And the command
+lines that continue or make again a run, a sweep or one of its sub-runs from the flags they were made with."""
 import argparse
 import dataclasses
 import math
 import os
+import shlex
 
 from source.config import (ARCH_DEFAULTS, ARCHS, INITS, LR_SCHEDULES, OBJECTIVES, PRECISIONS, RECIPE_BATCH,
                            SCORE_NAMES, MachineConfig, ModelConfig, TrainingConfig)
@@ -92,7 +94,7 @@ def build_parser():
     a("--records", metavar="DIR", help="sweeps: also write each finished sub-run's summary to DIR/<name>/ "
       "(small, committable); --resume takes those records as finished sub-runs")
     a("--part-of", metavar="NAME", help="run one digit and seed as a sub-run of sweep NAME (a job-array task); "
-      "python -m source.collect NAME builds the sweep's table")
+      "python -m source.tools.collect NAME builds the sweep's table")
     a("--resume", action="store_true", help="continue run --name from its latest checkpoint up to --epoch epochs")
     a("--test-only", action="store_true", help="evaluate run --name's checkpoint without training; results go to "
       "a new folder <name>_eval")
@@ -172,3 +174,45 @@ def widths_list(text):
         raise argparse.ArgumentTypeError(f"expected 1-5 comma-separated channel counts in 1..1024 like 32,64,128, "
                                          f"got {text!r}")   # 5 halvings take 32x32 to 1x1
     return tuple(values)
+
+
+# --- command lines that continue or make again a run, a sweep or one of its sub-runs ---
+
+# flags that choose a sweep's sub-runs, name it or size its processes, with the values each takes
+SWEEP_FLAGS = {"--normal": 1, "--anomaly": 1, "--seed": 1, "--seeds": 1, "--jobs": 1, "--name": 1, "--threads": 1,
+               "--resume": 0}
+
+
+def _drop(argv, flags):
+    """argv less the given flags ({flag: how many values follow it}) and their values."""
+    out, skip = [], 0
+    for arg in argv:
+        if skip:
+            skip -= 1
+        elif arg.split("=")[0] in flags:
+            skip = flags[arg] if "=" not in arg else 0
+        else:
+            out.append(arg)
+    return out
+
+
+def part_argv(argv):
+    """A sweep's flags less SWEEP_FLAGS: what each worker's `run.py --part-of` shares."""
+    return _drop(argv, SWEEP_FLAGS)
+
+
+def resume_command(argv, name):
+    """The command line that continues run (or sweep) `name`: its folder's name, not the --name asked, which an
+    earlier run may have taken (then name is <name>_2)."""
+    argv = _drop(argv, {"--resume": 0} if "--part-of" in argv else {"--resume": 0, "--name": 1})
+    return " ".join(["python", "run.py"] + argv + ([] if "--part-of" in argv else ["--name", name]) + ["--resume"])
+
+
+def sub_run_command(command, sweep, protocol, digit, seed, records=True):
+    """The job-array command line that continues, or makes again, one sub-run of a sweep, from the command
+    line a sweep or one of its tasks was made with ("python run.py ..."; "..." for the flags when unknown);
+    records=False drops --records (a sub-run with a record would be kept from it, not evaluated again)."""
+    argv = shlex.split(command)[2:] if command.startswith("python run.py") else ["..."]
+    drop = {"--part-of": 1} if records else {"--part-of": 1, "--records": 1}
+    return " ".join(["python", "run.py"] + _drop(part_argv(argv), drop)
+                    + [f"--{protocol}", str(digit), "--seed", str(seed), "--part-of", sweep, "--resume"])

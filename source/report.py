@@ -1,8 +1,8 @@
-"""report.md: one page per run (or sweep) that reads well in any Markdown viewer, figures by relative path."""
+"""report.md of a run: one page that reads well in any Markdown viewer, figures by relative path (a sweep's:
+source.tools.sweep)."""
 import os
 
 from source import markdown
-from source.aggregate import READING
 from source.metrics import THRESHOLD_STD, best_test_reading
 
 FIGURES = [("box_plot", "Scores per class (normal classes green)"), ("roc_curve", "ROC curves of every score"),
@@ -70,19 +70,3 @@ def figures_section(summary, run):
             out.append(f"### {caption}\n\n![{caption}]({name}.png)\n")
     out += [f"Not drawn: {name} ({error})\n" for name, error in failed.items() if name not in dict(FIGURES)]
     return "\n".join(out)
-
-
-def sweep_report(config, run, table_markdown, summaries):
-    """The sweep's command, its AUROC table (per class over seeds, source.aggregate's rule) and chart, and each
-    sub-run with the command that made it; a link to its report where the sub-run's folder is here (not for a
-    record)."""
-    out = [f"# {run.name}\n", f"`{config.command}`\n",
-           f"AUROC on the test split, --{config.data.protocol} K: {READING}; the best of each row in bold.\n",
-           table_markdown,
-           "![AUROC per class](sweep.png)\n", "## Runs\n"]
-    for s in summaries:
-        sub = os.path.basename(s.name)
-        here = os.path.isfile(run.sub(sub).report_path)
-        out.append(f"- {f'[{sub}]({sub}/report.md)' if here else f'{sub} (committed record)'}: "
-                   f"AUROC {s.metrics['AUROC']:.4f}; `{s.config.command}`")
-    return "\n".join(out) + "\n"

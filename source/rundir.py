@@ -11,7 +11,7 @@ import shlex
 
 import numpy as np
 
-from source import parallel
+from source import flags
 from source.files import DamagedFile, read_json, write_csv, write_json, write_text
 from source.record import RunConfig, Summary
 
@@ -159,10 +159,10 @@ class RunDir:
         """The command that continues this run, or evaluates it again from its last checkpoint when it has
         finished (a sweep's sub-run: as a job-array task of its sweep)."""
         if self.parent and sub_of(self.name):
-            return parallel.sub_run_command(_stored_command(self.parent.config_path, self.config_path),
+            return flags.sub_run_command(_stored_command(self.parent.config_path, self.config_path),
                                             self.parent.name, *sub_of(self.name), records=False)
         command = _stored_command(self.config_path)
-        return parallel.resume_command(shlex.split(command)[2:] if command else ["..."], self.name)
+        return flags.resume_command(shlex.split(command)[2:] if command else ["..."], self.name)
 
     # config.json: the RunConfig a run (or sweep) was made with
     def write_config(self, config):
@@ -275,7 +275,7 @@ class RecordDir:
     def read(self, name):
         sub, rerun = sub_of(name), "python run.py ... --resume"
         if sub:
-            rerun = parallel.sub_run_command(_stored_command(self.config_path), os.path.basename(self.path), *sub)
+            rerun = flags.sub_run_command(_stored_command(self.config_path), os.path.basename(self.path), *sub)
             rerun += "" if " --records " in rerun else f" --records {os.path.dirname(self.path)}"
         return _read(self._sub(name), f"delete it and rerun that sub-run (trained again where its checkpoint is "
                      f"not on this machine) with: {rerun}", Summary.from_dict)

@@ -1,4 +1,4 @@
-"""The speed benchmark (source.benchmark), without timing anything that matters: the rates of a fake clock,
+"""The speed benchmark (source.tools.benchmark), without timing anything that matters: the rates of a fake clock,
 their summary, the machine's estimated peak from a given /proc/cpuinfo, FLOPs counted from the graph, the
 ten-digit table's projection, a precision this CPU cannot run refused, and one tiny run of the whole report
 whose numbers are checked against each other, not against a speed."""
@@ -7,7 +7,8 @@ import types
 
 import pytest
 
-from source import benchmark, neuralnet
+from source import neuralnet
+from source.tools import benchmark
 from source.config import MachineConfig, ModelConfig
 
 

@@ -1,4 +1,4 @@
-"""Collecting a sweep's table from sub-runs made anywhere (source.collect): job-array parts give the
+"""Collecting a sweep's table from sub-runs made anywhere (source.tools.collect): job-array parts give the
 straight sweep's table; missing sub-runs and another recipe's are refused; the report links only what exists."""
 import json
 import os
@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import run
-from source import collect
+from source.tools import collect
 from tests.conftest import ROOT, SMALL_NET, SWEEP_FLAGS, assert_same_scores, assert_same_sweep_table, roots
 
 # one job-array task of sweep "sw", with relative roots (run from its root folder) so that the commands the
@@ -70,7 +70,7 @@ def test_collected_report_names_its_own_command_and_links_only_what_exists(strai
     command that made it, and links no report that is not there."""
     assert collect.main(["sweep", "--results", str(tmp_path / "r"), "--records", str(straight_sweep / "records")]) == 0
     report = (tmp_path / "r" / "sweep" / "report.md").read_text()
-    assert "`python -m source.collect sweep --results r --records records`" in report
+    assert "`python -m source.tools.collect sweep --results r --records records`" in report
     assert "](normal7_seed0/report.md)" not in report and "normal7_seed0 (committed record)" in report
     assert "--seed 0" not in report.split("## Runs")[0]
 

@@ -1,4 +1,4 @@
-"""The figure of development and test AUROC along training (source.curves): one panel per record, titled by
+"""The figure of development and test AUROC along training (source.tools.curves): one panel per record, titled by
 its recipe and case, its curves drawn at the recorded steps; a damaged or missing record refused with one
 line and exit 2, no figure written."""
 import json
@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from source import curves, plots
+from source import plots
+from source.tools import curves
 from source.config import ModelConfig, TrainingConfig
 from source.datamanager import DataConfig
 from source.record import RunConfig, Summary

@@ -68,7 +68,7 @@ def test_test_curve_is_recorded_and_read_by_nothing(embedded, tmp_path, monkeypa
                    if path.startswith("events") for e in tf1.train.summary_iterator(os.path.join(run_off.log, path))
                    for t in [v.tag for v in e.summary.value])
     assert "best test AUROC of x_dgx over training is" in open(run_on.report_path).read()
-    from source import curves   # the README's curve figure, drawn from the summary as from a record
+    from source.tools import curves   # the README's curve figure, drawn from the summary as from a record
     assert curves.main([str(tmp_path / "curves.png"), run_on.summary_path, run_off.summary_path]) == 0
     assert (tmp_path / "curves.png").stat().st_size > 0
 

@@ -1,4 +1,4 @@
-"""A sweep's worker processes (source.parallel): the flags each worker shares, the command lines of one
+"""A sweep's worker processes (source.tools.parallel): the flags each worker shares, the command lines of one
 sub-run, of a resume and of a job-array rerun, and the pool that runs commands at most `jobs` at once, with
 each one's output in its log and a signal passed on to the running ones."""
 import os
@@ -8,12 +8,13 @@ import sys
 
 import pytest
 
-from source import parallel
+from source import flags
+from source.tools import parallel
 
 
 def test_part_argv_drops_what_chooses_the_sub_runs():
     argv = ["--normal", "all", "--seeds", "3", "--jobs=2", "--name", "x", "--resume", "--lr", "2e-4", "--threads", "1"]
-    assert parallel.part_argv(argv) == ["--lr", "2e-4"]
+    assert flags.part_argv(argv) == ["--lr", "2e-4"]
 
 
 def test_part_argv_keeps_every_other_flag_with_its_value_in_order():
@@ -21,21 +22,21 @@ def test_part_argv_keeps_every_other_flag_with_its_value_in_order():
     other flag stays, with its value, in order."""
     argv = ["--data", "embedded", "--anomaly=3", "--seed=2", "--batch", "64", "--seeds", "2", "--records", "rec",
             "--lr=1e-4", "--epoch", "3", "--name=s", "--widths", "8,16"]
-    assert parallel.part_argv(argv) == ["--data", "embedded", "--batch", "64", "--records", "rec", "--lr=1e-4",
+    assert flags.part_argv(argv) == ["--data", "embedded", "--batch", "64", "--records", "rec", "--lr=1e-4",
                                         "--epoch", "3", "--widths", "8,16"]
-    assert parallel.part_argv([]) == []
+    assert flags.part_argv([]) == []
 
 
 def test_resume_and_rerun_commands_name_the_folder_the_run_got():
     """--name twin that became twin_2 (twin was taken) resumes twin_2, not the earlier run; a sub-run is rerun as
     its sweep's job-array task."""
-    assert parallel.resume_command(["--epoch", "3", "--name", "twin"], "twin_2") == \
+    assert flags.resume_command(["--epoch", "3", "--name", "twin"], "twin_2") == \
         "python run.py --epoch 3 --name twin_2 --resume"
-    assert parallel.resume_command(["--epoch", "3", "--resume"], "embedded_normal1") == \
+    assert flags.resume_command(["--epoch", "3", "--resume"], "embedded_normal1") == \
         "python run.py --epoch 3 --name embedded_normal1 --resume"
-    assert parallel.resume_command(["--normal", "2", "--part-of", "s"], "normal2_seed0") == \
+    assert flags.resume_command(["--normal", "2", "--part-of", "s"], "normal2_seed0") == \
         "python run.py --normal 2 --part-of s --resume"
-    assert parallel.sub_run_command("python run.py --anomaly all --seeds 3 --name s --jobs 2 --lr 2e-4", "s",
+    assert flags.sub_run_command("python run.py --anomaly all --seeds 3 --name s --jobs 2 --lr 2e-4", "s",
                                     "anomaly", 3, 1) == \
         "python run.py --lr 2e-4 --anomaly 3 --seed 1 --part-of s --resume"
 
@@ -44,11 +45,11 @@ def test_sub_run_command_without_records_and_from_an_unknown_command():
     """records=False drops --records (and its value); a task's own command line loses its --part-of for the
     one asked; a command line not made by run.py shows "..." for the flags."""
     command = "python run.py --normal 4 --seed 1 --part-of old --records rec --batch 64"
-    assert parallel.sub_run_command(command, "sweep", "normal", 4, 1) == \
+    assert flags.sub_run_command(command, "sweep", "normal", 4, 1) == \
         "python run.py --records rec --batch 64 --normal 4 --seed 1 --part-of sweep --resume"
-    assert parallel.sub_run_command(command, "sweep", "normal", 4, 1, records=False) == \
+    assert flags.sub_run_command(command, "sweep", "normal", 4, 1, records=False) == \
         "python run.py --batch 64 --normal 4 --seed 1 --part-of sweep --resume"
-    assert parallel.sub_run_command("", "sweep", "anomaly", 0, 2) == \
+    assert flags.sub_run_command("", "sweep", "anomaly", 0, 2) == \
         "python run.py ... --anomaly 0 --seed 2 --part-of sweep --resume"
 
 
@@ -56,7 +57,7 @@ def test_child_command_runs_run_py_for_one_sub_run():
     """This interpreter on the repository's run.py, the shared flags, then the sub-run's digit and seed, its sweep,
     its threads, and --resume only when asked."""
     run_py = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "run.py")
-    shared = parallel.part_argv(["--anomaly", "all", "--seeds", "2", "--jobs", "2", "--lr", "1e-4"])
+    shared = flags.part_argv(["--anomaly", "all", "--seeds", "2", "--jobs", "2", "--lr", "1e-4"])
     assert parallel.child_command(shared, "anomaly", 7, 1, "sweep", 2, resume=False) == [
         sys.executable, run_py, "--lr", "1e-4", "--anomaly", "7", "--seed", "1", "--part-of", "sweep", "--threads", "2"]
     assert parallel.child_command((), "normal", 0, 3, "s_2", 1, resume=True) == \

@@ -1,4 +1,4 @@
-"""Every score from a checkpoint (source.rescore), on the development split only: each as the training loop
+"""Every score from a checkpoint (source.tools.rescore), on the development split only: each as the training loop
 measured it, the two fixed halves of the development images, a sweep scored once, its table."""
 import json
 import os
@@ -6,7 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from source import evaluation, experiment, rescore
+from source import evaluation, experiment
+from source.tools import rescore
 from source.evaluation import dev_auroc_of
 from source.scores import PAIRS, SCORE_NAMES
 from tests.conftest import SHORT

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from source import study
+from source.tools import study
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNS = ["study_normal8_default_latent8_ema", "study_normal8_default_latent8_ema_seed1"]

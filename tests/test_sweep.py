@@ -1,4 +1,4 @@
-"""Sweeps (source.sweep, source.parallel): the plan of a sweep's sub-runs, its projected time, and a sweep
+"""Sweeps (source.tools.sweep, source.tools.parallel): the plan of a sweep's sub-runs, its projected time, and a sweep
 stopped by a signal and resumed (one process, and worker processes) ending with the straight sweep's table;
 records of a sweep's sub-runs, kept when a fresh clone resumes, and the recipe rule for job-array tasks; the
 table over seeds and digits (markdown, CSV and figure)."""
@@ -13,7 +13,7 @@ import signal
 import pytest
 
 import run
-from source import sweep
+from source.tools import sweep
 from source.rundir import RunDir
 from source.scores import G_SCORES
 from tests.conftest import SHORT, SMALL_NET, SWEEP_FLAGS, SWEEP_IN_PROCESS, Lines, assert_same_sweep_table, roots

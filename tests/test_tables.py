@@ -1,11 +1,11 @@
-"""The README's tables from committed records (source.tables): filled between markers, the best-test
+"""The README's tables from committed records (source.tools.tables): filled between markers, the best-test
 diagnostic beside the end value, several files at once, a file without markers refused."""
 import json
 import pathlib
 
 import pytest
 
-from source import tables
+from source.tools import tables
 
 ROOT_RECORDS = pathlib.Path(__file__).resolve().parent.parent / "records"
 
@@ -73,7 +73,7 @@ def test_the_sweep_table_and_the_readme_table_give_the_same_cells(straight_sweep
     """One rule for seeds: for the same summaries, a sweep's sweep.md and the README's table have the same
     cell for ADAE's reported score and every baseline (a seeded one, ConvAE, added), per digit and in the mean
     row."""
-    from source import sweep
+    from source.tools import sweep
     from source.record import Summary
     summaries = {name: Summary.from_dict(dict(s.to_dict(), baselines=dict(
         s.baselines, ConvAE={"AUROC": 0.6 + 0.01 * s.seed + 0.001 * s.digit, "AUPRC": 0.5})))

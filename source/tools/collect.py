@@ -1,7 +1,7 @@
 """Build a sweep's table from sub-runs made anywhere: job-array tasks (`run.py --part-of NAME`), other
 machines, or committed records.
 
-    python -m source.collect NAME [--results results] [--logdir Checkpoint] [--records records]
+    python -m source.tools.collect NAME [--results results] [--logdir Checkpoint] [--records records]
 
 Reads results/NAME/<sub-run>/summary.json and, for sub-runs not there, records/NAME/<sub-run>.json; writes
 sweep.csv, sweep.md, sweep.png and report.md into results/NAME, as a sweep run straight through would.
@@ -12,12 +12,13 @@ import logging
 import os
 import sys
 
-from source import console, sweep
+from source import console
+from source.tools import sweep
 from source.files import portable_command
 from source.record import RecipeError, SchemaError
 from source.rundir import RecordDir, RunDir, stored_config
 
-logger = logging.getLogger("source.collect")   # its name also when run as python -m source.collect
+logger = logging.getLogger("source.tools.collect")   # its name also when run as python -m source.tools.collect
 
 
 def gather(run, records=None):
@@ -64,7 +65,7 @@ def main(argv=None):
     console.setup(args.verbose)
     try:
         collect(args.name, args.results, args.logdir, args.records,
-                command="python -m source.collect " + portable_command(argv))
+                command="python -m source.tools.collect " + portable_command(argv))
     except (ValueError, RecipeError, SchemaError) as err:
         print(f"collect: error: {err}", file=sys.stderr)
         return 2

@@ -1,7 +1,7 @@
 """The recipe study: ADAE's G/D balance chosen on the development AUROC, never on the test split.
 
-    python -m source.study run --data PATH [--steps 1000] [--stage NAME] [--case NAME] [--root study]
-    python -m source.study table [--root study] [--readme README.md]   # docs/study.md's table; README blocks
+    python -m source.tools.study run --data PATH [--steps 1000] [--stage NAME] [--case NAME] [--root study]
+    python -m source.tools.study table [--root study] [--readme docs/study.md]   # the study table; the marked blocks
 
 Each (case, recipe, seed) is one ordinary `run.py` run in its own process, named study_<case>_<recipe> for
 seed 0 and study_<case>_<recipe>_seed<K> for seed K, so a stopped study resumes by running only what has no
@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 from source import markdown
-from source.aggregate import cell
+from source.tools.aggregate import cell
 from source.config import SCORE_NAMES
 from source.files import write_text
 from source.rundir import RunDir
@@ -197,7 +197,8 @@ def rescore_checkpoints(arrays, run, out_path):
     the development images and on the two fixed halves, with the scoring weights (the moving average in --ema
     runs) and with the trained ones; G's and D's error of validation normals beside the template's. Written to
     out_path (JSON) after each checkpoint, so a stopped rescoring continues where it was."""
-    from source import datamanager, evaluation, experiment, rescore
+    from source import datamanager, evaluation, experiment
+    from source.tools import rescore
     from source.files import read_json, write_json
     from source.neuralnet import checkpoints
     done = read_json(out_path) if os.path.isfile(out_path) else {"run": run.name, "half_seed": rescore.HALF_SEED,

@@ -1,6 +1,6 @@
 """A sweep: one-class runs over classes and seeds (source.experiment's, one after another or in worker
 processes), resumed or kept from records, job-array tasks joining it, a projection of its time; and its table:
-sweep.csv, sweep.md, a chart and the sweep's report. The table needs no TensorFlow (`python -m source.collect`
+sweep.csv, sweep.md, a chart and the sweep's report. The table needs no TensorFlow (`python -m source.tools.collect`
 builds one with this module alone): experiment is imported where a run is made."""
 import dataclasses
 import logging
@@ -9,8 +9,9 @@ import time
 
 import numpy as np
 
-from source import board, datamanager, files, markdown, parallel, plots, report
-from source.aggregate import READING, OverSeeds, seeded
+from source import board, datamanager, files, markdown, plots
+from source.tools import parallel
+from source.tools.aggregate import READING, OverSeeds, seeded
 from source.rundir import FolderError, RecordDir, stored_config, sub_name
 from source.stops import TrainingError
 
@@ -19,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 def over_seeds(rows):
     """sweep.csv rows (dicts with method, digit, seed, AUROC) by class and seed under the one rule of
-    source.aggregate (ValueError where a classic baseline differs between seeds)."""
+    source.tools.aggregate (ValueError where a classic baseline differs between seeds)."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
     results = {}   # class -> seed -> method -> AUROC
     for r in rows:
@@ -61,7 +62,7 @@ def finish(config, summaries, run):
     class_names = datamanager.DATASETS[config.data.dataset].class_names
     protocol = config.data.protocol
     grid = write(rows, run, protocol, class_names)
-    run.write_report(report.sweep_report(config, run, markdown_table(grid, protocol, class_names), summaries))
+    run.write_report(sweep_report(config, run, markdown_table(grid, protocol, class_names), summaries))
     for method, per_class in grid.mean_std().items():
         logger.info(f"[sweep] {method:16s} mean AUROC {np.mean([v[0] for v in per_class.values()]):.4f}")
     logger.info(f"[sweep] results: {run.results}  (report.md)")
@@ -78,7 +79,7 @@ class Plan:
     part_of: str = None         # --part-of: the sweep this one run is a job-array task of
     jobs: int = 1               # a sweep's sub-runs at once; above 1, each is a `run.py --part-of` process
     threads: int = 0            # threads of each worker process and of the sweep's projection (0: TensorFlow's)
-    worker_argv: tuple = ()     # the flags every worker process shares (parallel.part_argv of the sweep's)
+    worker_argv: tuple = ()     # the flags every worker process shares (source.flags.part_argv of the sweep's)
 
 
 def run_task(config, arrays, source, plan):
@@ -97,7 +98,7 @@ def run_task(config, arrays, source, plan):
 def run_all(config, arrays, source, plan):
     """Every (digit, seed) of the config, as sub-runs in the plan's folders. Resumed, it keeps finished
     sub-runs (in its folders or committed records), resumes a started one from its checkpoint and runs the
-    rest, here one after another or, with plan.jobs > 1, as `run.py --part-of` processes (source.parallel);
+    rest, here one after another or, with plan.jobs > 1, as `run.py --part-of` processes (source.tools.parallel);
     then it builds its table from all sub-runs. Returns the Summaries."""
     from source import experiment   # TensorFlow's module: collect imports this one without it
     runs, run = config.runs(), plan.run
@@ -237,3 +238,19 @@ def start(config, run, records=None):
         writer.close()
     if records and not records.has_config():
         records.write_config(config)
+
+
+def sweep_report(config, run, table_markdown, summaries):
+    """The sweep's command, its AUROC table (per class over seeds, source.tools.aggregate's rule) and chart, and each
+    sub-run with the command that made it; a link to its report where the sub-run's folder is here (not for a
+    record)."""
+    out = [f"# {run.name}\n", f"`{config.command}`\n",
+           f"AUROC on the test split, --{config.data.protocol} K: {READING}; the best of each row in bold.\n",
+           table_markdown,
+           "![AUROC per class](sweep.png)\n", "## Runs\n"]
+    for s in summaries:
+        sub = os.path.basename(s.name)
+        here = os.path.isfile(run.sub(sub).report_path)
+        out.append(f"- {f'[{sub}]({sub}/report.md)' if here else f'{sub} (committed record)'}: "
+                   f"AUROC {s.metrics['AUROC']:.4f}; `{s.config.command}`")
+    return "\n".join(out) + "\n"

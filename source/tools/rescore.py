@@ -4,8 +4,8 @@ test split): a run trained before a score existed is scored with it without trai
 the graph's own (ADAE.run_scores); the fitted ones are fitted on the run's training normals where the
 checkpoint has no saved statistics.
 
-    python -m source.rescore --data PATH --sweep NAME [--results results] [--logdir Checkpoint] [--out study/rescore]
-    python -m source.rescore [--out study/rescore] [--readme docs/study.md]      # the table only
+    python -m source.tools.rescore --data PATH --sweep NAME [--results results] [--logdir Checkpoint] [--out study/rescore]
+    python -m source.tools.rescore [--out study/rescore] [--readme docs/study.md]      # the table only
 
 Each finished sub-run's development AUROCs go to OUT/<sweep>/<sub-run>.json, kept once written (a rerun
 scores only the sub-runs it has not); the table (one per sweep: each digit's mean ± std over seeds, then
@@ -21,7 +21,7 @@ import sys
 import numpy as np
 
 from source import markdown
-from source.aggregate import OverSeeds
+from source.tools.aggregate import OverSeeds
 from source.files import DamagedFile, read_json, write_json, write_text
 from source.scores import PAIRS, SCORE_NAMES
 
@@ -103,7 +103,7 @@ def read_rows(folder):
             try:
                 rows.append(read_json(os.path.join(folder, f)))
             except DamagedFile as err:
-                raise DamagedFile(f"{err}; delete it and score that sub-run again with: python -m source.rescore "
+                raise DamagedFile(f"{err}; delete it and score that sub-run again with: python -m source.tools.rescore "
                                   f"--data PATH --sweep {os.path.basename(folder)}") from None
     return rows
 

@@ -1,6 +1,6 @@
 """The README's full-MNIST tables, generated from committed records (no number typed by hand).
 
-    python -m source.tables [--records records] [--readme README.md docs/results.md ...]
+    python -m source.tools.tables [--records records] [--readme README.md docs/results.md ...]
 
 For each sweep folder records/<name>/ (config.json and one <sub-run>.json per finished sub-run), a table of
 test AUROC per digit: ADAE's scores, then every baseline of the same runs, and in the paper's protocol
@@ -15,7 +15,7 @@ import sys
 import numpy as np
 
 from source import markdown
-from source.aggregate import READING, OverSeeds, seeded
+from source.tools.aggregate import READING, OverSeeds, seeded
 from source.config import SCORE_NAMES
 from source.files import write_text
 from source.metrics import best_test_reading

@@ -1,6 +1,6 @@
 """The README's figure of development and test AUROC along training, from committed records.
 
-    python -m source.curves OUT.png RECORDS/SWEEP/SUB-RUN.json [...] [--columns N]   # one panel per record
+    python -m source.tools.curves OUT.png RECORDS/SWEEP/SUB-RUN.json [...] [--columns N]   # one panel per record
 
 Each panel is titled by the record's recipe (objective, lr, code) and case (protocol, digit, split).
 """

@@ -1,4 +1,4 @@
-"""Speed benchmark of the real ADAE graph: python -m source.benchmark [--configs default convae bf16 ...].
+"""Speed benchmark of the real ADAE graph: python -m source.tools.benchmark [--configs default convae bf16 ...].
 
 Times a training iteration (D step + G step) and scoring on synthetic images, after warm-up,
 and reports median and spread of images/s, FLOPs per image counted from the graph, the
