@@ -24,7 +24,7 @@ def make_plan(args, argv, config, run):
     """The sweep.Plan of the flags: run's folders, resuming, records, and for a sweep its worker
     processes (--jobs, default 2 on two or more cores; each with --threads, default the cores shared out)."""
     from source.tools import sweep
-    jobs = (args.jobs or min(2, os.cpu_count() or 1)) if len(config.runs()) > 1 else 1
+    jobs = (args.jobs or min(2, os.cpu_count() or 1)) if len(config.digit_seeds()) > 1 else 1
     threads = args.threads or (max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else 0)
     return sweep.Plan(run, resume=args.resume and (not args.part_of or run.has_state()), records=args.records,
                       part_of=args.part_of, jobs=jobs, threads=threads, worker_argv=tuple(flags.part_argv(argv)))
@@ -48,7 +48,7 @@ def one_run(args, argv, config, claimed):
         neuralnet.find_checkpoint(load_from.log)
     run = claim_run(args, args.name + "_eval" if args.test_only else args.name or
                     rundir.default_name(data_source["name"], config), claimed)
-    experiment.run_one(config, arrays, data_source, run, args.resume, load_from)
+    experiment.train_and_evaluate(config, arrays, data_source, run, args.resume, load_from)
     return 0
 
 
@@ -67,7 +67,7 @@ def job_array_task(args, argv, config, claimed):
     data is loaded: a sub-run finished or recorded already is not run again."""
     from source.tools import sweep
     whole = RunDir(args.logdir, args.results, args.part_of)   # the sweep's folders
-    name = rundir.sub_name(config.data.protocol, *config.runs()[0])
+    name = rundir.sub_name(config.data.protocol, *config.digit_seeds()[0])
     claimed.append(name)
     run = whole.sub(name)
     why = sweep.join(config, whole, run, RecordDir(args.records, args.part_of) if args.records else None, args.resume)
@@ -123,7 +123,7 @@ def main(argv=None):
                 return score_images(args)
             if args.part_of:
                 return job_array_task(args, argv, config, claimed)
-            return (whole_sweep if len(config.runs()) > 1 else one_run)(args, argv, config, claimed)
+            return (whole_sweep if len(config.digit_seeds()) > 1 else one_run)(args, argv, config, claimed)
     except (UsageError, datamanager.DataError, rundir.FolderError, record.SchemaError, record.RecipeError,
             hardware.PrecisionError, neuralnet.CheckpointError) as err:
         return fail(err, EXIT_USAGE)

@@ -33,13 +33,13 @@ def build_model(config, seed=None, objective=None):
                 keep_checkpoints=config.training.keep_checkpoints)
 
 
-def run_one(config, arrays, source, run, resume=False, load_from=None, shared_baselines=None):
+def train_and_evaluate(config, arrays, data_source, run, resume=False, load_from=None, shared_baselines=None):
     """Train ADAE as config says, on its one digit with its one seed (resume: from run's checkpoint;
     load_from: no training, the final checkpoint of that earlier run), evaluate it and the baselines (a
     sweep's sub-run: the classic ones shared through the folder shared_baselines), write run's folders;
     return its Summary."""
     timings, t = {}, time.time()
-    (digit, seed), = config.runs()
+    (digit, seed), = config.digit_seeds()
     class_names = datamanager.DATASETS[config.data.dataset].class_names
     data = datamanager.Dataset(*arrays, datnorm=config.data.datnorm, split=config.data.split,
                                **config.data.protocol_of(digit))
@@ -86,7 +86,7 @@ def run_one(config, arrays, source, run, resume=False, load_from=None, shared_ba
     timings["baselines"] = time.time() - t
 
     summary = Summary(
-        name=run.name, config=config, data={"source": source, "protocol": data.protocol, "digit": digit, **c},
+        name=run.name, config=config, data={"source": data_source, "protocol": data.protocol, "digit": digit, **c},
         metrics=result, baselines=baseline_results, baseline_info=baseline_info, precision=model.precision,
         final_epoch=history[-1] if history else None, dev_curve=progress.curve, test_curve=progress.test_curve,
         timings=timings,

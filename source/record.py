@@ -65,7 +65,7 @@ class RunConfig:
                    training=given(TrainingConfig, batch=flags.batch or RECIPE_BATCH[flags.arch]),
                    machine=given(MachineConfig), command=command)
 
-    def runs(self):
+    def digit_seeds(self):
         """The (digit, seed) pairs of the experiment, in the order a sweep runs them."""
         first = self.training.seed
         return [(d, s) for d in self.data.digits for s in range(first, first + self.training.seeds)]

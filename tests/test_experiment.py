@@ -24,7 +24,7 @@ def test_run_keeps_its_evaluation_when_every_grid_fails(embedded, tmp_path, monk
         raise ValueError("input depth must be evenly divisible by filter depth")
     monkeypatch.setattr(plots, "example_grid", broken)
     run = RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "broken")
-    summary = experiment.run_one(SHORT.one(1, 0), embedded, {"name": "embedded", "reason": "test"}, run)
+    summary = experiment.train_and_evaluate(SHORT.one(1, 0), embedded, {"name": "embedded", "reason": "test"}, run)
     on_disk = json.loads(open(run.summary_path).read())
     assert on_disk["metrics"]["AUROC"] == summary.metrics["AUROC"]
     assert sorted(on_disk["figures"]["failed"]) == [f"grids/{g}" for g in sorted(
@@ -49,7 +49,7 @@ def test_test_curve_is_recorded_and_read_by_nothing(embedded, tmp_path, monkeypa
     for on in (False, True):
         config = dataclasses.replace(SHORT, training=dataclasses.replace(SHORT.training, test_curve=on)).one(1, 0)
         run = RunDir(str(tmp_path / f"c{on}"), str(tmp_path / f"r{on}"), "curve")
-        runs[on] = (experiment.run_one(config, embedded, {"name": "embedded", "reason": "test"}, run), run)
+        runs[on] = (experiment.train_and_evaluate(config, embedded, {"name": "embedded", "reason": "test"}, run), run)
     monkeypatch.undo()
     (off, run_off), (on, run_on) = runs[False], runs[True]
     state = run_on.read_state()

@@ -12,8 +12,8 @@ def test_configs_take_their_owners_defaults_and_round_trip():
     args = parse_args(["--arch", "reference", "--anomaly", "3", "--seeds", "2", "--widths", "8,16"])
     config = RunConfig.from_flags(args, "python run.py")
     assert config.model.arch == "reference" and config.model.widths == (8, 16) and config.training.batch == 32
-    assert config.data.protocol == "anomaly" and config.data.digits == (3,) and config.runs() == [(3, 0), (3, 1)]
-    assert config.one(3, 1).runs() == [(3, 1)]
+    assert config.data.protocol == "anomaly" and config.data.digits == (3,) and config.digit_seeds() == [(3, 0), (3, 1)]
+    assert config.one(3, 1).digit_seeds() == [(3, 1)]
     assert RunConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     summary = Summary(name="x", config=config.one(3, 1), data={"digit": 3}, metrics={"anomaly_score": "x_dgx",
                       "threshold": 1.5, "AUROC": 0.9}, baselines={"PCA": {"AUROC": 0.8}}, baseline_info={},

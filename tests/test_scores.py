@@ -129,7 +129,7 @@ def test_the_fit_reads_training_normals_only(embedded, tmp_path, monkeypatch):
         return original(self, x_normals, *args, **kwargs)
     monkeypatch.setattr(ADAE, "fit_scores", recording)
     config = dataclasses.replace(SHORT, model=dataclasses.replace(SHORT.model, fit_images=100)).one(1, 0)
-    experiment.run_one(config, embedded, {"name": "embedded", "reason": "test"},
+    experiment.train_and_evaluate(config, embedded, {"name": "embedded", "reason": "test"},
                        RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "fit"))
     data = Dataset(*embedded, normal=1)
     train = {x.tobytes() for x in data.x_train}

@@ -78,7 +78,7 @@ def test_budget_rescoring_of_every_checkpoint_and_the_selection_rule(embedded, t
         SHORT, model=dataclasses.replace(SHORT.model, ema=0.9),
         training=dataclasses.replace(SHORT.training, epoch=2, steps=None, batch=180, keep_checkpoints=5)).one(1, 0)
     name = study.run_name("anomaly1_paper", "default_ema_8k")
-    experiment.run_one(config, embedded, {"name": "embedded", "reason": "test"}, study.study_run(str(tmp_path), name))
+    experiment.train_and_evaluate(config, embedded, {"name": "embedded", "reason": "test"}, study.study_run(str(tmp_path), name))
     monkeypatch.setattr(study, "stage_plan", lambda stage: (["anomaly1_paper"], ["default_ema_8k"], 1))
     found = study.rescored_stage(str(tmp_path), "budget", embedded)
     (run_out,), = found.values()

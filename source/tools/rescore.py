@@ -79,7 +79,7 @@ def rescore_sweep(arrays, sweep, out):
         if not sub.is_finished() or os.path.isfile(path):
             continue
         config = sub.read_config()
-        (digit, seed), = config.runs()
+        (digit, seed), = config.digit_seeds()
         data = datamanager.Dataset(*arrays, datnorm=config.data.datnorm, split=config.data.split,
                                    **config.data.protocol_of(digit))
         model = experiment.build_model(config)

@@ -204,7 +204,7 @@ def rescore_checkpoints(arrays, run, out_path):
     done = read_json(out_path) if os.path.isfile(out_path) else {"run": run.name, "half_seed": rescore.HALF_SEED,
                                                                    "steps": {}}
     config = run.read_config()
-    (digit, _), = config.runs()
+    (digit, _), = config.digit_seeds()
     data = datamanager.Dataset(*arrays, datnorm=config.data.datnorm, split=config.data.split,
                                **config.data.protocol_of(digit))
     model = experiment.build_model(config)

@@ -82,26 +82,26 @@ class Plan:
     worker_argv: tuple = ()     # the flags every worker process shares (source.flags.part_argv of the sweep's)
 
 
-def run_task(config, arrays, source, plan):
+def run_task(config, arrays, data_source, plan):
     """One job-array task of sweep plan.part_of (run.py --part-of, after join): its one run in the sub-run
     folder plan.run, the classic baselines shared through the sweep's folder, its record in the sweep's
     records. Returns its Summary."""
     from source import experiment   # TensorFlow's module: collect imports this one without it
     run = plan.run
-    summary = experiment.run_one(config, arrays, source, run, plan.resume, None,
+    summary = experiment.train_and_evaluate(config, arrays, data_source, run, plan.resume, None,
                                  os.path.join(os.path.dirname(run.results), SHARED_BASELINES))
     if plan.records:
         RecordDir(plan.records, plan.part_of).write(run.name, summary)
     return summary
 
 
-def run_all(config, arrays, source, plan):
+def run_all(config, arrays, data_source, plan):
     """Every (digit, seed) of the config, as sub-runs in the plan's folders. Resumed, it keeps finished
     sub-runs (in its folders or committed records), resumes a started one from its checkpoint and runs the
     rest, here one after another or, with plan.jobs > 1, as `run.py --part-of` processes (source.tools.parallel);
     then it builds its table from all sub-runs. Returns the Summaries."""
     from source import experiment   # TensorFlow's module: collect imports this one without it
-    runs, run = config.runs(), plan.run
+    runs, run = config.digit_seeds(), plan.run
     records = RecordDir(plan.records, run.name) if plan.records else None
     start(config, run, records)
     subs = [run.sub(sub_name(config.data.protocol, digit, seed)) for digit, seed in runs]
@@ -129,7 +129,7 @@ def run_all(config, arrays, source, plan):
     else:
         for done, i in enumerate(todo):
             sub = subs[i]
-            summaries[i] = experiment.run_one(config.one(*runs[i]), arrays, source, sub,
+            summaries[i] = experiment.train_and_evaluate(config.one(*runs[i]), arrays, data_source, sub,
                                               plan.resume and sub.has_state(), None,
                                               os.path.join(run.results, SHARED_BASELINES))
             left = (time.time() - t_start) / (done + 1) * (len(todo) - done - 1)   # from runs trained now only
