@@ -47,7 +47,7 @@ def build_parser():
       "b = sigmoid(alpha (|G(x)-D(G(x))| - |x-D(x)|)): G at 2b lr, D at 2(1-b) lr; 0 turns it off (*)")
     a("--anomaly-score", choices=SCORE_NAMES, metavar="SCORE", help="the error used as anomaly score: x_dgx "
       "||x - D(G(x))|| (the paper's), x_dx, x_gx, gx_dgx, x_dgx_rel (x_dgx over the ink ||x|| + ||D(G(x))||), or a "
-      "hidden-layer score KIND_PAIR, KIND sap|code|stdsap|nap, PAIR g_x_gx|d_x_dgx|d_x_dx (README) (*)")
+      "hidden-layer score KIND_PAIR, KIND sap|code|stdsap|stdmax|nap, PAIR g_x_gx|d_x_dgx|d_x_dx (README) (*)")
     a("--gamma", type=bounded(float, 0, low_open=True), help="equilibrium target ratio of D's fake to real error (*)")
     a("--lambda-k", type=bounded(float, 0), help="learning rate of k_t (*)")
     a("--ksize", type=bounded(int, 1, 9), help="reference arch: convolution kernel size")

@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from source import neuralnet
+from source import hardware
 from source.tools import benchmark
 from source.config import MachineConfig, ModelConfig
 
@@ -33,8 +33,8 @@ def test_stats_of_rates():
     ({"sse4_2"}, 80.0),
 ])
 def test_peak_from_cpuinfo(monkeypatch, flags, expected):
-    monkeypatch.setattr(neuralnet, "cpu_flags", lambda: set(flags))
-    monkeypatch.setattr(neuralnet, "cpuinfo_field", lambda name: {"cpu MHz": "2500.000"}.get(name))
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: set(flags))
+    monkeypatch.setattr(hardware, "cpuinfo_field", lambda name: {"cpu MHz": "2500.000"}.get(name))
     monkeypatch.setattr(benchmark.os, "sched_getaffinity", lambda pid: {0, 1})
     peak, cpu = benchmark.peak_gflops()
     assert peak == pytest.approx(expected)
@@ -43,7 +43,7 @@ def test_peak_from_cpuinfo(monkeypatch, flags, expected):
 
 
 def test_no_peak_where_cpuinfo_has_no_clock(monkeypatch):
-    monkeypatch.setattr(neuralnet, "cpuinfo_field", lambda name: None)
+    monkeypatch.setattr(hardware, "cpuinfo_field", lambda name: None)
     assert benchmark.peak_gflops() == (None, {})
 
 
@@ -72,7 +72,7 @@ def test_no_projection_without_the_default_config_at_the_tables_batch():
 
 
 def test_bf16_where_the_kernels_have_no_avx512_is_refused_before_anything_runs(monkeypatch, capsys):
-    monkeypatch.setattr(neuralnet, "cpu_flags", lambda: {"avx2", "fma"})
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2", "fma"})
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     monkeypatch.setattr(benchmark, "count_flops", lambda *a: pytest.fail("measured a refused configuration"))
     with pytest.raises(SystemExit) as caught:

@@ -22,7 +22,7 @@ import tensorflow as tf  # noqa: E402
 
 from source import board  # noqa: E402
 from source.config import MachineConfig, ModelConfig  # noqa: E402
-from source.hardware import BF16_FLAGS, PrecisionError, cpu_flags, cpuinfo_field, resolve_precision  # noqa: E402
+from source import hardware  # noqa: E402
 from source.neuralnet import ADAE  # noqa: E402
 
 tf1 = tf.compat.v1
@@ -152,15 +152,15 @@ TABLE_BUDGET = {"steps": 1000, "batch": 64}   # the README's ten-digit tables: p
 def peak_gflops():
     """The machine's fp32 peak as far as /proc/cpuinfo tells: cores x clock x FLOPs per cycle
     (two FMA units: 32 per cycle with AVX2, 64 with AVX-512); None where it cannot be read."""
-    flags = cpu_flags()
+    flags = hardware.cpu_flags()
     try:
-        mhz = float(cpuinfo_field("cpu MHz"))
+        mhz = float(hardware.cpuinfo_field("cpu MHz"))
     except (TypeError, ValueError):
         return None, {}
     per_cycle = 64 if "avx512f" in flags else 32 if "avx2" in flags else 16
     cores = len(os.sched_getaffinity(0))
     return cores * mhz / 1000 * per_cycle, {"cores": cores, "mhz": mhz, "flops_per_cycle": per_cycle,
-                                            "bf16_flags": sorted(flags & set(BF16_FLAGS))}
+                                            "bf16_flags": sorted(flags & set(hardware.BF16_FLAGS))}
 
 
 def measured_peak_gflops(precision="fp32", threads=0, n=2048, repeats=5):
@@ -200,8 +200,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     for name in args.configs:   # a precision these kernels cannot run (bf16 below AVX-512): one line, exit 2
         try:
-            resolve_precision(CONFIGS[name][1].precision)
-        except PrecisionError as err:
+            hardware.resolve_precision(CONFIGS[name][1].precision)
+        except hardware.PrecisionError as err:
             p.error(f"--configs {name}: {err}")
 
     flops = {arch: count_flops(args.score_batch, ModelConfig(arch=arch)) for arch in ("paper", "reference")}
