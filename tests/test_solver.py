@@ -68,7 +68,7 @@ def test_curve_steps_are_log_spaced():
 # 480 / 540 / 600 / 720 iterations: AVX-512 1 thread 7.8 / 6.6 / 5.4 / 4.8, 2 threads 5.6 / 5.0 / 4.7 / 4.6; AVX2
 # 1 thread 7.1 / 6.4 / 5.9 / 4.7, 2 threads 9.9 / 7.7 / 7.1 / 6.1; SSE4.1 1 thread 5.6 / 5.3 / 4.4 / 4.4. Every
 # one stays below 8 from 540 on; at 600 the slowest is 7.1, about a quarter below the template. D's error on real
-# images is at most 10 from iteration 300 on, 4.3-5.0 at 600. So the check trains to 600 (README, "What the
+# images is at most 10 from iteration 300 on, 4.3-5.0 at 600. So the check trains to 600 (docs/speed.md, "What the
 # learning check found").
 LEARN_STEPS, LEARN_LOOKS = 600, (300, 450, 600)
 
