@@ -41,7 +41,7 @@ def test_job_array_parts_collect_into_the_straight_table(straight_sweep, tmp_pat
 def test_collect_without_sub_runs_fails_cleanly_and_needs_no_tensorflow(tmp_path):
     """As a collect job runs it (its own process): no sub-run gives one line and exit 2, and nothing on the
     way imports TensorFlow (a table is numbers, text and one chart)."""
-    probe = ("import sys; from source import collect; code = collect.main(sys.argv[1:]); "
+    probe = ("import sys; from source.tools import collect; code = collect.main(sys.argv[1:]); "
              "print('tensorflow imported' if 'tensorflow' in sys.modules else 'no tensorflow'); sys.exit(code)")
     out = subprocess.run([sys.executable, "-c", probe, "nothing", "--results", str(tmp_path)], cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
