@@ -105,12 +105,15 @@ class Nap:
                 "singular_values": s.astype(np.float64), "shrink_lambda": np.float64(lam)}
 
     def score(self, diffs, stats):
-        centred = np.asarray(diffs, np.float64) - stats["mean"]
-        coords = centred @ stats["vectors"].astype(np.float64)
+        """The projection in float32, as the graph computes the differences (five times faster than float64
+        on the paper network's 15,368 features: NAP was 40% of the time of a look at every score; the
+        coordinates differ from float64's by about 1e-6 relative), the whitening and the sum in float64."""
+        centred = np.asarray(diffs, np.float32) - stats["mean"]
+        coords = (centred @ stats["vectors"]).astype(np.float64)
         lam = float(stats["shrink_lambda"])
         out = (coords ** 2 / (stats["singular_values"] ** 2 + lam)).sum(1)
         if lam > 0:
-            residual = np.maximum((centred ** 2).sum(1) - (coords ** 2).sum(1), 0.0)
+            residual = np.maximum(np.square(centred, dtype=np.float64).sum(1) - (coords ** 2).sum(1), 0.0)
             out = out + residual / lam
         return out
 
