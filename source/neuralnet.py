@@ -271,7 +271,9 @@ class ADAE:
             self.hidden[pair] = (hidden_a, hidden_b)
             diffs = [tf.reshape(a - b, [tf.shape(a)[0], -1]) for a, b in zip(hidden_a, hidden_b)]
             distances = tf.stack([tf.reduce_sum(tf.square(d), 1) for d in diffs], 1, name=f"layers_{pair}")
-            self.fit_inputs[pair] = {"layers": distances, "diffs": tf.concat(diffs, 1, name=f"diffs_{pair}")}
+            self.fit_inputs[pair] = {"layers": distances, "diffs": tf.concat(diffs, 1, name=f"diffs_{pair}"),
+                                     "layers_ink": tf.concat([distances, self._ink(self.x_net, self.tensors[second])[:, None]],
+                                                             1, name=f"layers_ink_{pair}")}
             for kind, weights in LAYERWISE.items():
                 self.scores[f"{kind}_{pair}"] = tf.tensordot(
                     distances, tf.constant(weights(len(diffs)), tf.float32), 1, name=f"{kind}_{pair}")
@@ -292,10 +294,13 @@ class ADAE:
         error = l2_per_image(a, b)
         if name not in RELATIVE:
             return error
+        return error / tf.maximum(self._ink(a, b), 1e-6)
+
+    def _ink(self, a, b):
+        """The ink of two images: the sum of their L2 norms in the input's frame and range."""
         image_a, image_b = to_image(a, self.arch), to_image(b, self.arch)
         zero = tf.zeros_like(image_a)
-        ink = l2_per_image(image_a, zero) + l2_per_image(image_b, zero)
-        return error / tf.maximum(ink, 1e-6)
+        return l2_per_image(image_a, zero) + l2_per_image(image_b, zero)
 
     def _summaries(self):
         """Scalars every few steps; the epoch-level ones are fed from the solver."""

@@ -10,7 +10,7 @@ import pytest
 import run
 from source import experiment, scores
 from source.neuralnet import ADAE, ScoreError
-from source.scores import HIDDEN, PAIRS, SCORE_NAMES, Nap, StdMax, StdSap
+from source.scores import HIDDEN, PAIRS, SCORE_NAMES, Mix, Nap, StdMax, StdSap
 from tests.conftest import SHORT, SMALL_NET, assert_same_scores
 
 
@@ -98,6 +98,31 @@ def test_stdsap_and_stdmax_standardise_each_layer_by_the_normals_mean():
     assert scores.fitted_score("stdmax", SHORT.model).__class__ is StdMax
 
 
+def test_mix_averages_the_standardised_layers_and_the_ink_relative_error():
+    """Hand values: layers (2 of them) and the ink; the relative error is the input layer's root over the ink;
+    each part over its mean on the normals, half each."""
+    normals = np.array([[4.0, 1.0, 2.0], [16.0, 3.0, 4.0]])        # relative 1.0 and 1.0; layer means 10, 2
+    stats = Mix().fit(normals)
+    np.testing.assert_allclose(stats["layer_means"], [10.0, 2.0])
+    assert stats["relative_mean"] == pytest.approx(1.0)
+    images = np.array([[10.0, 2.0, 2.0], [0.0, 0.0, 1.0], [36.0, 6.0, 2.0]])
+    np.testing.assert_allclose(Mix().score(images, stats), [0.5 * 1.0 + 0.5 * np.sqrt(10) / 2,
+                                                           0.0, 0.5 * 3.3 + 0.5 * 3.0])
+
+
+def test_mix_reads_the_pairs_own_ink_relative_error(small, batch):
+    """On D's pair (x, D(G(x))) the pixel half of `mix` is the graph's x_dgx_rel; on G's it is x_gx over the
+    ink of x and G(x); after a fit every mix score is finite and positive."""
+    layers_ink = small.sess.run({p: small.fit_inputs[p]["layers_ink"] for p in PAIRS}, {small.x: batch})
+    pixel = small.run_scores(batch, names=["x_dgx_rel", "x_gx"])
+    _, relative = Mix._parts(layers_ink["d_x_dgx"].astype(np.float64))
+    np.testing.assert_allclose(relative, pixel["x_dgx_rel"], rtol=1e-5)
+    np.testing.assert_allclose(np.sqrt(layers_ink["g_x_gx"][:, 0]), pixel["x_gx"], rtol=1e-5)
+    small.fit_scores(batch)
+    mixed = small.run_scores(batch, names=[f"mix_{p}" for p in PAIRS])
+    assert all(np.isfinite(v).all() and (v > 0).all() for v in mixed.values())
+
+
 def test_a_perfect_reconstruction_scores_zero():
     """No difference at any layer: SAP, code and stdsap are zero; NAP is zero at the normals' mean difference."""
     distances = np.zeros((3, 5))
@@ -106,6 +131,8 @@ def test_a_perfect_reconstruction_scores_zero():
     layer_stats = StdSap().fit(np.random.RandomState(0).rand(20, 5))
     assert (StdSap().score(distances, layer_stats) == 0).all()
     assert (StdMax().score(distances, layer_stats) == 0).all()
+    inked = np.c_[distances, np.ones(3)]   # no difference, some ink
+    assert (Mix().score(inked, Mix().fit(np.random.RandomState(0).rand(20, 6) + 0.1)) == 0).all()
     train = np.random.RandomState(1).randn(30, 8)
     stats = Nap().fit(train)
     assert Nap().score(train.mean(0, keepdims=True), stats) == pytest.approx([0.0], abs=1e-9)
