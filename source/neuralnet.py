@@ -271,9 +271,9 @@ class ADAE:
             self.hidden[pair] = (hidden_a, hidden_b)
             diffs = [tf.reshape(a - b, [tf.shape(a)[0], -1]) for a, b in zip(hidden_a, hidden_b)]
             distances = tf.stack([tf.reduce_sum(tf.square(d), 1) for d in diffs], 1, name=f"layers_{pair}")
+            ink = self._ink(self.x_net, self.tensors[second])[:, None]
             self.fit_inputs[pair] = {"layers": distances, "diffs": tf.concat(diffs, 1, name=f"diffs_{pair}"),
-                                     "layers_ink": tf.concat([distances, self._ink(self.x_net, self.tensors[second])[:, None]],
-                                                             1, name=f"layers_ink_{pair}")}
+                                     "layers_ink": tf.concat([distances, ink], 1, name=f"layers_ink_{pair}")}
             for kind, weights in LAYERWISE.items():
                 self.scores[f"{kind}_{pair}"] = tf.tensordot(
                     distances, tf.constant(weights(len(diffs)), tf.float32), 1, name=f"{kind}_{pair}")

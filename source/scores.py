@@ -75,8 +75,8 @@ class Mix:
     over the ink of its two images, as x_dgx_rel on D's pair) and the mean of its standardised layer
     distances, each over its mean on the training normals, averaged. On the paper's protocol the two readings
     are complementary (docs/study.md, seventh round: x_dgx_rel leads on digits 1, 7 and 9, G's layers on
-    the seven others); a candidate thought of after that round, so measured on data it did not show. Reads the
-    per-layer distances with the ink beside them (N, L + 1)."""
+    the seven others); thought of after that round, and on the checkpoints at hand no better than x_dgx_rel
+    (tied on digits 5-9, behind on digit 1). Reads the per-layer distances with the ink beside them (N, L + 1)."""
     reads = "layers_ink"
 
     @staticmethod
