@@ -86,7 +86,7 @@ class Mix:
 
     def fit(self, layers_ink):
         layers, relative = self._parts(np.asarray(layers_ink, np.float64))
-        return {"layer_means": np.maximum(layers.mean(0), 1e-12), "relative_mean": np.maximum(relative.mean(), 1e-12)}
+        return dict(StdSap().fit(layers), relative_mean=np.maximum(relative.mean(), 1e-12))
 
     def score(self, layers_ink, stats):
         layers, relative = self._parts(np.asarray(layers_ink, np.float64))

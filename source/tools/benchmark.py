@@ -236,15 +236,16 @@ def main(argv=None):
             train_flops /= 3   # one network of three in training
             score_flops /= 2   # G alone where ADAE's score runs G, then D
         peak = peaks["bf16" if r["precision"]["used"] == "bf16" else "fp32"]
-        for phase, per_image in (("train", train_flops), ("score", score_flops), ("score_all", None)):
+        # every score (score_all, shown as "all"): hidden-layer passes and NumPy on top of the counted graph, no FLOPs
+        for phase, shown, per_image in (("train", "train", train_flops), ("score", "score", score_flops),
+                                        ("score_all", "all", None)):
             for batch, s in r.get(phase, {}).items():
-                if per_image is None:   # every score: hidden-layer passes and NumPy on top of the counted graph
-                    print(f"{r['label']:15s} {'all':6s} {batch:5d} {s['median']:12.0f} {s['min']:8.0f} {s['max']:8.0f}")
-                    continue
-                gflops = s["median"] * per_image / 1e9
-                s["gflops"], s["fraction_of_peak"] = gflops, gflops / peak
-                print(f"{r['label']:15s} {phase:6s} {batch:5d} {s['median']:12.0f} {s['min']:8.0f} {s['max']:8.0f} "
-                      f"{gflops:8.1f} {f'{100 * gflops / peak:7.1f}%':>8s}")
+                line = f"{r['label']:15s} {shown:6s} {batch:5d} {s['median']:12.0f} {s['min']:8.0f} {s['max']:8.0f}"
+                if per_image is not None:
+                    gflops = s["median"] * per_image / 1e9
+                    s["gflops"], s["fraction_of_peak"] = gflops, gflops / peak
+                    line += f" {gflops:8.1f} {f'{100 * gflops / peak:7.1f}%':>8s}"
+                print(line)
     projection = project_tables(results)
     for line in projection.get("lines", []):
         print(line)
