@@ -31,6 +31,15 @@ def curve_steps(total_steps, per_decade=CURVE_PER_DECADE):
     return {int(round(10 ** (k / per_decade))) for k in range(per_decade, top + 1)} - {0}
 
 
+def fit_epochs(epochs):
+    """The epoch ends at which the fitted scores are fitted on training normals and measured: epochs 1, 2, 4, 8, ...
+    and the last. A fit costs 6 to 9 looks on the paper network (three randomized SVDs of 2,000 x 15,368 for NAP):
+    fitted at every epoch end it was half of a 1,000-iteration one-class sub-run (docs/speed.md)."""
+    if epochs < 1:
+        return set()
+    return {2 ** k for k in range(int(np.log2(epochs)) + 1)} | {epochs}
+
+
 def learning_rates(schedule, lr, total_steps):
     """The learning rate of each step 0..total_steps-1 (float32): lr throughout ('constant', the paper's form),
     or TensorFlow's cosine decay of lr that reaches zero at the end of the last step ('cosine'). A function of
@@ -117,6 +126,7 @@ class Training:
         self.total_steps = config.total_steps(len(data.x_train))
         self.epochs = int(np.ceil(self.total_steps / self.n_per_epoch))
         self.at_curve = curve_steps(self.total_steps)
+        self.at_fit = fit_epochs(self.epochs)
         self.learning_rates = learning_rates(config.lr_schedule, model.config.lr, self.total_steps)
         # a matplotlib figure costs time: at most N_DRAWN restoration figures per run
         self.draw_every = max(1, int(np.ceil(self.epochs / N_DRAWN)))
@@ -177,10 +187,9 @@ class Training:
         checkpoint and the log line."""
         model, t_extra = self.model, time.time()
         drawn = (epoch + 1) % self.draw_every == 0 or epoch + 1 == self.epochs
-        # the fitted scores cost a fit on training normals (seconds on the paper network): measured at the epoch
-        # ends whose restorations are drawn (at most N_DRAWN a run, the last included), and at every epoch end
-        # of a run scored by one
-        health = self.look(self.step, fit=drawn or model.anomaly_score not in model.scores)
+        # the fitted scores cost a fit on training normals (seconds on the paper network): measured at the
+        # log-spaced epoch ends of fit_epochs (the last included), and at every epoch end of a run scored by one
+        health = self.look(self.step, fit=epoch + 1 in self.at_fit or model.anomaly_score not in model.scores)
         dev_aurocs = health["dev_auroc_per_score"]
         valid, dev_auroc = health["valid"][model.anomaly_score], dev_aurocs[model.anomaly_score]
         if drawn:

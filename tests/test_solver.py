@@ -61,6 +61,34 @@ def test_curve_steps_are_log_spaced():
     assert solver.curve_steps(5) == set()
 
 
+def test_fitted_scores_are_fitted_at_log_spaced_epoch_ends_and_the_last():
+    """Epochs 1, 2, 4, 8, ... and the last; none for a run of no epoch."""
+    assert solver.fit_epochs(13) == {1, 2, 4, 8, 13} and solver.fit_epochs(16) == {1, 2, 4, 8, 16}
+    assert solver.fit_epochs(1) == {1} and solver.fit_epochs(3) == {1, 2, 3} and solver.fit_epochs(0) == set()
+
+
+def test_a_run_fits_at_those_epoch_ends_only_and_measures_the_rest_at_every_look(digit1, tmp_path, monkeypatch):
+    """Five epochs of 3 steps: the fitted scores are fitted (on training normals) and recorded at the ends of
+    epochs 1, 2, 4 and 5 only; the graph's scores at every look, epoch 3's end and the in-epoch look at step
+    10 included."""
+    fits, original = [], ADAE.fit_scores
+
+    def counted(self, x_normals, *args, **kwargs):
+        fits.append(int(self.sess.run(self.global_step)))
+        return original(self, x_normals, *args, **kwargs)
+    monkeypatch.setattr(ADAE, "fit_scores", counted)
+    model = ADAE(SHORT.model, seed=0)
+    progress = solver.train(model, digit1, RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "fits"),
+                            solver.TrainingConfig(epoch=5, batch=128))
+    graph_scores, fitted = set(model.scores), set(model.fitted)
+    model.close()
+    assert fits == [3, 6, 12, 15]
+    by_step = {p["step"]: set(p["dev_auroc_per_score"]) for p in progress.curve}
+    assert sorted(by_step) == [3, 6, 9, 10, 12, 15]
+    for step, names in by_step.items():
+        assert names == (graph_scores | fitted if step in (3, 6, 12, 15) else graph_scores), step
+
+
 # The default recipe's G on the embedded subset at batch 32, seed 0: its error on validation normals against the
 # mean image's 9.2 is not monotone early on (spikes of 23-26 near iterations 120-180), and when it comes down
 # depends on the kernels' last bits. Measured on one CPU with oneDNN's kernels held to each kind
