@@ -100,3 +100,38 @@ def test_budget_rescoring_of_every_checkpoint_and_the_selection_rule(embedded, t
     rows = [line for line in study.budget_table(found).splitlines() if line.startswith("| anomaly1_paper")]
     assert [r.split("|")[4].strip() for r in rows] == ["2 (2)", "4 (4)"]
     assert f"{point['scoring']['all']['x_dgx']:.3f}" in rows[1]
+
+
+def _rescored_run(name, steps):
+    """A rescore_checkpoints output by hand: steps {step: (scoring half a, half b, trained half a, half b)} of
+    x_dgx; the trained weights' only where given."""
+    out = {"run": name, "steps": {}}
+    for step, (a, b, ta, tb) in steps.items():
+        trained = {"a": {"x_dgx": ta}, "b": {"x_dgx": tb}} if ta is not None else {"a": {}, "b": {}}
+        out["steps"][str(step)] = {"scoring": {"a": {"x_dgx": a}, "b": {"x_dgx": b}}, "trained": trained}
+    return out
+
+
+def test_the_selection_rule_takes_the_best_half_b_mean_and_the_simpler_within_the_tie():
+    """Over every run: the candidates' half-b means (a look before the warm-up never chosen, though its half a
+    is the best); the highest wins by more than TIE; within TIE the order is moving average, trained weights,
+    best look; a candidate missing on one run is not compared; the table shows every run and each recipe."""
+    one = _rescored_run("r1", {500: (0.99, 0.99, None, None), 1000: (0.6, 0.7, None, None), 2000: (0.5, 0.6, 0.55, 0.65)})
+    two = _rescored_run("r2", {1000: (0.8, 0.8, None, None), 2000: (0.7, 0.75, 0.7, 0.74)})
+    choice, means = study.rule_choice([one, two], "x_dgx")
+    assert means == pytest.approx({"last trained weights": 0.695, "moving average, last step": 0.675,
+                                   "best half-a look after warm-up": 0.75}, abs=1e-12)
+    assert choice == "best half-a look after warm-up"
+    near = _rescored_run("r3", {1000: (0.9, 0.809, None, None), 2000: (0.8, 0.8, 0.8, 0.805)})
+    assert study.rule_choice([near], "x_dgx")[0] == "moving average, last step"   # 0.809 is within 0.01 of 0.8
+    alone = _rescored_run("r4", {1000: (0.9, 0.7, None, None), 2000: (0.8, 0.6, 0.8, 0.695)})
+    assert study.rule_choice([alone], "x_dgx")[0] == "last trained weights"   # 0.695 ties 0.7 and is simpler
+    short = _rescored_run("r5", {500: (0.9, 0.9, None, None), 800: (0.8, 0.5, None, None)})   # no look after warm-up
+    choice, means = study.rule_choice([one, short], "x_dgx")
+    assert set(means) == {"moving average, last step"} and choice == "moving average, last step"
+    assert study.rule_choice([], "x_dgx") == (None, {})
+    table = study.rule_table({("anomaly1_paper", "rA"): [one], ("anomaly7_paper", "rB"): [two]}, names=("x_dgx",))
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in table.splitlines()[2:]]
+    assert rows == [["every run", "2", "x_dgx", "0.695", "0.675", "0.750", "best half-a look after warm-up"],
+                    ["rA", "1", "x_dgx", "0.650", "0.600", "0.700", "best half-a look after warm-up"],
+                    ["rB", "1", "x_dgx", "0.740", "0.750", "0.800", "best half-a look after warm-up"]]

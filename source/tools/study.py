@@ -173,14 +173,14 @@ def stage_table(root, stage):
 
 def fill_readme(path, root):
     """Replace each <!-- study:STAGE --> ... <!-- /study:STAGE --> block of a Markdown file with that stage's
-    table, and each <!-- study:STAGE_checkpoints --> and <!-- study:STAGE_selection --> block with the tables
-    of its rescored checkpoints (ROOT/rescore_STAGE)."""
+    table, and each <!-- study:STAGE_checkpoints -->, <!-- study:STAGE_selection --> and <!-- study:STAGE_rule -->
+    block with the tables of its rescored checkpoints (ROOT/rescore_STAGE)."""
     with open(path) as f:
         text = f.read()
     for stage in STAGES:
         if markdown.has_markers(text, "study", stage):
             text = markdown.fill(text, "study", stage, stage_table(root, stage))
-        for kind, draw in (("checkpoints", budget_table), ("selection", selection_table)):
+        for kind, draw in (("checkpoints", budget_table), ("selection", selection_table), ("rule", rule_table)):
             if markdown.has_markers(text, "study", f"{stage}_{kind}"):
                 text = markdown.fill(text, "study", f"{stage}_{kind}", draw(rescored_stage(root, stage)))
     write_text(text, path)
@@ -264,21 +264,55 @@ def selection_candidates(rescored_run, name):
     return out
 
 
+CANDIDATES = ("last trained weights", "moving average, last step", "best half-a look after warm-up")
+SIMPLER_FIRST = (CANDIDATES[1], CANDIDATES[0], CANDIDATES[2])   # the rule's order for a tie: (2), (1), (3)
+TIE = 0.01   # candidates whose half-b means are this close are tied
+
+
+def rule_choice(runs, name):
+    """The selection rule (docs/study.md) for one score over runs (rescore_checkpoints outputs): each
+    candidate's mean AUROC on half b over the runs, where it exists on every one (the trained weights have no
+    fitted score in --ema runs; a run that ended before WARM_UP has no look to choose); the highest, or the
+    simplest of those within TIE of it. Returns (the choice or None, {candidate: mean half-b AUROC})."""
+    per_run = [selection_candidates(r, name) for r in runs]
+    means = {key: float(np.mean([c[key][2] for c in per_run])) for key in CANDIDATES
+             if per_run and all(c.get(key, (None, None, None))[2] is not None for c in per_run)}
+    if not means:
+        return None, means
+    best = max(means.values())
+    return next(key for key in SIMPLER_FIRST if key in means and means[key] >= best - TIE), means
+
+
+def rule_table(rescored, names=("x_dgx", "x_dgx_rel", "code_g_x_gx", "nap_g_x_gx")):
+    """Markdown: the selection rule applied per score over every finished run of the stage (cases, recipes and
+    seeds: the rule's own reading), then over each recipe's runs alone: each candidate's mean half-b AUROC and
+    the rule's choice."""
+    scopes = [("every run", [r for runs in rescored.values() for r in runs])]
+    for recipe in dict.fromkeys(recipe for _, recipe in rescored):
+        scopes.append((recipe, [r for (_, rec), runs in rescored.items() if rec == recipe for r in runs]))
+    rows = []
+    for scope, runs in scopes:
+        for name in names:
+            choice, means = rule_choice(runs, name)
+            rows.append([scope, str(len(runs)), name] + [f"{means[k]:.3f}" if k in means else "" for k in CANDIDATES]
+                        + [choice or ""])
+    return markdown.table(["runs", "n", "score", *CANDIDATES, "the rule's choice"], rows)
+
+
 def selection_table(rescored, names=("x_dgx", "x_dgx_rel", "code_g_x_gx", "nap_g_x_gx")):
     """Markdown: per (case, recipe, seed) and score, each candidate's chosen step and its AUROC on half b (the
     half it was not chosen on), half a in brackets."""
-    candidates = ("last trained weights", "moving average, last step", "best half-a look after warm-up")
     rows = []
     for (case, recipe), runs in rescored.items():
         for r in runs:
             for name in names:
                 cands = selection_candidates(r, name)
                 cells = []
-                for key in candidates:
+                for key in CANDIDATES:
                     step, a, b = cands.get(key, (None, None, None))
                     cells.append("" if b is None else f"{b:.3f} ({a:.3f}; step {step})")
                 rows.append([case, recipe, r["run"], name] + cells)
-    return markdown.table(["case", "recipe", "run", "score", *candidates], rows)
+    return markdown.table(["case", "recipe", "run", "score", *CANDIDATES], rows)
 
 
 def rescored_stage(root, stage, arrays=None):
@@ -328,7 +362,7 @@ def main(argv=None):
             arrays, _ = datamanager.load_data(args.data)
             for stage in args.stage or ["budget"]:
                 found = rescored_stage(args.root, stage, arrays)
-                print(budget_table(found) + "\n" + selection_table(found))
+                print(budget_table(found) + "\n" + selection_table(found) + "\n" + rule_table(found))
         for path in args.readme or []:
             fill_readme(path, args.root)
         print(table(args.root))
