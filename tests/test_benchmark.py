@@ -121,11 +121,13 @@ def test_a_tiny_benchmark_reports_rates_flops_and_the_projection_consistently(tm
             assert s["fraction_of_peak"] == pytest.approx(s["gflops"] / 100.0, rel=1e-12)
         (batch, s), = r["score_all"].items()   # every score, as a look computes them: timed, no FLOP count
         assert batch == "8" and s["min"] == s["median"] == s["max"] > 0 and "gflops" not in s
+        (batch, s), = r["fit"].items()   # the fitted scores' fit on the model's fit_images: timed, no FLOP count
+        assert batch == "2000" and s["min"] == s["median"] == s["max"] > 0 and "gflops" not in s
     rates = {r["label"]: r["train"]["64"]["median"] for r in report["results"]}
     assert report["projection"]["adae_seconds_per_digit"] == pytest.approx(64000 / rates["default"])
     assert report["projection"]["convae_seconds_per_digit"] == pytest.approx(64000 / rates["convae"])
     printed = capsys.readouterr().out.splitlines()
     assert [line.split()[:3] for line in printed if line.startswith(("default ", "convae "))] == [
-        ["default", "train", "64"], ["default", "score", "8"], ["default", "all", "8"],
-        ["convae", "train", "64"], ["convae", "score", "8"], ["convae", "all", "8"]]
+        ["default", "train", "64"], ["default", "score", "8"], ["default", "all", "8"], ["default", "fit", "2000"],
+        ["convae", "train", "64"], ["convae", "score", "8"], ["convae", "all", "8"], ["convae", "fit", "2000"]]
     assert report["projection"]["lines"][0] in printed and printed[-1] == f"written: {out}"

@@ -136,6 +136,13 @@ def bench_config(label, batches, score_batch, repeats, iters, config, machine, r
             model.run_scores(xs, score_batch)
         score_all()
         out["score_all"] = {score_batch: stats(time_it(score_all, repeats, len(xs)))}
+        x_fit = rng.rand(config.fit_images, 28, 28, 1).astype(np.float32)
+
+        def fit():   # what a look that fits adds: every fitted score fitted anew (as after training steps)
+            model.fit_stats = {}
+            model.fit_scores(x_fit)
+        fit()
+        out["fit"] = {len(x_fit): stats(time_it(fit, repeats, len(x_fit)))}
     model.close()
     return out
 
@@ -236,9 +243,10 @@ def main(argv=None):
             train_flops /= 3   # one network of three in training
             score_flops /= 2   # G alone where ADAE's score runs G, then D
         peak = peaks["bf16" if r["precision"]["used"] == "bf16" else "fp32"]
-        # every score (score_all, shown as "all"): hidden-layer passes and NumPy on top of the counted graph, no FLOPs
+        # every score (score_all, shown as "all") and the fit of the fitted ones on training normals (shown as "fit",
+        # its batch the images fitted on): hidden-layer passes, SVD and NumPy on top of the counted graph, no FLOPs
         for phase, shown, per_image in (("train", "train", train_flops), ("score", "score", score_flops),
-                                        ("score_all", "all", None)):
+                                        ("score_all", "all", None), ("fit", "fit", None)):
             for batch, s in r.get(phase, {}).items():
                 line = f"{r['label']:15s} {shown:6s} {batch:5d} {s['median']:12.0f} {s['min']:8.0f} {s['max']:8.0f}"
                 if per_image is not None:
