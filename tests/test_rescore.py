@@ -35,11 +35,13 @@ def test_development_aurocs_match_the_loop_and_the_halves(digit1):
 
 def test_a_sweep_is_rescored_once_and_tabled(straight_sweep, embedded, tmp_path, capsys):
     """Each finished sub-run of the straight sweep gets one file with its digit, seed and a development AUROC
-    per score; a second call scores nothing; the table's digit row is the mean ± std over the two seeds."""
+    per score (seed 1 alone first, asked by seed, then the one left); a further call scores nothing; the table's
+    digit row is the mean ± std over the two seeds."""
     from source.rundir import RunDir
     sweep = RunDir(str(straight_sweep / "c"), str(straight_sweep / "r"), "sweep")
     out = tmp_path / "rescore"
-    assert rescore.rescore_sweep(embedded, sweep, str(out)) == ["normal7_seed0", "normal7_seed1"]
+    assert rescore.rescore_sweep(embedded, sweep, str(out), seeds=[1]) == ["normal7_seed1"]
+    assert rescore.rescore_sweep(embedded, sweep, str(out)) == ["normal7_seed0"]
     assert rescore.rescore_sweep(embedded, sweep, str(out)) == []
     rows = [json.loads((out / "sweep" / f"normal7_seed{s}.json").read_text()) for s in (0, 1)]
     assert [(r["digit"], r["seed"], r["half_seed"]) for r in rows] == [(7, 0, rescore.HALF_SEED), (7, 1, rescore.HALF_SEED)]

@@ -68,9 +68,9 @@ def by_kind(aurocs):
             "dev_auroc_layers": {h: {n: v for n, v in d.items() if n not in SCORE_NAMES} for h, d in aurocs.items()}}
 
 
-def rescore_sweep(arrays, sweep, out):
-    """Score every finished sub-run of sweep (a RunDir) that has no file in out/<sweep> yet; returns the names
-    scored now."""
+def rescore_sweep(arrays, sweep, out, seeds=None):
+    """Score every finished sub-run of sweep (a RunDir) that has no file in out/<sweep> yet (of these seeds
+    only, where given: a table fixed in advance to some seeds); returns the names scored now."""
     from source import datamanager, experiment
     folder = os.path.join(out, sweep.name)
     done = []
@@ -80,6 +80,8 @@ def rescore_sweep(arrays, sweep, out):
             continue
         config = sub.read_config()
         (digit, seed), = config.digit_seeds()
+        if seeds is not None and seed not in seeds:
+            continue
         data = datamanager.Dataset(*arrays, datnorm=config.data.datnorm, split=config.data.split,
                                    **config.data.protocol_of(digit))
         model = experiment.build_model(config)
@@ -213,6 +215,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description="Development AUROC of other anomaly scores from finished runs.")
     p.add_argument("--data", help="the data the sweep trained on (full MNIST: mnist.npz or IDX folder)")
     p.add_argument("--sweep", action="append", help="score this sweep's finished sub-runs")
+    p.add_argument("--seed", type=int, action="append", help="score only these seeds' sub-runs (default: all)")
     p.add_argument("--results", default="results")
     p.add_argument("--logdir", default="Checkpoint")
     p.add_argument("--out", default=os.path.join("study", "rescore"))
@@ -236,7 +239,7 @@ def rescore(args):
         from source.rundir import RunDir
         arrays, _ = datamanager.load_data(args.data)
         for name in args.sweep:
-            rescore_sweep(arrays, RunDir(args.logdir, args.results, name), args.out)
+            rescore_sweep(arrays, RunDir(args.logdir, args.results, name), args.out, args.seed)
     for path in args.readme or []:
         fill_readme(path, args.out)
     for sweep in sorted(os.listdir(args.out)) if os.path.isdir(args.out) else []:
