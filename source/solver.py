@@ -33,8 +33,9 @@ def curve_steps(total_steps, per_decade=CURVE_PER_DECADE):
 
 def fit_epochs(epochs):
     """The epoch ends at which the fitted scores are fitted on training normals and measured: epochs 1, 2, 4, 8, ...
-    and the last. A fit costs 6 to 9 looks on the paper network (three randomized SVDs of 2,000 x 15,368 for NAP):
-    fitted at every epoch end it was half of a 1,000-iteration one-class sub-run (docs/speed.md)."""
+    and the last. A fit costs 15 to 20 looks of 750 images on the paper network (NAP: three randomized SVDs of
+    2,000 x 15,368); fitted at every epoch end, the fits were most of a one-class sub-run's per-epoch extras
+    (docs/speed.md)."""
     if epochs < 1:
         return set()
     return {2 ** k for k in range(int(np.log2(epochs)) + 1)} | {epochs}
