@@ -279,7 +279,7 @@ class ADAE:
                     distances, tf.constant(weights(len(diffs)), tf.float32), 1, name=f"{kind}_{pair}")
         self.fitted = {name: score_defs.fitted_score(kind, self.config) for name, (kind, _) in HIDDEN.items()
                        if name not in self.scores}
-        self.fit_stats, self.fit_step = {}, None   # statistics of the weights in use: fitted or loaded, else none
+        self.forget_fitted()   # statistics of the weights in use: fitted or loaded, else none
         self.score = self.scores.get(self.anomaly_score)
         shown = ("G(x)", "D(G(x))", "D(x)") if self.has_d else ("G(x)",)
         self.images = {name: to_image(self.tensors[name], self.arch) for name in shown}
@@ -435,6 +435,11 @@ class ADAE:
         self.fit_step = int(self.sess.run(self.global_step))
         return self.fit_stats
 
+    def forget_fitted(self):
+        """Drop the fitted statistics: they belong to weights no longer in use (a training step, a restore), so
+        the next fit_scores fits every fitted score anew."""
+        self.fit_stats, self.fit_step = {}, None
+
     def save_fitted(self, ckpt_dir):
         """Write the fitted statistics beside the checkpoint of their step; return the file's path."""
         path = os.path.join(ckpt_dir, FITTED_FILE.format(step=self.fit_step))
@@ -448,7 +453,7 @@ class ADAE:
         """Read the fitted statistics saved for the weights now loaded (their step); False where there are none."""
         step = int(self.sess.run(self.global_step))
         path = os.path.join(ckpt_dir, FITTED_FILE.format(step=step))
-        self.fit_stats, self.fit_step = {}, None
+        self.forget_fitted()
         if not os.path.exists(path):
             return False
         with np.load(path, allow_pickle=False) as f:
@@ -464,7 +469,7 @@ class ADAE:
         under "summary" when asked: the one iteration the training loop, the benchmark and a sweep's projection
         all run."""
         feed = {self.x: x} if learning_rate is None else {self.x: x, self.learning_rate: learning_rate}
-        self.fit_stats, self.fit_step = {}, None   # fitted for the weights this step changes
+        self.forget_fitted()   # they were fitted for the weights this step changes
         numbers = self.sess.run({**self.d_numbers, "step": self.step_d}, feed) if self.has_d else \
             dict.fromkeys(self.d_numbers, 0.0)
         numbers.update(self.sess.run({**self.g_numbers, "step": self.step_g,

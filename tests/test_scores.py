@@ -186,7 +186,7 @@ def test_fitted_statistics_round_trip(small, batch, tmp_path):
     path = small.save_fitted(str(tmp_path))
     assert path.endswith("fitted_scores-0.npz")
     stats = {n: {k: v.copy() for k, v in s.items()} for n, s in small.fit_stats.items()}
-    small.fit_stats, small.fit_step = {}, None
+    small.forget_fitted()
     assert small.load_fitted(str(tmp_path))
     for name, fields in stats.items():
         for key, value in fields.items():

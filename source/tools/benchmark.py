@@ -139,7 +139,7 @@ def bench_config(label, batches, score_batch, repeats, iters, config, machine, r
         x_fit = rng.rand(config.fit_images, 28, 28, 1).astype(np.float32)
 
         def fit():   # what a look that fits adds: every fitted score fitted anew (as after training steps)
-            model.fit_stats = {}
+            model.forget_fitted()
             model.fit_scores(x_fit)
         fit()
         out["fit"] = {len(x_fit): stats(time_it(fit, repeats, len(x_fit)))}
