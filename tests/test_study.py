@@ -80,6 +80,7 @@ def test_budget_rescoring_of_every_checkpoint_and_the_selection_rule(embedded, t
     name = study.run_name("anomaly1_paper", "default_ema_8k")
     experiment.train_and_evaluate(config, embedded, {"name": "embedded", "reason": "test"}, study.study_run(str(tmp_path), name))
     monkeypatch.setattr(study, "stage_plan", lambda stage: (["anomaly1_paper"], ["default_ema_8k"], 1))
+    monkeypatch.setattr(study, "RESCORE_EVERY", 2)   # every checkpoint of this short run
     found = study.rescored_stage(str(tmp_path), "budget", embedded)
     (run_out,), = found.values()
     assert sorted(run_out["steps"], key=int) == ["2", "4"]
@@ -100,6 +101,19 @@ def test_budget_rescoring_of_every_checkpoint_and_the_selection_rule(embedded, t
     rows = [line for line in study.budget_table(found).splitlines() if line.startswith("| anomaly1_paper")]
     assert [r.split("|")[4].strip() for r in rows] == ["2 (2)", "4 (4)"]
     assert f"{point['scoring']['all']['x_dgx']:.3f}" in rows[1]
+
+
+def test_the_rescoring_reads_one_checkpoint_per_700_iterations_each_budget_and_the_last():
+    """Paper-protocol epochs (699 iterations): every kept checkpoint; one-class epochs (92): the one nearest each
+    multiple of 700 and each budget, and the last; none kept, none read."""
+    paper = [699 * k for k in range(1, 12)] + [8000]
+    assert study.rescored_steps(paper) == paper
+    one_class = [92 * k for k in range(1, 87)] + [8000]
+    chosen = study.rescored_steps(one_class)
+    assert chosen == sorted(set(chosen)) and chosen[-1] == 8000 and {1012, 2024, 3956} <= set(chosen)
+    assert all(abs(min(chosen, key=lambda s: abs(s - t)) - t) <= 46 for t in range(700, 8001, 700))
+    assert len(chosen) == 15   # 11 multiples of 700 (up to 7,700), the budgets 1,000, 2,000, 4,000 and 8,000 (the last)
+    assert study.rescored_steps([]) == []
 
 
 def _rescored_run(name, steps):

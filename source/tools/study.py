@@ -190,12 +190,25 @@ def fill_readme(path, root):
 
 BUDGETS = (1000, 2000, 4000, 8000, 16000)   # the budgets a table reports (the checkpoint nearest each)
 WARM_UP = 1000   # a look before this step cannot be chosen: an untrained network can score well by counting ink
+RESCORE_EVERY = 700   # the rescoring's spacing: about one epoch of the paper's protocol (every checkpoint there)
+
+
+def rescored_steps(steps, every=None):
+    """Of a run's kept checkpoint steps, those a rescoring reads: the one nearest each multiple of `every`, nearest
+    each budget, and the last. Every checkpoint of a paper-protocol run (its epochs are 699-709 iterations); about
+    one in eight of a one-class run's (epochs of about 92 iterations: 87 checkpoints in 8,000 iterations, where a
+    rescoring of each costs about a minute). every: RESCORE_EVERY where None."""
+    if not steps:
+        return []
+    every = every or RESCORE_EVERY
+    targets = [*range(every, max(steps) + 1, every), *(b for b in BUDGETS if b <= max(steps)), max(steps)]
+    return sorted({min(steps, key=lambda s: (abs(s - t), s)) for t in targets})
 
 
 def rescore_checkpoints(arrays, run, out_path):
-    """Every kept checkpoint of a finished study run, rescored: per step, each score's development AUROC on all
-    the development images and on the two fixed halves, with the scoring weights (the moving average in --ema
-    runs) and with the trained ones; G's and D's error of validation normals beside the template's. Written to
+    """The kept checkpoints of a finished study run (rescored_steps of them), rescored: per step, each score's
+    development AUROC on all the development images and on the two fixed halves, with the scoring weights (the
+    moving average in --ema runs) and with the trained ones; G's and D's error of validation normals beside the template's. Written to
     out_path (JSON) after each checkpoint, so a stopped rescoring continues where it was."""
     from source import datamanager, evaluation, experiment
     from source.tools import rescore
@@ -208,8 +221,8 @@ def rescore_checkpoints(arrays, run, out_path):
     data = datamanager.Dataset(*arrays, datnorm=config.data.datnorm, split=config.data.split,
                                **config.data.protocol_of(digit))
     model = experiment.build_model(config)
-    for path in checkpoints(run.log):
-        step = path.rsplit("-", 1)[1]
+    kept = {int(path.rsplit("-", 1)[1]): path for path in checkpoints(run.log)}
+    for step, path in ((str(s), kept[s]) for s in rescored_steps(list(kept))):
         if step in done["steps"]:
             continue
         model.restore(path)
