@@ -129,7 +129,8 @@ def _rescored_run(name, steps):
 def test_the_selection_rule_takes_the_best_half_b_mean_and_the_simpler_within_the_tie():
     """Over every run: the candidates' half-b means (a look before the warm-up never chosen, though its half a
     is the best); the highest wins by more than TIE; within TIE the order is moving average, trained weights,
-    best look; a candidate missing on one run is not compared; the table shows every run and each recipe."""
+    best look; a candidate missing on one run is not compared; the table shows every run, each recipe, and each
+    recipe on the cases and seeds every recipe has finished."""
     one = _rescored_run("r1", {500: (0.99, 0.99, None, None), 1000: (0.6, 0.7, None, None), 2000: (0.5, 0.6, 0.55, 0.65)})
     two = _rescored_run("r2", {1000: (0.8, 0.8, None, None), 2000: (0.7, 0.75, 0.7, 0.74)})
     choice, means = study.rule_choice([one, two], "x_dgx")
@@ -149,3 +150,13 @@ def test_the_selection_rule_takes_the_best_half_b_mean_and_the_simpler_within_th
     assert rows == [["every run", "2", "x_dgx", "0.695", "0.675", "0.750", "best half-a look after warm-up"],
                     ["rA", "1", "x_dgx", "0.650", "0.600", "0.700", "best half-a look after warm-up"],
                     ["rB", "1", "x_dgx", "0.740", "0.750", "0.800", "best half-a look after warm-up"]]
+    # recipes compared on the cases and seeds both have finished: rA's digit 7 and seed 1 have no rB partner
+    seven, seed1 = dict(two, run="r_seed1"), dict(near, run="r_seed1")
+    table = study.rule_table({("anomaly1_paper", "rA"): [one, seed1], ("anomaly7_paper", "rA"): [seven],
+                              ("anomaly1_paper", "rB"): [two]}, names=("x_dgx",))
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in table.splitlines()[2:]]
+    assert [r[:4] for r in rows] == [["every run", "4", "x_dgx", "0.734"], ["rA", "3", "x_dgx", "0.732"],
+                                     ["rB", "1", "x_dgx", "0.740"], ["rA, paired", "1", "x_dgx", "0.650"],
+                                     ["rB, paired", "1", "x_dgx", "0.740"]]
+    assert study.seed_of({"run": "study_normal8_default_ema_8k_seed1"}) == 1
+    assert study.seed_of({"run": "study_normal8_default_ema_8k"}) == 0

@@ -296,13 +296,24 @@ def rule_choice(runs, name):
     return next(key for key in SIMPLER_FIRST if key in means and means[key] >= best - TIE), means
 
 
+def seed_of(rescored_run):
+    """The seed of a rescored run, from its name (run_name: no suffix for seed 0)."""
+    head, _, tail = rescored_run["run"].rpartition("_seed")
+    return int(tail) if head and tail.isdigit() else 0
+
+
 def rule_table(rescored, names=("x_dgx", "x_dgx_rel", "code_g_x_gx", "nap_g_x_gx")):
     """Markdown: the selection rule applied per score over every finished run of the stage (cases, recipes and
-    seeds: the rule's own reading), then over each recipe's runs alone: each candidate's mean half-b AUROC and
-    the rule's choice."""
+    seeds: the rule's own reading), then over each recipe's runs alone, then (where two recipes have finished
+    the same case and seed) over the cases and seeds every recipe has finished, the fair comparison of recipes
+    while a stage is unfinished: each candidate's mean half-b AUROC and the rule's choice."""
     scopes = [("every run", [r for runs in rescored.values() for r in runs])]
-    for recipe in dict.fromkeys(recipe for _, recipe in rescored):
-        scopes.append((recipe, [r for (_, rec), runs in rescored.items() if rec == recipe for r in runs]))
+    recipes = list(dict.fromkeys(recipe for _, recipe in rescored))
+    of = {recipe: {(case, seed_of(r)): r for (case, rec), runs in rescored.items() if rec == recipe for r in runs}
+          for recipe in recipes}
+    scopes += [(recipe, list(of[recipe].values())) for recipe in recipes]
+    paired = set.intersection(*(set(runs) for runs in of.values())) if len(recipes) > 1 else set()
+    scopes += [(f"{recipe}, paired", [of[recipe][key] for key in sorted(paired)]) for recipe in recipes if paired]
     rows = []
     for scope, runs in scopes:
         for name in names:
