@@ -81,6 +81,7 @@ def test_budget_rescoring_of_every_checkpoint_and_the_selection_rule(embedded, t
     experiment.train_and_evaluate(config, embedded, {"name": "embedded", "reason": "test"}, study.study_run(str(tmp_path), name))
     monkeypatch.setattr(study, "stage_plan", lambda stage: (["anomaly1_paper"], ["default_ema_8k"], 1))
     monkeypatch.setattr(study, "RESCORE_EVERY", 2)   # every checkpoint of this short run
+    assert study.rescored_stage(str(tmp_path), "budget", embedded, only_cases=["normal8"]) == {}   # not this case
     found = study.rescored_stage(str(tmp_path), "budget", embedded)
     (run_out,), = found.values()
     assert sorted(run_out["steps"], key=int) == ["2", "4"]

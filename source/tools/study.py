@@ -339,9 +339,10 @@ def selection_table(rescored, names=("x_dgx", "x_dgx_rel", "code_g_x_gx", "nap_g
     return markdown.table(["case", "recipe", "run", "score", *CANDIDATES], rows)
 
 
-def rescored_stage(root, stage, arrays=None):
+def rescored_stage(root, stage, arrays=None, only_cases=None):
     """{(case, recipe): [each finished seed's rescore_checkpoints output]} of a stage, from ROOT/rescore_<stage>/;
-    with arrays, the finished runs not yet rescored (or rescored in part) are rescored first."""
+    with arrays, the finished runs not yet rescored (or rescored in part) are rescored first (only_cases: only
+    those cases' runs, so two processes can rescore different cases at once)."""
     cases, recipes, seeds = stage_plan(stage)
     folder = os.path.join(root, f"rescore_{stage}")
     out = {}
@@ -350,7 +351,8 @@ def rescored_stage(root, stage, arrays=None):
             for seed in range(seeds):
                 name = run_name(case, recipe, seed)
                 run, path = study_run(root, name), os.path.join(folder, name + ".json")
-                if arrays is not None and run.is_finished() and os.path.isdir(run.log):
+                if arrays is not None and run.is_finished() and os.path.isdir(run.log) and \
+                        (not only_cases or case in only_cases):
                     os.makedirs(folder, exist_ok=True)
                     rescore_checkpoints(arrays, run, path)
                 if os.path.isfile(path):
@@ -366,7 +368,7 @@ def main(argv=None):
     p.add_argument("--data", help="full MNIST (mnist.npz or IDX folder)")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--stage", choices=STAGES, action="append")
-    p.add_argument("--case", choices=CASES, action="append", help="run only these cases of the stages")
+    p.add_argument("--case", choices=CASES, action="append", help="run (rescore) only these cases of the stages")
     p.add_argument("--recipe", choices=RECIPES, action="append", help="run only these recipes of the stages")
     p.add_argument("--seed", type=int, action="append", help="run only these seeds of the stages")
     p.add_argument("--root", default="study")
@@ -385,7 +387,7 @@ def main(argv=None):
             from source import datamanager
             arrays, _ = datamanager.load_data(args.data)
             for stage in args.stage or ["budget"]:
-                found = rescored_stage(args.root, stage, arrays)
+                found = rescored_stage(args.root, stage, arrays, args.case)
                 print(budget_table(found) + "\n" + selection_table(found) + "\n" + rule_table(found))
         for path in args.readme or []:
             fill_readme(path, args.root)
