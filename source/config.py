@@ -14,6 +14,10 @@ PRECISIONS = ("fp32", "bf16", "auto")
 ARCHS = ("paper", "reference")
 # the learning rate over a run: constant (the paper's form) or cosine decay from --lr to zero at the last step
 LR_SCHEDULES = ("constant", "cosine")
+# the weights a run is evaluated with: the last step's (the paper's form), or the epoch-end checkpoint with the best
+# development AUROC on half a of the development images at or after the warm-up (source.solver.best_look)
+SELECTS = ("last", "best_look")
+SELECT_WARM_UP = 1000   # no look before this iteration is chosen: an untrained network can score well by counting ink
 # Each architecture's default recipe: the flags marked (*) in run.py. The paper network's is the recipe the
 # README's study chose on the development AUROC: BEGAN's equilibrium control of D's fake term (gamma 1,
 # lambda_k 0.01), lr 2e-4, DCGAN initialisation, an 8-d code, and the paper's score ||x - D(G(x))||. The
@@ -95,7 +99,8 @@ class TrainingConfig:
     experiment with seeds seed..seed+N-1; TensorBoard scalars every `summary_every` steps; the last
     `keep_checkpoints` checkpoints kept; `lr_schedule`: the learning rate along the run (LR_SCHEDULES: the
     model's lr throughout, or TensorFlow's cosine decay of it to zero at the run's last step, so a schedule is
-    defined by the budget); `baselines`: also fit the classic detectors and train ConvAE;
+    defined by the budget); `select`: the weights the run is evaluated with (SELECTS: the last step's, or the
+    best look's on half a of the development images); `baselines`: also fit the classic detectors and train ConvAE;
     `test_curve`: also record the test AUROC wherever the development AUROC is measured, a diagnostic that
     nothing reads back (see test_split_diagnostic)."""
     epoch: int = 100
@@ -106,12 +111,15 @@ class TrainingConfig:
     summary_every: int = 20
     keep_checkpoints: int = 3
     lr_schedule: str = "constant"
+    select: str = "last"
     baselines: bool = False
     test_curve: bool = False
 
     def __post_init__(self):
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.select not in SELECTS:
+            raise ValueError(f"select must be one of {SELECTS}, got {self.select!r}")
 
     def total_steps(self, n_train):
         """Training iterations of a run on n_train images."""

@@ -12,6 +12,7 @@ from source.scores import fit_sample
 from source.stops import TrainingError
 
 N_GRID = 8   # examples per sample grid (the test split's four, the most anomalous of new images)
+HALF_SEED = 1902   # the development split's two fixed halves (choose on one, measure on the other)
 
 
 def fit_scores(model, data):
@@ -35,17 +36,32 @@ def dev_auroc_of(valid_normal_scores, dev_anomalous_scores):
     return metrics.ranking_metrics(labels, scores)["AUROC"]
 
 
+def development_halves(n_valid, n_dev):
+    """Two fixed halves of the development images: (valid indices, dev-anomaly indices) of half a and of half
+    b, drawn by HALF_SEED alone, so every run and seed of a protocol and digit has the same halves."""
+    rng = np.random.RandomState(HALF_SEED)
+    valid, dev = rng.permutation(n_valid), rng.permutation(n_dev)
+    return {"a": (np.sort(valid[:n_valid // 2]), np.sort(dev[:n_dev // 2])),
+            "b": (np.sort(valid[n_valid // 2:]), np.sort(dev[n_dev // 2:]))}
+
+
+def half_aurocs(valid_normal_scores, dev_anomalous_scores):
+    """{"a": AUROC, "b": AUROC} of one score on the development split's two fixed halves."""
+    parts = development_halves(len(valid_normal_scores), len(dev_anomalous_scores))
+    return {half: dev_auroc_of(valid_normal_scores[iv], dev_anomalous_scores[ia]) for half, (iv, ia) in parts.items()}
+
+
 def validation_health(model, data, ema=True, fit=False):
     """What one look at the validation split says: each score's development AUROC and its values on
-    validation normals; G's and D's reconstruction error of validation normals (x_gx, x_dx), as L2 in the
-    network's frame (the training loop sets them beside the mean normal image's). ema=False: with the
+    validation normals ("valid") and development anomalies ("dev"); G's and D's reconstruction error of
+    validation normals (x_gx, x_dx), as L2 in the network's frame (the training loop sets them beside the mean normal image's). ema=False: with the
     trained weights where the model scores with their moving average; fit: fit the fitted scores first (on
     training normals), so they are measured too."""
     if fit:
         fit_scores(model, data)
     valid = model.run_scores(data.x_valid, ema=ema)
     dev = model.run_scores(data.x_dev_anomalous, ema=ema)
-    return {"valid": valid, "dev_auroc_per_score": {k: dev_auroc_of(valid[k], dev[k]) for k in valid},
+    return {"valid": valid, "dev": dev, "dev_auroc_per_score": {k: dev_auroc_of(valid[k], dev[k]) for k in valid},
             "rec_g": float(valid["x_gx"].mean()), "rec_d": float(valid["x_dx"].mean())}
 
 
@@ -57,14 +73,16 @@ def test_split_diagnostic(model, data, step):
                                                                            model.run_scores(data.x_test))}
 
 
-def evaluate(model, data, run):
+def evaluate(model, data, run, ckpt_dir=None):
     """Score validation and test images; write valid_scores.csv and scores.csv; return the metrics, the
     timings and what the figures need ({"anomaly_score", "test": scores per name, "threshold", "grids": the
-    sample grids' (file name, title, test indices)}). The threshold comes from the validation normals alone."""
+    sample grids' (file name, title, test indices)}). The threshold comes from the validation normals alone.
+    The fitted statistics are saved in ckpt_dir (None: run.log), beside the checkpoint evaluated."""
     t0 = time.time()
     fit_scores(model, data)   # unless fitted at the last look or loaded with the checkpoint
-    os.makedirs(run.log, exist_ok=True)
-    model.save_fitted(run.log)
+    ckpt_dir = ckpt_dir or run.log
+    os.makedirs(ckpt_dir, exist_ok=True)
+    model.save_fitted(ckpt_dir)
     valid = model.run_scores(data.x_valid)
     t_score = time.time()
     test = model.run_scores(data.x_test)

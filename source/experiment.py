@@ -76,8 +76,13 @@ def train_and_evaluate(config, arrays, data_source, run, resume=False, load_from
     trained = sum(h["images_per_second"] * h["seconds"] for h in history)
     timings["training_images_per_second"] = trained / seconds if seconds else 0.0
     timings["per_epoch_extras"] = sum(h.get("extra_seconds", 0.0) for h in history)
+    selected = None
+    if config.training.select == "best_look":   # the best look's weights, else the last step's stay
+        selected = solver.restore_selected(model, load_from or run, history)
 
-    result, eval_timings, scored = evaluation.evaluate(model, data, run)
+    # the fitted statistics go beside the checkpoint evaluated (of a run evaluated again: into its own folder)
+    result, eval_timings, scored = evaluation.evaluate(
+        model, data, run, ckpt_dir=run.best_dir if selected and not load_from else run.log)
     timings.update(eval_timings)
     step = int(model.sess.run(model.global_step))
 
@@ -88,7 +93,8 @@ def train_and_evaluate(config, arrays, data_source, run, resume=False, load_from
     summary = Summary(
         name=run.name, config=config, data={"source": data_source, "protocol": data.protocol, "digit": digit, **c},
         metrics=result, baselines=baseline_results, baseline_info=baseline_info, precision=model.precision,
-        final_epoch=history[-1] if history else None, dev_curve=progress.curve, test_curve=progress.test_curve,
+        final_epoch=history[-1] if history else None, selected=selected, dev_curve=progress.curve,
+        test_curve=progress.test_curve,
         timings=timings,
         versions={"tensorflow": tf.__version__, "numpy": np.__version__, "python": platform.python_version()},
         machine=hardware.machine())

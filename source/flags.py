@@ -7,7 +7,7 @@ import math
 import os
 import shlex
 
-from source.config import (ARCH_DEFAULTS, ARCHS, INITS, LR_SCHEDULES, OBJECTIVES, PRECISIONS, RECIPE_BATCH,
+from source.config import (ARCH_DEFAULTS, ARCHS, INITS, LR_SCHEDULES, OBJECTIVES, PRECISIONS, RECIPE_BATCH, SELECTS,
                            SCORE_NAMES, MachineConfig, ModelConfig, TrainingConfig)
 from source.datamanager import DATASETS, DEV_ANOMALIES, SPLITS, DataConfig
 
@@ -71,6 +71,9 @@ def build_parser():
     a("--steps", type=bounded(int, 0), help="training iterations (D step + G step); overrides --epoch")
     a("--lr-schedule", choices=LR_SCHEDULES, help="the learning rate along the run: constant (the paper's form) or "
       "cosine decay from --lr to zero at the run's last step")
+    a("--select", choices=SELECTS, help="the weights the run is evaluated with: last (the last step's, the paper's "
+      "form) or best_look: the epoch end with the best development AUROC on half a of the development images, at "
+      "or after iteration 1,000 (a copy of its checkpoint is kept; the report gives its AUROC on half b)")
     a("--seed", type=bounded(int, 0), help="seed of weights and batch order")
     a("--seeds", type=bounded(int, 1, 100), help="repeat each experiment with seeds seed..seed+N-1")
     a("--baselines", action="store_true", default=None, help="also fit PCA, kNN, OC-SVM, Isolation Forest and a "

@@ -111,10 +111,12 @@ def score_new_images(run, path):
     for line in skipped:
         logger.info(f"[score] skipped: {line}")
     model = ADAE(summary.config.model)   # the model config alone rebuilds the graph; weights from the checkpoint
-    found, checkpoint = model.load(run.log)
+    # the weights the run was evaluated with: --select best_look's copy where it chose one
+    folder = run.best_dir if summary.selected else run.log
+    found, checkpoint = model.load(folder)
     if not found:
         model.close()
-        raise DataError(f"run {run.name!r} has no checkpoint in {run.log}")
+        raise DataError(f"run {run.name!r} has no checkpoint in {folder}")
     score = model.run_scores(x, names=(model.anomaly_score,))[model.anomaly_score]
     threshold = summary.threshold
     verdicts = metrics.verdicts(score, threshold)

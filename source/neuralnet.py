@@ -1,9 +1,11 @@
 """The ADAE graph: generator G, discriminator D, losses, scores, optimizers, summaries, Saver."""
 import contextlib
 import functools
+import glob
 import logging
 import os
 import re
+import shutil
 
 import numpy as np
 import tensorflow as tf
@@ -503,6 +505,19 @@ def checkpoints(ckpt_dir):
         if match:
             found.add((int(match[2]), os.path.join(ckpt_dir, match[1])))
     return [path for _, path in sorted(found)]
+
+
+def copy_checkpoint(prefix, folder):
+    """Make folder hold one checkpoint: a copy of the files of prefix (index, data, loop state), written whole
+    beside it first and then swapped in for the old copy; returns the copy's prefix."""
+    tmp = folder + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    for path in glob.glob(glob.escape(prefix) + ".*"):
+        shutil.copy2(path, tmp)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+    return os.path.join(folder, os.path.basename(prefix))
 
 
 def checkpoint_damage(path):

@@ -132,6 +132,8 @@ class Summary:
     figures: dict = dataclasses.field(default_factory=dict)   # failed figures and empty grids
     # --test-curve: the test AUROC of every score at the dev curve's steps; a diagnostic nothing reads back
     test_curve: list = dataclasses.field(default_factory=list)
+    # --select best_look: the history record of the epoch end evaluated (None: the last step's weights)
+    selected: dict = None
 
     digit = property(lambda self: self.data["digit"])
     seed = property(lambda self: self.config.training.seed)

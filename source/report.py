@@ -43,6 +43,12 @@ def run_report(summary):
                    f"{summary.anomaly_score} over training is {best:.4f} at step {step}, what a best-test-epoch reading "
                    f"would publish; the honest end-of-training value above is {m['AUROC']:.4f}.\n")
     final = summary.final_epoch or {}
+    if summary.config.training.select == "best_look":
+        best = summary.selected
+        out.append("Evaluated weights (--select best_look): " + (
+            f"the best look, epoch {best['epoch']}, step {best['step']}: development AUROC "
+            f"{best['dev_auroc_halves']['a']:.4f} on half a (chosen on it), {best['dev_auroc_halves']['b']:.4f} on "
+            f"half b (not used to choose).\n" if best else "the last step's (no epoch ended after the warm-up).\n"))
     if final:
         out.append(f"Last epoch: development AUROC {final.get('dev_auroc', float('nan')):.4f}, step {final['step']}, "
                    f"k_t {final['k_t']:.3f}, G's learning-rate share b {final['g_lr_share']:.2f}.\n")

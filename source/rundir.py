@@ -144,6 +144,7 @@ class RunDir:
     restoration_dir = property(lambda self: os.path.join(self.results, "restoration"))
     grid_dir = property(lambda self: os.path.join(self.results, "grids"))
     checkpoint_prefix = property(lambda self: os.path.join(self.log, "model.ckpt"))
+    best_dir = property(lambda self: os.path.join(self.log, "best_look"))   # --select best_look: its checkpoint
 
     def figure(self, name):
         """Path of a figure in the results folder (name without .png)."""

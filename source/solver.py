@@ -10,8 +10,8 @@ import numpy as np
 import tensorflow as tf
 
 from source import baselines, board, evaluation, plots
-from source.config import TrainingConfig  # noqa: F401  (solver.TrainingConfig: the loop's settings)
-from source.neuralnet import RANGE
+from source.config import SELECT_WARM_UP, TrainingConfig  # noqa: F401  (solver.TrainingConfig: the loop's settings)
+from source.neuralnet import RANGE, copy_checkpoint
 from source.stops import Interrupted, StopFlag, TrainingError
 
 logger = logging.getLogger(__name__)
@@ -51,6 +51,33 @@ def learning_rates(schedule, lr, total_steps):
         decay = tf.keras.optimizers.schedules.CosineDecay(lr, decay_steps=total_steps, alpha=0.0)
         return np.asarray(decay(np.arange(total_steps)), np.float32)
     raise ValueError(f"unknown learning-rate schedule {schedule!r}")
+
+
+def best_look(history):
+    """The epoch end --select best_look evaluates (its history record): the best development AUROC of the run's
+    score on half a of the development images, at or after SELECT_WARM_UP (the earliest of equals); None where
+    no epoch ended there. Half b, on which nothing was chosen, measures the choice."""
+    eligible = [h for h in history if h["step"] >= SELECT_WARM_UP and np.isfinite(h.get("dev_auroc_halves",
+                                                                                            {}).get("a", np.nan))]
+    return max(eligible, key=lambda h: (h["dev_auroc_halves"]["a"], -h["step"]), default=None)
+
+
+def restore_selected(model, run, history):
+    """--select best_look: restore the best look's checkpoint (run.best_dir holds its copy) and return its
+    history record; None where no epoch ended after the warm-up (the last weights stay, said in one line)."""
+    best = best_look(history)
+    if best is None:
+        logger.info(f"[select] no epoch ended at or after iteration {SELECT_WARM_UP:,}: the last weights are "
+                    f"evaluated")
+        return None
+    found, path = model.load(run.best_dir)
+    if not found or int(path.rsplit("-", 1)[1]) != best["step"]:
+        raise TrainingError(f"the best look's checkpoint (step {best['step']}) is missing from {run.best_dir}; "
+                            f"evaluate the run with --select last, or train it again")
+    halves = best["dev_auroc_halves"]
+    logger.info(f"[select] evaluating the best look: epoch {best['epoch']}, step {best['step']}, development AUROC "
+                f"{halves['a']:.4f} on half a (chosen on it), {halves['b']:.4f} on half b")
+    return best
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,6 +220,7 @@ class Training:
         health = self.look(self.step, fit=epoch + 1 in self.at_fit or model.anomaly_score not in model.scores)
         dev_aurocs = health["dev_auroc_per_score"]
         valid, dev_auroc = health["valid"][model.anomaly_score], dev_aurocs[model.anomaly_score]
+        halves = evaluation.half_aurocs(valid, health["dev"][model.anomaly_score])
         if drawn:
             plots.draw(f"restoration/epoch_{epoch + 1:04d}", lambda: self.restorations(epoch, valid), {})
         k_t = self.progress.curve[-1]["k_t"]   # read by the look above; nothing has trained since
@@ -202,8 +230,8 @@ class Training:
         n_images = sums.pop("images")
         record = {key: value / n_images for key, value in sums.items()}
         record.update(epoch=epoch + 1, step=self.step, k_t=k_t, valid_score=float(valid.mean()),
-                      dev_auroc=dev_auroc, dev_auroc_per_score=dev_aurocs, rec_g=health["rec_g"],
-                      rec_d=health["rec_d"], rec_template=self.template_error,
+                      dev_auroc=dev_auroc, dev_auroc_halves=halves, dev_auroc_per_score=dev_aurocs,
+                      rec_g=health["rec_g"], rec_d=health["rec_d"], rec_template=self.template_error,
                       seconds=seconds, images_per_second=n_images / seconds)
         self.progress.history.append(record)
         record["extra_seconds"] = time.time() - t_extra
@@ -233,6 +261,9 @@ class Training:
             raise TrainingError(f"the run's folder {self.run.log} was deleted while it trained (its checkpoints "
                                 f"with it); start the run again")
         self.last_ckpt = self.model.save(self.run.checkpoint_prefix)
+        best = best_look(self.progress.history) if self.config.select == "best_look" else None
+        if best is not None and best["step"] == self.step and position["batches_done"] == 0:
+            copy_checkpoint(self.last_ckpt, self.run.best_dir)   # the best look so far: kept past the Saver's few
         progress = self.progress
         self.run.write_state(dict(position, history=progress.history, curve=progress.curve,
                                   test_curve=progress.test_curve, checkpoint=self.last_ckpt),

@@ -66,3 +66,9 @@ def test_training_config_refuses_an_unknown_learning_rate_schedule():
 def test_training_iterations_from_epochs_or_steps(epoch, steps, batch, n_train, expected):
     steps = TrainingConfig(epoch=epoch, steps=steps, batch=batch).total_steps(n_train)
     assert steps == expected and type(steps) is int
+
+
+def test_training_config_refuses_an_unknown_selection():
+    assert TrainingConfig(select="best_look").select == "best_look" and TrainingConfig().select == "last"
+    with pytest.raises(ValueError, match=r"select must be one of \('last', 'best_look'\), got 'best'"):
+        TrainingConfig(select="best")

@@ -29,6 +29,7 @@ from source.flags import UsageError, bounded, build_parser, digit_or_all, parse_
     (["--normal", "10"], "argument --normal: expected a digit 0-9 or 'all', got '10'"),
     (["--widths", "32,,64"], "argument --widths: expected 1-5 comma-separated channel counts"),
     (["--precision", "fp16"], "argument --precision: invalid choice: 'fp16'"),
+    (["--select", "best"], "argument --select: invalid choice: 'best'"),
     (["--no-such-flag"], "unrecognized arguments: --no-such-flag")])
 def test_mistakes_are_one_usage_error(argv, phrase):
     """Each mistake raises UsageError (never SystemExit) whose one line names what to fix."""
@@ -57,6 +58,7 @@ def test_values_and_what_is_left_to_the_configs():
     assert (args.part_of, args.digits, args.seed, args.resume) == ("sweep", (3,), 2, True)
     args = parse_args([])
     assert args.lr is None and args.batch is None and args.epoch is None and args.baselines is None
+    assert args.select is None and parse_args(["--select", "best_look"]).select == "best_look"
     assert args.source == DataConfig.source and args.logdir == "Checkpoint" and args.results == "results"
 
 

@@ -183,3 +183,57 @@ def test_the_fed_learning_rate_drives_both_optimizers(batch):
     assert any(not np.array_equal(b, m) for b, m in zip(after[:n_g], moved[:n_g]))
     assert any(not np.array_equal(b, m) for b, m in zip(after[n_g:], moved[n_g:]))
     model.close()
+
+
+def test_best_look_is_the_best_half_a_after_the_warm_up():
+    """--select best_look's choice on hand-built epoch records: the highest half-a AUROC at or after the
+    warm-up (an earlier look never, however good), the earliest of equals, records without halves (an older
+    run's) or with a NaN skipped; none eligible: None."""
+    def rec(step, a):
+        return {"epoch": step // 500, "step": step, "dev_auroc_halves": {"a": a, "b": 0.5}}
+    history = [rec(500, 0.99), rec(1000, 0.7), rec(1500, 0.8), rec(2000, 0.8), rec(2500, float("nan")),
+               {"epoch": 6, "step": 3000}]
+    assert solver.best_look(history)["step"] == 1500
+    assert solver.best_look(history[:2])["step"] == 1000
+    assert solver.best_look(history[:1]) is None and solver.best_look([]) is None
+
+
+def test_select_best_look_evaluates_the_chosen_epochs_weights(embedded, tmp_path, monkeypatch):
+    """A three-epoch run with --select best_look whose half-a AUROCs are 0.6, 0.9, 0.7 (fixed here; the halves
+    themselves are tested with the rescoring): the Saver keeps one checkpoint, so epoch 2's survives only as the
+    copy in best_look/; the evaluation uses epoch 2's weights (its validation scores are that look's), the
+    summary and the report name the choice; a second evaluation (--test-only) and new images use it too."""
+    import dataclasses
+    from source import datamanager, inference
+    halves = iter([{"a": 0.6, "b": 0.5}, {"a": 0.9, "b": 0.8}, {"a": 0.7, "b": 0.6}])
+    monkeypatch.setattr(evaluation, "half_aurocs", lambda valid, dev: next(halves))
+    monkeypatch.setattr(solver, "SELECT_WARM_UP", 1)
+    config = dataclasses.replace(SHORT, training=dataclasses.replace(
+        SHORT.training, epoch=3, steps=None, batch=200, keep_checkpoints=1, select="best_look")).one(1, 0)
+    source = {"name": "embedded", "reason": "test"}
+    run = RunDir(str(tmp_path / "logs"), str(tmp_path / "results"), "best")
+    summary = experiment.train_and_evaluate(config, embedded, source, run)
+    assert summary.selected["epoch"] == 2 and summary.selected["dev_auroc_halves"] == {"a": 0.9, "b": 0.8}
+    assert summary.final_epoch["epoch"] == 3
+    step = summary.selected["step"]
+    assert sorted(os.listdir(run.best_dir)) == [f"fitted_scores-{step}.npz", f"model.ckpt-{step}.data-00000-of-00001",
+                                                f"model.ckpt-{step}.index"]
+    assert not os.path.exists(os.path.join(run.log, f"model.ckpt-{step}.index"))   # the Saver's own is gone
+    assert summary.metrics["valid_score_mean"] == pytest.approx(summary.selected["valid_score"], rel=1e-5)
+    assert abs(summary.final_epoch["valid_score"] - summary.selected["valid_score"]) > 1e-4
+    with open(run.report_path) as f:
+        assert f"the best look, epoch 2, step {step}: development AUROC 0.9000 on half a" in f.read()
+    again = RunDir(str(tmp_path / "logs"), str(tmp_path / "results"), "best_eval")
+    summary2 = experiment.train_and_evaluate(config, embedded, source, again, load_from=run)
+    assert summary2.selected["step"] == step
+    assert summary2.metrics["AUROC"] == pytest.approx(summary.metrics["AUROC"], abs=1e-9)
+    x = embedded[2][:5]
+    np.save(tmp_path / "new.npy", x)
+    inference.score_new_images(run, str(tmp_path / "new.npy"))
+    with open(os.path.join(run.results, "score_new", "scores.csv")) as f:
+        scored = [float(line.split(",")[1]) for line in f.read().splitlines()[1:]]
+    model = experiment.build_model(config)
+    model.load(run.best_dir)
+    expected = model.run_scores(datamanager.scale(x, config.data.datnorm))[config.model.anomaly_score]
+    model.close()
+    np.testing.assert_allclose(scored, expected, rtol=1e-5)

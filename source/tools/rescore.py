@@ -21,20 +21,10 @@ import sys
 import numpy as np
 
 from source import markdown
+from source.evaluation import HALF_SEED
 from source.tools.aggregate import OverSeeds
 from source.files import DamagedFile, read_json, write_json, write_text
 from source.scores import PAIRS, SCORE_NAMES
-
-HALF_SEED = 1902   # the development split's two fixed halves (choose on one, measure on the other)
-
-
-def development_halves(n_valid, n_dev):
-    """Two fixed halves of the development images: (valid indices, dev-anomaly indices) of half a and of half
-    b, drawn by HALF_SEED alone, so every run and seed of a protocol and digit has the same halves."""
-    rng = np.random.RandomState(HALF_SEED)
-    valid, dev = rng.permutation(n_valid), rng.permutation(n_dev)
-    return {"a": (np.sort(valid[:n_valid // 2]), np.sort(dev[:n_dev // 2])),
-            "b": (np.sort(valid[n_valid // 2:]), np.sort(dev[n_dev // 2:]))}
 
 
 def development_aurocs(model, data, halves=False, ema=True, layers=False):
@@ -44,7 +34,7 @@ def development_aurocs(model, data, halves=False, ema=True, layers=False):
     model scores with their moving average (the scores that need no fit). layers: each hidden-layer pair's
     encoder layers alone too, by the name "<pair> L<i>" (L0 the input, the last the code): which layer carries
     the anomaly; an analysis, not a score a run can report."""
-    from source.evaluation import dev_auroc_of, fit_scores
+    from source.evaluation import dev_auroc_of, fit_scores, half_aurocs
     if ema:
         fit_scores(model, data)
     valid, dev = model.run_scores(data.x_valid, ema=ema), model.run_scores(data.x_dev_anomalous, ema=ema)
@@ -56,9 +46,8 @@ def development_aurocs(model, data, halves=False, ema=True, layers=False):
     out = {name: dev_auroc_of(valid[name], dev[name]) for name in valid}
     if not halves:
         return out
-    parts = development_halves(len(data.x_valid), len(data.x_dev_anomalous))
-    return {"all": out, **{h: {name: dev_auroc_of(valid[name][iv], dev[name][ia]) for name in valid}
-                           for h, (iv, ia) in parts.items()}}
+    per_half = {name: half_aurocs(valid[name], dev[name]) for name in valid}
+    return {"all": out, **{h: {name: per_half[name][h] for name in valid} for h in ("a", "b")}}
 
 
 def by_kind(aurocs):

@@ -18,7 +18,7 @@ import numpy as np
 
 from source import markdown
 from source.tools.aggregate import cell
-from source.config import SCORE_NAMES
+from source.config import SCORE_NAMES, SELECT_WARM_UP
 from source.files import write_text
 from source.rundir import RunDir
 
@@ -189,7 +189,7 @@ def fill_readme(path, root):
 # --- the budget study: every kept checkpoint of a stage's runs rescored on the development split's halves ---
 
 BUDGETS = (1000, 2000, 4000, 8000, 16000)   # the budgets a table reports (the checkpoint nearest each)
-WARM_UP = 1000   # a look before this step cannot be chosen: an untrained network can score well by counting ink
+WARM_UP = SELECT_WARM_UP   # a look before this step cannot be chosen (run.py's --select best_look: the same)
 RESCORE_EVERY = 700   # the rescoring's spacing: about one epoch of the paper's protocol (every checkpoint there)
 
 
