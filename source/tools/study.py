@@ -196,8 +196,8 @@ RESCORE_EVERY = 700   # the rescoring's spacing: about one epoch of the paper's 
 def rescored_steps(steps, every=None):
     """Of a run's kept checkpoint steps, those a rescoring reads: the one nearest each multiple of `every`, nearest
     each budget, and the last. Every checkpoint of a paper-protocol run (its epochs are 699-709 iterations); about
-    one in eight of a one-class run's (epochs of about 92 iterations: 87 checkpoints in 8,000 iterations, where a
-    rescoring of each costs about a minute). every: RESCORE_EVERY where None."""
+    15 of a one-class run's 97 (digit 8: epochs of 83 iterations), where a rescoring of each costs about a
+    minute beside two training runs. every: RESCORE_EVERY where None."""
     if not steps:
         return []
     every = every or RESCORE_EVERY
