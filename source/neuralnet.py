@@ -508,8 +508,8 @@ def checkpoints(ckpt_dir):
 
 
 def copy_checkpoint(prefix, folder):
-    """Make folder hold one checkpoint: a copy of the files of prefix (index, data, loop state), written whole
-    beside it first and then swapped in for the old copy; returns the copy's prefix."""
+    """Make folder hold one checkpoint: a copy of the files of prefix (its index and data), written whole beside
+    it first and then swapped in for the old copy; returns the copy's prefix."""
     tmp = folder + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)

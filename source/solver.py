@@ -72,8 +72,8 @@ def restore_selected(model, run, history):
         return None
     found, path = model.load(run.best_dir)
     if not found or int(path.rsplit("-", 1)[1]) != best["step"]:
-        raise TrainingError(f"the best look's checkpoint (step {best['step']}) is missing from {run.best_dir}; "
-                            f"evaluate the run with --select last, or train it again")
+        raise TrainingError(f"the best look's checkpoint (step {best['step']}) is missing from {run.best_dir} "
+                            f"(deleted or moved); train the run again")
     halves = best["dev_auroc_halves"]
     logger.info(f"[select] evaluating the best look: epoch {best['epoch']}, step {best['step']}, development AUROC "
                 f"{halves['a']:.4f} on half a (chosen on it), {halves['b']:.4f} on half b")
