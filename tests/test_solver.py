@@ -237,3 +237,8 @@ def test_select_best_look_evaluates_the_chosen_epochs_weights(embedded, tmp_path
     expected = model.run_scores(datamanager.scale(x, config.data.datnorm))[config.model.anomaly_score]
     model.close()
     np.testing.assert_allclose(scored, expected, rtol=1e-5)
+    import shutil
+    shutil.rmtree(run.best_dir)   # the copy gone: one clear error, not the last weights in its place
+    with pytest.raises(TrainingError, match=rf"the best look's checkpoint \(step {step}\) is missing"):
+        experiment.train_and_evaluate(config, embedded, source, RunDir(str(tmp_path / "logs"), str(
+            tmp_path / "results"), "best_eval2"), load_from=run)
