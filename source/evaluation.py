@@ -54,9 +54,9 @@ def half_aurocs(valid_normal_scores, dev_anomalous_scores):
 def validation_health(model, data, ema=True, fit=False):
     """What one look at the validation split says: each score's development AUROC and its values on
     validation normals ("valid") and development anomalies ("dev"); G's and D's reconstruction error of
-    validation normals (x_gx, x_dx), as L2 in the network's frame (the training loop sets them beside the mean normal image's). ema=False: with the
-    trained weights where the model scores with their moving average; fit: fit the fitted scores first (on
-    training normals), so they are measured too."""
+    validation normals (x_gx, x_dx), as L2 in the network's frame (the training loop sets them beside the mean
+    normal image's). ema=False: with the trained weights where the model scores with their moving average; fit:
+    fit the fitted scores first (on training normals), so they are measured too."""
     if fit:
         fit_scores(model, data)
     valid = model.run_scores(data.x_valid, ema=ema)

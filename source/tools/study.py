@@ -208,8 +208,8 @@ def rescored_steps(steps, every=None):
 def rescore_checkpoints(arrays, run, out_path):
     """The kept checkpoints of a finished study run (rescored_steps of them), rescored: per step, each score's
     development AUROC on all the development images and on the two fixed halves, with the scoring weights (the
-    moving average in --ema runs) and with the trained ones; G's and D's error of validation normals beside the template's. Written to
-    out_path (JSON) after each checkpoint, so a stopped rescoring continues where it was."""
+    moving average in --ema runs) and with the trained ones; G's and D's error of validation normals beside the
+    template's. Written to out_path (JSON) after each checkpoint, so a stopped rescoring continues where it was."""
     from source import datamanager, evaluation, experiment
     from source.tools import rescore
     from source.files import read_json, write_json
