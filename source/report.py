@@ -41,7 +41,8 @@ def run_report(summary):
         best, step = best_test_reading(summary.test_curve, summary.anomaly_score)
         out.append(f"Test-split diagnostic (--test-curve; nothing reads it): the best test AUROC of "
                    f"{summary.anomaly_score} over training is {best:.4f} at step {step}, what a best-test-epoch reading "
-                   f"would publish; the honest end-of-training value above is {m['AUROC']:.4f}.\n")
+                   f"would publish; the honest value above (the weights evaluated, chosen without the test split) "
+                   f"is {m['AUROC']:.4f}.\n")
     final = summary.final_epoch or {}
     if summary.config.training.select == "best_look":
         best = summary.selected
