@@ -51,6 +51,14 @@ def half_aurocs(valid_normal_scores, dev_anomalous_scores):
     return {half: dev_auroc_of(valid_normal_scores[iv], dev_anomalous_scores[ia]) for half, (iv, ia) in parts.items()}
 
 
+def best_half_a(points, warm_up):
+    """The selection rule's best look: of (step, half-a AUROC) pairs, the step with the highest AUROC on half a at
+    or after warm_up (the earliest of equals; a NaN never); None where there is none. The one comparison of
+    run.py's --select best_look and the budget study's rescored checkpoints."""
+    eligible = [(step, a) for step, a in points if step >= warm_up and np.isfinite(a)]
+    return max(eligible, key=lambda p: (p[1], -p[0]))[0] if eligible else None
+
+
 def validation_health(model, data, ema=True, fit=False):
     """What one look at the validation split says: each score's development AUROC and its values on
     validation normals ("valid") and development anomalies ("dev"); G's and D's reconstruction error of

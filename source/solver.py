@@ -57,9 +57,9 @@ def best_look(history):
     """The epoch end --select best_look evaluates (its history record): the best development AUROC of the run's
     score on half a of the development images, at or after SELECT_WARM_UP (the earliest of equals); None where
     no epoch ended there. Half b, on which nothing was chosen, measures the choice."""
-    eligible = [h for h in history if h["step"] >= SELECT_WARM_UP and np.isfinite(h.get("dev_auroc_halves",
-                                                                                            {}).get("a", np.nan))]
-    return max(eligible, key=lambda h: (h["dev_auroc_halves"]["a"], -h["step"]), default=None)
+    step = evaluation.best_half_a([(h["step"], h["dev_auroc_halves"]["a"]) for h in history
+                                   if "dev_auroc_halves" in h], SELECT_WARM_UP)
+    return next((h for h in history if h["step"] == step), None)
 
 
 def restore_selected(model, run, history):

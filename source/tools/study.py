@@ -269,9 +269,10 @@ def selection_candidates(rescored_run, name):
     last = rescored_run["steps"][str(steps[-1])]
     out = {"last trained weights": (steps[-1], last["trained"]["a"].get(name), last["trained"]["b"].get(name)),
            "moving average, last step": (steps[-1], last["scoring"]["a"][name], last["scoring"]["b"][name])}
-    eligible = [s for s in steps if s >= WARM_UP and name in rescored_run["steps"][str(s)]["scoring"]["a"]]
-    if eligible:
-        best = max(eligible, key=lambda s: rescored_run["steps"][str(s)]["scoring"]["a"][name])
+    from source.evaluation import best_half_a
+    best = best_half_a([(s, rescored_run["steps"][str(s)]["scoring"]["a"][name]) for s in steps
+                        if name in rescored_run["steps"][str(s)]["scoring"]["a"]], WARM_UP)
+    if best is not None:
         point = rescored_run["steps"][str(best)]["scoring"]
         out["best half-a look after warm-up"] = (best, point["a"][name], point["b"][name])
     return out
