@@ -242,3 +242,35 @@ def test_select_best_look_evaluates_the_chosen_epochs_weights(embedded, tmp_path
     with pytest.raises(TrainingError, match=rf"the best look's checkpoint \(step {step}\) is missing"):
         experiment.train_and_evaluate(config, embedded, source, RunDir(str(tmp_path / "logs"), str(
             tmp_path / "results"), "best_eval2"), load_from=run)
+
+
+def test_select_best_look_resumed_keeps_the_copy_and_evaluates_the_chosen_epoch(embedded, digit1, tmp_path,
+                                                                                 monkeypatch, signal_on_call):
+    """--select best_look stopped by SIGINT inside epoch 3 (half-a AUROCs 0.6, 0.9, then 0.7 after the resume):
+    the stop's mid-epoch checkpoint leaves the copy of epoch 2 (the best so far) in best_look/, and the resumed
+    run chooses epoch 2 from the history its loop state held and evaluates its weights, not the last ones."""
+    import dataclasses
+    halves = iter([{"a": 0.6, "b": 0.5}, {"a": 0.9, "b": 0.8}, {"a": 0.7, "b": 0.6}])
+    monkeypatch.setattr(evaluation, "half_aurocs", lambda valid, dev: next(halves))
+    monkeypatch.setattr(solver, "SELECT_WARM_UP", 1)
+    config = dataclasses.replace(SHORT, training=dataclasses.replace(
+        SHORT.training, epoch=3, steps=None, batch=200, keep_checkpoints=1, select="best_look")).one(1, 0)
+    n_per_epoch = int(np.ceil(len(digit1.x_train) / 200))
+    assert n_per_epoch >= 2   # so that the stop falls inside epoch 3, after its first batch
+    signal_on_call(solver.Training, "iteration", signal.SIGINT, 2 * n_per_epoch + 1)
+    source = {"name": "embedded", "reason": "test"}
+    run = RunDir(str(tmp_path / "logs"), str(tmp_path / "results"), "stopped")
+    with pytest.raises(Interrupted) as caught:
+        experiment.train_and_evaluate(config, embedded, source, run)
+    stopped_at = int(caught.value.checkpoint.rsplit("-", 1)[1])
+    assert stopped_at == 2 * n_per_epoch + 1
+    step_2 = 2 * n_per_epoch
+    assert sorted(os.listdir(run.best_dir)) == [f"model.ckpt-{step_2}.data-00000-of-00001",
+                                                f"model.ckpt-{step_2}.index"]
+    summary = experiment.train_and_evaluate(config, embedded, source, run, resume=True)   # no second signal
+    assert summary.final_epoch["epoch"] == 3
+    assert summary.selected["epoch"] == 2 and summary.selected["step"] == step_2
+    assert summary.selected["dev_auroc_halves"] == {"a": 0.9, "b": 0.8}
+    assert any(name.startswith(f"model.ckpt-{step_2}.") for name in os.listdir(run.best_dir))
+    assert summary.metrics["valid_score_mean"] == pytest.approx(summary.selected["valid_score"], rel=1e-5)
+    assert abs(summary.final_epoch["valid_score"] - summary.selected["valid_score"]) > 1e-4
