@@ -161,3 +161,34 @@ def test_the_selection_rule_takes_the_best_half_b_mean_and_the_simpler_within_th
                                      ["rB, paired", "1", "x_dgx", "0.740"]]
     assert study.seed_of({"run": "study_normal8_default_ema_8k_seed1"}) == 1
     assert study.seed_of({"run": "study_normal8_default_ema_8k"}) == 0
+
+
+
+def test_a_stopped_study_run_resumes_and_one_stopped_before_its_checkpoint_is_named(tmp_path, monkeypatch, capsys):
+    """`study run` over four runs of a stage: two never started (their run.py commands, no --resume), one stopped
+    after a checkpoint (its command with --resume, so the run keeps its name), one whose folders exist with no
+    checkpoint (not started again: run.py would give it another name; one line says what to remove)."""
+    # TensorFlow's import calls subprocess.run: imported here, before it is replaced
+    from source import neuralnet  # noqa: F401
+    started = []
+    monkeypatch.setattr(study.subprocess, "run", lambda cmd, **kw: started.append(cmd) or
+                        type("Done", (), {"returncode": 0})())
+    root = tmp_path / "study"
+    stopped = study.run_name("anomaly2_paper", "default_ema_cosine_8k", 1)
+    early = study.run_name("anomaly9_paper", "default_ema_8k", 1)
+    os.makedirs(root / "Checkpoint" / stopped)
+    for suffix in ("index", "data-00000-of-00001"):
+        (root / "Checkpoint" / stopped / f"model.ckpt-709.{suffix}").write_text("")
+    os.makedirs(root / "results" / early)
+    study.run_study("mnist.npz", 1000, "budget", str(root), 1, only_cases=["anomaly2_paper", "anomaly9_paper"],
+                    only_seeds=[1])
+    by_name = {cmd[cmd.index("--name") + 1]: cmd for cmd in started}
+    fresh = [study.run_name("anomaly2_paper", "default_ema_8k", 1),
+             study.run_name("anomaly9_paper", "default_ema_cosine_8k", 1)]
+    assert sorted(by_name) == sorted(fresh + [stopped])
+    assert all("--resume" not in by_name[name] for name in fresh)
+    assert by_name[stopped][-1] == "--resume" and by_name[stopped].count("--resume") == 1
+    assert by_name[stopped][:-1][-len(study.RECIPES["default_ema_cosine_8k"]):] == \
+        study.RECIPES["default_ema_cosine_8k"]   # the recipe's own flags, as when it started
+    out = capsys.readouterr().out
+    assert f"[study] {early}: stopped before its first checkpoint; remove" in out and early not in by_name

@@ -5,7 +5,7 @@
 
 Each (case, recipe, seed) is one ordinary `run.py` run in its own process, named study_<case>_<recipe> for
 seed 0 and study_<case>_<recipe>_seed<K> for seed K, so a stopped study resumes by running only what has no
-summary.json yet; two study processes on different --case share the cores. The table reads each run's
+summary.json yet (a run stopped after its first checkpoint goes on from its last one); two study processes on different --case share the cores. The table reads each run's
 development curve (validation normals against 200 train-split anomalies, measured at log-spaced steps)
 from summary.json; test numbers are never read here.
 """
@@ -97,6 +97,7 @@ def study_run(root, name):
 def run_study(data, steps, stage, root, threads, only_cases=None, only_recipes=None, only_seeds=None):
     """Run every (case, recipe, seed) of a stage that has no summary.json under root yet (only_cases,
     only_recipes, only_seeds: of those), case by case."""
+    from source.neuralnet import checkpoints   # TensorFlow: only where runs are started
     cases, recipes, seeds = stage_plan(stage)
     for case in (c for c in cases if not only_cases or c in only_cases):
         for recipe in (r for r in recipes if not only_recipes or r in only_recipes):
@@ -109,6 +110,13 @@ def run_study(data, steps, stage, root, threads, only_cases=None, only_recipes=N
                 cmd = [sys.executable, "run.py", "--data", data, "--steps", str(steps), "--threads", str(threads),
                        "--results", os.path.dirname(run.results), "--logdir", os.path.dirname(run.log),
                        "--name", name, "--seed", str(seed), *CASES[case], *RECIPES[recipe]]
+                if checkpoints(run.log):   # stopped earlier (a session's end): on from its last checkpoint
+                    cmd.append("--resume")
+                elif os.path.exists(run.log) or os.path.exists(run.results):
+                    # run.py would give the run another name, which this study would never read
+                    print(f"[study] {name}: stopped before its first checkpoint; remove {run.log} and "
+                          f"{run.results} to run it again", flush=True)
+                    continue
                 print(f"[study] {name}: {' '.join(cmd[1:])}", flush=True)
                 proc = subprocess.run(cmd, capture_output=True, text=True)
                 if proc.returncode:
