@@ -163,7 +163,6 @@ def test_the_selection_rule_takes_the_best_half_b_mean_and_the_simpler_within_th
     assert study.seed_of({"run": "study_normal8_default_ema_8k"}) == 0
 
 
-
 def test_a_stopped_study_run_resumes_and_one_stopped_before_its_checkpoint_is_named(tmp_path, monkeypatch, capsys):
     """`study run` over four runs of a stage: two never started (their run.py commands, no --resume), one stopped
     after a checkpoint (its command with --resume, so the run keeps its name), one whose folders exist with no

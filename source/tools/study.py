@@ -5,9 +5,9 @@
 
 Each (case, recipe, seed) is one ordinary `run.py` run in its own process, named study_<case>_<recipe> for
 seed 0 and study_<case>_<recipe>_seed<K> for seed K, so a stopped study resumes by running only what has no
-summary.json yet (a run stopped after its first checkpoint goes on from its last one); two study processes on different --case share the cores. The table reads each run's
-development curve (validation normals against 200 train-split anomalies, measured at log-spaced steps)
-from summary.json; test numbers are never read here.
+summary.json yet (a run stopped after its first checkpoint goes on from its last one); two study processes on
+different --case share the cores. The table reads each run's development curve (validation normals against 200
+train-split anomalies, measured at log-spaced steps) from summary.json; test numbers are never read here.
 """
 import argparse
 import os
