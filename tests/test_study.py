@@ -167,17 +167,14 @@ def test_a_stopped_study_run_resumes_and_one_stopped_before_its_checkpoint_is_na
     """`study run` over four runs of a stage: two never started (their run.py commands, no --resume), one stopped
     after a checkpoint (its command with --resume, so the run keeps its name), one whose folders exist with no
     checkpoint (not started again: run.py would give it another name; one line says what to remove)."""
-    # TensorFlow's import calls subprocess.run: imported here, before it is replaced
-    from source import neuralnet  # noqa: F401
     started = []
     monkeypatch.setattr(study.subprocess, "run", lambda cmd, **kw: started.append(cmd) or
                         type("Done", (), {"returncode": 0})())
     root = tmp_path / "study"
     stopped = study.run_name("anomaly2_paper", "default_ema_cosine_8k", 1)
     early = study.run_name("anomaly9_paper", "default_ema_8k", 1)
-    os.makedirs(root / "Checkpoint" / stopped)
-    for suffix in ("index", "data-00000-of-00001"):
-        (root / "Checkpoint" / stopped / f"model.ckpt-709.{suffix}").write_text("")
+    os.makedirs(root / "Checkpoint" / stopped)   # a checkpoint's loop state, as the training loop writes beside it
+    (root / "Checkpoint" / stopped / "state.json").write_text("{}")
     os.makedirs(root / "results" / early)
     study.run_study("mnist.npz", 1000, "budget", str(root), 1, only_cases=["anomaly2_paper", "anomaly9_paper"],
                     only_seeds=[1])

@@ -97,7 +97,6 @@ def study_run(root, name):
 def run_study(data, steps, stage, root, threads, only_cases=None, only_recipes=None, only_seeds=None):
     """Run every (case, recipe, seed) of a stage that has no summary.json under root yet (only_cases,
     only_recipes, only_seeds: of those), case by case."""
-    from source.neuralnet import checkpoints   # TensorFlow: only where runs are started
     cases, recipes, seeds = stage_plan(stage)
     for case in (c for c in cases if not only_cases or c in only_cases):
         for recipe in (r for r in recipes if not only_recipes or r in only_recipes):
@@ -110,7 +109,7 @@ def run_study(data, steps, stage, root, threads, only_cases=None, only_recipes=N
                 cmd = [sys.executable, "run.py", "--data", data, "--steps", str(steps), "--threads", str(threads),
                        "--results", os.path.dirname(run.results), "--logdir", os.path.dirname(run.log),
                        "--name", name, "--seed", str(seed), *CASES[case], *RECIPES[recipe]]
-                if checkpoints(run.log):   # stopped earlier (a session's end): on from its last checkpoint
+                if run.has_state():   # stopped earlier (a session's end): on from its last checkpoint
                     cmd.append("--resume")
                 elif os.path.exists(run.log) or os.path.exists(run.results):
                     # run.py would give the run another name, which this study would never read
