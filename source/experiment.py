@@ -118,7 +118,7 @@ def train_and_evaluate(config, arrays, data_source, run, resume=False, load_from
 
 def run_baselines(config, data, run, shared=None):
     """MeanImage (every run), and with config.training.baselines the classic detectors and ConvAE (G alone,
-    same network and budget), on the run's images. The classic detectors do not depend on the seed: with
+    same network, budget and --select: its own best look where ADAE's is chosen), on the run's images. The classic detectors do not depend on the seed: with
     `shared` (a sweep's folder for them) a sub-run whose images, labels and settings another sub-run of the
     sweep already scored takes that one's results instead of fitting again."""
     with_all = config.training.baselines
@@ -147,7 +147,9 @@ def run_baselines(config, data, run, shared=None):
     ae_run = run.sub("conv_ae")
     training = dataclasses.replace(config.training, test_curve=False)   # ADAE's diagnostic only
     with console.warnings_only(solver.__name__):   # ConvAE's epoch lines would read as ADAE's
-        solver.train(ae, data, ae_run, training, resume=ae_run.has_state())
+        progress = solver.train(ae, data, ae_run, training, resume=ae_run.has_state())
+        # the same rule as ADAE's: with --select best_look, ConvAE's own best look (of its score, on half a)
+        selected = solver.restore_selected(ae, ae_run, progress.history) if training.select == "best_look" else None
     evaluation.fit_scores(ae, data)
     ae_scores = ae.run_scores(data.x_test, names=G_SCORES)   # its pixel error, and RaPP's own setting: G's encoder
     results["ConvAE"] = metrics.ranking_metrics(data.anomalous_test, ae_scores["x_gx"])
@@ -155,7 +157,8 @@ def run_baselines(config, data, run, shared=None):
         results[f"ConvAE {name}"] = metrics.ranking_metrics(data.anomalous_test, ae_scores[name])
     ae.close()
     info["seconds"]["ConvAE"] = time.time() - t
-    info["settings"]["ConvAE"] = {"note": "G alone, same architecture and budget"}
+    info["settings"]["ConvAE"] = {"note": "G alone, same architecture, budget and selection of weights",
+                                  "selected_step": selected["step"] if selected else None}
     return results, info
 
 

@@ -87,3 +87,34 @@ def test_shared_baselines_differ_with_the_images_labels_or_settings(digit1, embe
     changed.x_test[0, 0, 0, 0] += 0.5
     assert path(tmp_path, digit1, settings) != path(tmp_path, changed, settings)
     assert path(tmp_path, digit1, settings) != path(tmp_path, digit1, {"kNN": {"k": 6}})
+
+
+def test_convae_is_evaluated_by_the_same_selection_rule(embedded, digit1, tmp_path, monkeypatch):
+    """With --select best_look, ConvAE (a baseline trained by the same loop) is scored with its own best look,
+    as ADAE is: its half-a AUROCs are 0.95, 0.6, 0.7 here (fixed), so epoch 1's weights, kept only as the copy in
+    best_look/, give its AUROC, and the record names the step; with --select last the last weights do."""
+    import dataclasses
+    from source import baselines, evaluation, metrics, solver
+    monkeypatch.setattr(baselines, "CLASSIC", {})   # MeanImage and ConvAE only: the classic detectors are tested apart
+    monkeypatch.setattr(solver, "SELECT_WARM_UP", 1)
+    results = {}
+    for select in ("best_look", "last"):
+        halves = iter([{"a": 0.95, "b": 0.5}, {"a": 0.6, "b": 0.5}, {"a": 0.7, "b": 0.6}])
+        monkeypatch.setattr(evaluation, "half_aurocs", lambda valid, dev: next(halves))
+        config = dataclasses.replace(SHORT, training=dataclasses.replace(
+            SHORT.training, epoch=3, steps=None, batch=200, keep_checkpoints=1, baselines=True,
+            select=select)).one(1, 0)
+        run = RunDir(str(tmp_path / "c"), str(tmp_path / "r"), select)
+        results[select] = experiment.run_baselines(config, digit1, run)
+        ae_run = run.sub("conv_ae")
+        ae = experiment.build_model(config, objective="autoencoder")
+        found, path = ae.load(ae_run.best_dir if select == "best_look" else ae_run.log)
+        assert found
+        expected = metrics.ranking_metrics(digit1.anomalous_test, ae.run_scores(digit1.x_test, names=["x_gx"])["x_gx"])
+        steps = sorted(h["step"] for h in ae_run.read_state()["history"])
+        ae.close()
+        (found_results, info) = results[select]
+        assert found_results["ConvAE"]["AUROC"] == pytest.approx(expected["AUROC"], abs=1e-9)
+        assert info["settings"]["ConvAE"]["selected_step"] == (steps[0] if select == "best_look" else None)
+        assert int(path.rsplit("-", 1)[1]) == (steps[0] if select == "best_look" else steps[-1])
+    assert results["best_look"][0]["ConvAE"]["AUROC"] != results["last"][0]["ConvAE"]["AUROC"]
