@@ -155,6 +155,8 @@ CONFIGS = {
     "bf16": (ModelConfig(), MachineConfig(precision="bf16")),
     "xla": (ModelConfig(), MachineConfig(xla=True)),
     "threads1": (ModelConfig(), MachineConfig(threads=1)),
+    "threads1_ema": (ModelConfig(ema=0.999), MachineConfig(threads=1)),   # the long runs' moving average
+    "threads1_xla": (ModelConfig(), MachineConfig(threads=1, xla=True)),
     "convae": (ModelConfig(objective="autoencoder"), MachineConfig()),
     "reference_arch": (ModelConfig(arch="reference"), MachineConfig()),
     "reference": (ModelConfig(arch="reference"), MachineConfig()),
