@@ -166,3 +166,20 @@ def test_a_damaged_record_is_named_with_the_command_that_makes_it_again(tmp_path
                         "machine) with: python run.py --data ../shared/data/mnist.npz --split paper --objective paper "
                         "--lr 1e-5 --init he --latent 32 --epoch 20 --test-curve --records records --anomaly 2 "
                         "--seed 0 --part-of paper_recipe_paper_split --resume"), err
+
+
+def test_the_header_says_which_weights_the_test_auroc_is_of(straight_sweep, tmp_path):
+    """A table of --select best_look sub-runs says its test AUROC is of the weights that flag chose, not the end
+    of training's (the straight sweep's own records: the last step's)."""
+    import shutil
+    records = tmp_path / "records"
+    shutil.copytree(straight_sweep / "records", records)
+    assert "Test AUROC at the end of training, " in tables.render(str(records), "sweep")
+    for path in (records / "sweep").glob("*.json"):
+        data = json.loads(path.read_text())
+        (data["config"] if "config" in data else data)["training"]["select"] = "best_look"
+        path.write_text(json.dumps(data))
+    block = tables.render(str(records), "sweep")
+    assert "end of training" not in block
+    assert "Test AUROC with the weights `--select best_look` chose (each sub-run's epoch end with the best " \
+           "development AUROC on half a of the development images, from iteration 1,000 on; ConvAE's its own), " in block

@@ -16,7 +16,7 @@ import numpy as np
 
 from source import markdown
 from source.tools.aggregate import READING, OverSeeds, seeded
-from source.config import SCORE_NAMES
+from source.config import SCORE_NAMES, SELECT_WARM_UP
 from source.files import write_text
 from source.metrics import best_test_reading
 from source.rundir import RecordDir
@@ -101,6 +101,14 @@ def table(summaries, protocol):
     return markdown.table(header, rows), len(summaries), seconds
 
 
+def weights_read(config):
+    """Which weights a table's test AUROC is of: the last step's, or (--select best_look) each sub-run's best look."""
+    if config.training.select == "best_look":
+        return (f"with the weights `--select best_look` chose (each sub-run's epoch end with the best development "
+                f"AUROC on half a of the development images, from iteration {SELECT_WARM_UP:,} on; ConvAE's its own)")
+    return "at the end of training"
+
+
 def render(records_root, name):
     """The Markdown block of one sweep's records: how it was made, then its table."""
     records = RecordDir(records_root, name)
@@ -120,8 +128,8 @@ def render(records_root, name):
         command = "job-array sub-runs `" + re.sub(rf"--{config.data.protocol} \d", f"--{config.data.protocol} K",
                                                   config.command) + "`"
     return (f"{command}: {n} sub-runs (split {config.data.split}, seeds {', '.join(map(str, seeds))}), "
-            f"{seconds / 60:.0f} min of run time in all, on {'; '.join(machines)}. Test AUROC at the end of "
-            f"training, {reading}; the best of each row in bold; * the score ADAE reports.{best}\n\n"
+            f"{seconds / 60:.0f} min of run time in all, on {'; '.join(machines)}. Test AUROC {weights_read(config)}, "
+            f"{reading}; the best of each row in bold; * the score ADAE reports.{best}\n\n"
             + markdown)
 
 
