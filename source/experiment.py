@@ -118,9 +118,10 @@ def train_and_evaluate(config, arrays, data_source, run, resume=False, load_from
 
 def run_baselines(config, data, run, shared=None):
     """MeanImage (every run), and with config.training.baselines the classic detectors and ConvAE (G alone,
-    same network, budget and --select: its own best look where ADAE's is chosen), on the run's images. The classic detectors do not depend on the seed: with
-    `shared` (a sweep's folder for them) a sub-run whose images, labels and settings another sub-run of the
-    sweep already scored takes that one's results instead of fitting again."""
+    same network, budget and --select: its own best look where ADAE's is chosen), on the run's images. The
+    classic detectors do not depend on the seed: with `shared` (a sweep's folder for them) a sub-run whose
+    images, labels and settings another sub-run of the sweep already scored takes that one's results instead
+    of fitting again."""
     with_all = config.training.baselines
     methods = dict(baselines.TEMPLATE, **(baselines.CLASSIC if with_all else {}))
     info = {"settings": {m: v for m, v in baselines.settings(len(data.x_train)).items() if m in methods}}

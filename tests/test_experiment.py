@@ -113,8 +113,8 @@ def test_convae_is_evaluated_by_the_same_selection_rule(embedded, digit1, tmp_pa
         expected = metrics.ranking_metrics(digit1.anomalous_test, ae.run_scores(digit1.x_test, names=["x_gx"])["x_gx"])
         steps = sorted(h["step"] for h in ae_run.read_state()["history"])
         ae.close()
-        (found_results, info) = results[select]
-        assert found_results["ConvAE"]["AUROC"] == pytest.approx(expected["AUROC"], abs=1e-9)
+        scored, info = results[select]
+        assert scored["ConvAE"]["AUROC"] == pytest.approx(expected["AUROC"], abs=1e-9)
         assert info["settings"]["ConvAE"]["selected_step"] == (steps[0] if select == "best_look" else None)
         assert int(path.rsplit("-", 1)[1]) == (steps[0] if select == "best_look" else steps[-1])
     assert results["best_look"][0]["ConvAE"]["AUROC"] != results["last"][0]["ConvAE"]["AUROC"]

@@ -181,5 +181,6 @@ def test_the_header_says_which_weights_the_test_auroc_is_of(straight_sweep, tmp_
         path.write_text(json.dumps(data))
     block = tables.render(str(records), "sweep")
     assert "end of training" not in block
-    assert "Test AUROC with the weights `--select best_look` chose (each sub-run's epoch end with the best " \
-           "development AUROC on half a of the development images, from iteration 1,000 on; ConvAE's its own), " in block
+    assert ("Test AUROC with the weights `--select best_look` chose (each sub-run's epoch end with the best "
+            "development AUROC on half a of the development images, from iteration 1,000 on; ConvAE's its "
+            "own), ") in block
