@@ -230,3 +230,25 @@ def test_started_sub_run_with_another_recipe_is_not_continued(straight_sweep, tm
     assert run.main(_part(0, "--resume") + roots(tmp_path)) == 2
     err = capsys.readouterr().err
     assert "normal7_seed0 of sweep (its checkpoint) was made with another recipe" in err and "--steps 4 (sweep: 3)" in err
+
+
+def test_one_process_sweep_writes_each_record_as_its_sub_run_finishes(tmp_path, monkeypatch):
+    """--jobs 1 --records: a sub-run's record is written when it finishes, not at the sweep's end, so a sweep
+    that fails in its second sub-run keeps the first one's record (equal to its summary.json)."""
+    from source import experiment
+    calls, train_and_evaluate = [], experiment.train_and_evaluate
+
+    def second_fails(*args, **kwargs):
+        calls.append(args[3].name)
+        if len(calls) == 2:
+            raise RuntimeError("the second sub-run fails")
+        return train_and_evaluate(*args, **kwargs)
+    monkeypatch.setattr(experiment, "train_and_evaluate", second_fails)
+    with pytest.raises(RuntimeError, match="the second sub-run fails"):
+        run.main(["--epoch", "0", "--seeds", "2", "--data", "embedded", "--normal", "4", "--jobs", "1", *SMALL_NET,
+                  "--name", "kept", "--records", str(tmp_path / "records"), *roots(tmp_path)])
+    assert calls == ["normal4_seed0", "normal4_seed1"]
+    record = json.loads((tmp_path / "records" / "kept" / "normal4_seed0.json").read_text())
+    summary = json.loads((tmp_path / "r" / "kept" / "normal4_seed0" / "summary.json").read_text())
+    assert record["metrics"] == summary["metrics"] and record["name"] == "normal4_seed0"
+    assert not (tmp_path / "records" / "kept" / "normal4_seed1.json").exists()

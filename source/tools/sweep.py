@@ -132,6 +132,8 @@ def run_all(config, arrays, data_source, plan):
             summaries[i] = experiment.train_and_evaluate(config.one(*runs[i]), arrays, data_source, sub,
                                               plan.resume and sub.has_state(), None,
                                               os.path.join(run.results, SHARED_BASELINES))
+            if records:   # at once, as a worker does: a sweep stopped later keeps it
+                records.write(sub.name, summaries[i])
             left = (time.time() - t_start) / (done + 1) * (len(todo) - done - 1)   # from runs trained now only
             logger.info(f"[sweep] {len(runs) - len(todo) + done + 1}/{len(runs)} runs done; about {left / 60:.0f} min left")
     for sub, summary in zip(subs, summaries):
