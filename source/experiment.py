@@ -71,7 +71,8 @@ def train_and_evaluate(config, arrays, data_source, run, resume=False, load_from
     else:
         progress = solver.train(model, data, run, config.training, resume=resume)
     history = progress.history
-    timings["training"] = time.time() - t
+    # a resumed run's training: its earlier invocations' too (an evaluated run's: the loading)
+    timings["training"] = time.time() - t if load_from else progress.seconds
     seconds = sum(h["seconds"] for h in history)
     trained = sum(h["images_per_second"] * h["seconds"] for h in history)
     timings["training_images_per_second"] = trained / seconds if seconds else 0.0
@@ -143,12 +144,12 @@ def run_baselines(config, data, run, shared=None):
             write_json({"fitted_by": run.name, "results": results, "seconds": info["seconds"]}, memo)
     if not with_all:
         return results, info
-    t = time.time()
     ae = build_model(config, objective="autoencoder")
     ae_run = run.sub("conv_ae")
     training = dataclasses.replace(config.training, test_curve=False)   # ADAE's diagnostic only
     with console.warnings_only(solver.__name__):   # ConvAE's epoch lines would read as ADAE's
         progress = solver.train(ae, data, ae_run, training, resume=ae_run.has_state())
+        t_trained = time.time()
         # the same rule as ADAE's: with --select best_look, ConvAE's own best look (of its score, on half a)
         selected = solver.restore_selected(ae, ae_run, progress.history) if training.select == "best_look" else None
     evaluation.fit_scores(ae, data)
@@ -157,7 +158,8 @@ def run_baselines(config, data, run, shared=None):
     for name in G_SCORES[1:]:
         results[f"ConvAE {name}"] = metrics.ranking_metrics(data.anomalous_test, ae_scores[name])
     ae.close()
-    info["seconds"]["ConvAE"] = time.time() - t
+    # its training over every invocation (a resumed run's earlier ones too), then its scoring
+    info["seconds"]["ConvAE"] = progress.seconds + time.time() - t_trained
     info["settings"]["ConvAE"] = {"note": "G alone, same architecture, budget and selection of weights",
                                   "selected_step": selected["step"] if selected else None}
     return results, info

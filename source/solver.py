@@ -83,15 +83,18 @@ def restore_selected(model, run, history):
 @dataclasses.dataclass(frozen=True)
 class Progress:
     """What the loop records along a run, and what its loop state holds beside each checkpoint: the per-epoch
-    history, the development curve and the test-split diagnostic curve (--test-curve)."""
+    history, the development curve, the test-split diagnostic curve (--test-curve) and the loop's wall seconds
+    over every invocation (a resumed run's earlier ones included; not compared: it is a timing)."""
     history: list = dataclasses.field(default_factory=list)
     curve: list = dataclasses.field(default_factory=list)
     test_curve: list = dataclasses.field(default_factory=list)
+    seconds: float = dataclasses.field(default=0.0, compare=False)
 
     @classmethod
     def of_state(cls, state):
         """The progress in a loop state written with a checkpoint (RunDir.read_state)."""
-        return cls(state["history"], list(state.get("curve", [])), list(state.get("test_curve", [])))
+        return cls(state["history"], list(state.get("curve", [])), list(state.get("test_curve", [])),
+                   float(state.get("seconds", 0.0)))
 
 
 def _rng_state(rng):
@@ -134,6 +137,7 @@ def train(model, data, run, config=TrainingConfig(), resume=False):
             if stop.signum:   # a signal during this epoch's extras: the checkpoint it wrote holds everything
                 loop.stop(stop.signum)
     loop.writer.close()
+    loop.clock()
     return loop.progress
 
 
@@ -148,7 +152,9 @@ class Training:
         os.makedirs(run.restoration_dir, exist_ok=True)
         self.rng = np.random.RandomState(config.seed)
         self.step, self.start_epoch, self.last_ckpt, self.skip, self.sums = 0, 0, None, 0, None
+        self.started = time.time()
         self.progress = self.resume() if resume else Progress()
+        self.seconds_before = self.progress.seconds   # the earlier invocations' (a resumed run's)
         self.writer = board.writer(run.log, graph=None if resume else model.graph)
         self.n_per_epoch = int(np.ceil(len(data.x_train) / config.batch))
         self.total_steps = config.total_steps(len(data.x_train))
@@ -253,6 +259,10 @@ class Training:
             os.path.join(self.run.restoration_dir, f"epoch_{epoch + 1:04d}.png"))
         self.writer.add_summary(board.image("restoration/validation_normals", png, *plots.png_size(png)), self.step)
 
+    def clock(self):
+        """Bring the progress's wall seconds up to now: the earlier invocations' and this one's."""
+        self.progress = dataclasses.replace(self.progress, seconds=self.seconds_before + time.time() - self.started)
+
     def checkpoint(self, position):
         """Saver checkpoint (the Saver keeps the last few) plus the loop's state: position in the batch order
         ({"rng", "batches_done", "sums"}) and its Progress."""
@@ -264,9 +274,11 @@ class Training:
         best = best_look(self.progress.history) if self.config.select == "best_look" else None
         if best is not None and best["step"] == self.step and position["batches_done"] == 0:
             copy_checkpoint(self.last_ckpt, self.run.best_dir)   # the best look so far: kept past the Saver's few
+        self.clock()
         progress = self.progress
         self.run.write_state(dict(position, history=progress.history, curve=progress.curve,
-                                  test_curve=progress.test_curve, checkpoint=self.last_ckpt),
+                                  test_curve=progress.test_curve, seconds=progress.seconds,
+                                  checkpoint=self.last_ckpt),
                              self.model.saver.last_checkpoints)
 
     def stop(self, signum, position=None):

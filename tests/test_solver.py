@@ -248,7 +248,8 @@ def test_select_best_look_resumed_keeps_the_copy_and_evaluates_the_chosen_epoch(
                                                                                  monkeypatch, signal_on_call):
     """--select best_look stopped by SIGINT inside epoch 3 (half-a AUROCs 0.6, 0.9, then 0.7 after the resume):
     the stop's mid-epoch checkpoint leaves the copy of epoch 2 (the best so far) in best_look/, and the resumed
-    run chooses epoch 2 from the history its loop state held and evaluates its weights, not the last ones."""
+    run chooses epoch 2 from the history its loop state held and evaluates its weights, not the last ones; its
+    record's training time counts both invocations."""
     import dataclasses
     halves = iter([{"a": 0.6, "b": 0.5}, {"a": 0.9, "b": 0.8}, {"a": 0.7, "b": 0.6}])
     monkeypatch.setattr(evaluation, "half_aurocs", lambda valid, dev: next(halves))
@@ -267,7 +268,11 @@ def test_select_best_look_resumed_keeps_the_copy_and_evaluates_the_chosen_epoch(
     step_2 = 2 * n_per_epoch
     assert sorted(os.listdir(run.best_dir)) == [f"model.ckpt-{step_2}.data-00000-of-00001",
                                                 f"model.ckpt-{step_2}.index"]
+    first_seconds = run.read_state()["seconds"]   # the stopped invocation's: two epochs and a third's batch
+    assert first_seconds >= sum(h["seconds"] for h in run.read_state()["history"]) > 0
     summary = experiment.train_and_evaluate(config, embedded, source, run, resume=True)   # no second signal
+    # the record's training time is both invocations' (it was the resumed one's alone: one epoch of three)
+    assert summary.timings["training"] > first_seconds + summary.final_epoch["seconds"]
     assert summary.final_epoch["epoch"] == 3
     assert summary.selected["epoch"] == 2 and summary.selected["step"] == step_2
     assert summary.selected["dev_auroc_halves"] == {"a": 0.9, "b": 0.8}
