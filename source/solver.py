@@ -152,9 +152,9 @@ class Training:
         os.makedirs(run.restoration_dir, exist_ok=True)
         self.rng = np.random.RandomState(config.seed)
         self.step, self.start_epoch, self.last_ckpt, self.skip, self.sums = 0, 0, None, 0, None
-        self.started = time.time()
+        started = time.time()
         self.progress = self.resume() if resume else Progress()
-        self.seconds_before = self.progress.seconds   # the earlier invocations' (a resumed run's)
+        self.started = started - self.progress.seconds   # as if this invocation had run the earlier ones too
         self.writer = board.writer(run.log, graph=None if resume else model.graph)
         self.n_per_epoch = int(np.ceil(len(data.x_train) / config.batch))
         self.total_steps = config.total_steps(len(data.x_train))
@@ -261,7 +261,7 @@ class Training:
 
     def clock(self):
         """Bring the progress's wall seconds up to now: the earlier invocations' and this one's."""
-        self.progress = dataclasses.replace(self.progress, seconds=self.seconds_before + time.time() - self.started)
+        self.progress = dataclasses.replace(self.progress, seconds=time.time() - self.started)
 
     def checkpoint(self, position):
         """Saver checkpoint (the Saver keeps the last few) plus the loop's state: position in the batch order
