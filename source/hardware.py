@@ -1,5 +1,6 @@
 """What this machine's CPU offers a run: its /proc/cpuinfo fields and flags, the flags oneDNN's kernels may use,
-the precision a run gets (fp32 or bfloat16), and the CPU description written to a run's summary."""
+the precision a run gets (fp32 or bfloat16), the CPU description written to a run's summary, and the thread
+count of the process's NumPy and SciPy math."""
 import os
 
 from source.config import PRECISIONS
@@ -22,6 +23,18 @@ def cpuinfo_field(name):
 def cpu_flags():
     """The CPU's feature flags from /proc/cpuinfo (empty where it cannot be read)."""
     return set((cpuinfo_field("flags") or "").split())
+
+
+def limit_math_threads(threads):
+    """Hold the BLAS and OpenMP thread pools of NumPy, SciPy and scikit-learn (the fitted scores' SVDs, the
+    metrics) to `threads` (0: leave them one per core), as TensorFlow's intra-op pool is: two 1-thread runs side
+    by side otherwise each start a BLAS thread per core, and an SVD of the fitted scores ran 3-15 times slower
+    (docs/speed.md, "Math threads"). scipy.linalg is imported first so that its own BLAS is loaded and held too."""
+    if threads <= 0:
+        return
+    import scipy.linalg  # noqa: F401
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(limits=threads)
 
 
 class PrecisionError(ValueError):

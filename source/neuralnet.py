@@ -572,8 +572,10 @@ def count_params(variables):
 
 
 def open_session(graph, machine):
-    """A session on the graph as the MachineConfig says, and the precision it runs at."""
+    """A session on the graph as the MachineConfig says (its threads hold NumPy's math too), and the precision
+    it runs at."""
     precision = hardware.resolve_precision(machine.precision)
+    hardware.limit_math_threads(machine.threads)
     return tf1.Session(graph=graph, config=session_config(machine.threads, machine.xla,
                                                           precision["used"] == "bf16")), precision
 

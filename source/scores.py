@@ -110,17 +110,18 @@ class Nap:
         """Mean, kept right singular vectors (D, k), their singular values and lambda. Where `components` is
         far below min(N, D), scikit-learn's randomized SVD in float32 (the paper network, D = 15,368, 2,000
         normals, 128 components: the matrix 123 MB, the saved factors 8 MB per pair, about 3 s on one AVX2
-        core); else NumPy's thin SVD in float64 (all 2,000 components: about 250 MB and a minute or more)."""
-        diffs = np.asarray(diffs, np.float64)
-        mean = diffs.mean(0)
-        centred = diffs - mean
-        k = min(centred.shape) if not self.components else min(self.components, *centred.shape)
-        if k < min(centred.shape) // 2:
+        core; centring it in float64 first cost as much again); else NumPy's thin SVD in float64 (all 2,000
+        components: about 250 MB and a minute or more)."""
+        diffs = np.asarray(diffs)
+        mean = diffs.mean(0, dtype=np.float64)
+        k = min(diffs.shape) if not self.components else min(self.components, *diffs.shape)
+        if k < min(diffs.shape) // 2:   # centred in float32 (the SVD's precision): no float64 copy of the matrix
             from sklearn.utils.extmath import randomized_svd
-            _, s, vt = randomized_svd(centred.astype(np.float32), k, random_state=0)
+            centred = np.asarray(diffs, np.float32) - mean.astype(np.float32)
+            _, s, vt = randomized_svd(centred, k, random_state=0)
             s, vt = s.astype(np.float64), vt.astype(np.float64)
         else:
-            _, s, vt = np.linalg.svd(centred, full_matrices=False)
+            _, s, vt = np.linalg.svd(np.asarray(diffs, np.float64) - mean, full_matrices=False)
             s, vt = s[:k], vt[:k]
         keep = s > self.rtol * s[0] if len(s) and s[0] > 0 else np.zeros(len(s), bool)
         s, vt = s[keep], vt[keep]

@@ -20,9 +20,12 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 # Each of the README's two test processes gets its share of the cores as TensorFlow's intra-op threads (a run
 # whose --threads is 0 reads it; subprocesses inherit it): two processes of two threads on two cores trained
 # 56 images/s each on the AVX2-only AMD EPYC, two of one thread 70-78 each (docs/speed.md, "The test suite")
+# NumPy's and SciPy's BLAS and OpenMP pools get the same share, set before NumPy loads them (a run with --threads N
+# holds them itself: source.hardware.limit_math_threads)
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
-    os.environ.setdefault("TF_NUM_INTRAOP_THREADS",
-                          str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
+    share = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    for variable in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, share)
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402

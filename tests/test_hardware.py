@@ -97,3 +97,25 @@ def test_machine_names_the_cpu_its_cores_and_vector_units(cpuinfo, monkeypatch):
     assert machine() == {"cpu": "unknown CPU, 8 cores, no AVX2"}
     cpuinfo(None)
     assert machine() == {"cpu": "unknown CPU, 8 cores, no AVX2"}
+
+
+def test_a_sessions_threads_hold_numpys_and_scipys_math_pools_too():
+    """A session opened with threads=1 holds every BLAS and OpenMP pool of the process (NumPy's, SciPy's own
+    OpenBLAS, scikit-learn's OpenMP) to one thread, from whatever they held; threads=0 leaves them as they are."""
+    import scipy.linalg  # noqa: F401  (its BLAS loaded: the check sees every pool the scores use)
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from source.config import MachineConfig
+    from source.neuralnet import open_session
+    from source.tf_setup import import_tensorflow
+    tf1 = import_tensorflow().compat.v1
+    with threadpool_limits(limits=2):   # the pools as a process on two cores starts them; restored on leaving
+        before = [pool["num_threads"] for pool in threadpool_info()]
+        assert len(before) >= 2 and max(before) == 2
+        hardware.limit_math_threads(0)
+        assert [pool["num_threads"] for pool in threadpool_info()] == before
+        session, _ = open_session(tf1.Graph(), MachineConfig(threads=1))
+        session.close()
+        pools = threadpool_info()
+        assert {pool["user_api"] for pool in pools} >= {"blas"}
+        assert [pool["num_threads"] for pool in pools] == [1] * len(pools), pools
