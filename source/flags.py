@@ -83,7 +83,8 @@ def build_parser():
     a("--summary-every", type=bounded(int, 1), help="write scalar summaries every K steps")
     a("--keep-checkpoints", type=bounded(int, 1), help="checkpoints kept per run")
     a = p.add_argument_group("machine (MachineConfig) and processes").add_argument
-    a("--threads", type=bounded(int, 0, 256), help="intra-op threads (0: one per core; with --jobs N, cores / N)")
+    a("--threads", type=bounded(int, 0, 256), help="threads of TensorFlow's intra-op pool and NumPy's BLAS (0: one per core; "
+      "with --jobs N, cores / N)")
     a("--xla", action="store_true", default=None, help="XLA JIT compilation of the session graph")
     a("--precision", choices=PRECISIONS, help="fp32; bf16: oneDNN automatic bfloat16 mixed precision; "
       "auto: bf16 where the CPU has AMX-BF16 or AVX512-BF16")

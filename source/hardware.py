@@ -29,11 +29,12 @@ def limit_math_threads(threads):
     """Hold the BLAS and OpenMP thread pools of NumPy, SciPy and scikit-learn (the fitted scores' SVDs, the
     metrics) to `threads` (0: leave them one per core), as TensorFlow's intra-op pool is: two 1-thread runs side
     by side otherwise each start a BLAS thread per core, and an SVD of the fitted scores ran 3-15 times slower
-    (docs/speed.md, "Math threads"). scipy.linalg is imported first so that its own BLAS is loaded and held too."""
+    (docs/speed.md, "Math threads")."""
     if threads <= 0:
         return
-    import scipy.linalg  # noqa: F401
+    import importlib
     from threadpoolctl import threadpool_limits
+    importlib.import_module("scipy.linalg")   # loads SciPy's own BLAS, so that the limit below holds it too
     threadpool_limits(limits=threads)
 
 

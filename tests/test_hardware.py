@@ -102,13 +102,14 @@ def test_machine_names_the_cpu_its_cores_and_vector_units(cpuinfo, monkeypatch):
 def test_a_sessions_threads_hold_numpys_and_scipys_math_pools_too():
     """A session opened with threads=1 holds every BLAS and OpenMP pool of the process (NumPy's, SciPy's own
     OpenBLAS, scikit-learn's OpenMP) to one thread, from whatever they held; threads=0 leaves them as they are."""
-    import scipy.linalg  # noqa: F401  (its BLAS loaded: the check sees every pool the scores use)
+    import importlib
     from threadpoolctl import threadpool_info, threadpool_limits
 
     from source.config import MachineConfig
     from source.neuralnet import open_session
     from source.tf_setup import import_tensorflow
     tf1 = import_tensorflow().compat.v1
+    importlib.import_module("scipy.linalg")   # its BLAS loaded: the check sees every pool the scores use
     with threadpool_limits(limits=2):   # the pools as a process on two cores starts them; restored on leaving
         before = [pool["num_threads"] for pool in threadpool_info()]
         assert len(before) >= 2 and max(before) == 2
