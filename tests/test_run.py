@@ -13,7 +13,7 @@ import run
 from source.flags import build_parser
 from source.rundir import RunDir
 from source.scores import SCORE_NAMES
-from tests.conftest import GRIDS, SMALL_NET, assert_same_scores, flags_under, run_main
+from tests.conftest import GRIDS, SHORT, SMALL_NET, assert_same_scores, flags_under, run_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARTIFACTS = ["summary.json", "scores.csv", "box_plot.png", "roc_curve.png", "pr_curve.png",
@@ -233,7 +233,7 @@ def test_non_finite_loss_stops_with_step_and_checkpoint(digit1, tmp_path):
     data = copy.copy(digit1)
     data.x_train = digit1.x_train.copy()
     data.x_train[:] = np.nan
-    model = ADAE()
+    model = ADAE(SHORT.model)
     with pytest.raises(TrainingError, match="non-finite loss at step 1.*last good checkpoint: none"):
         solver.train(model, data, RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "nan"),
                      solver.TrainingConfig(epoch=1))
@@ -244,7 +244,7 @@ def test_steps_budget_overrides_epochs(digit1, tmp_path):
     """steps=8 on 360 images in batches of 64 (6 per epoch): two epochs, the second stopped after 2 batches."""
     from source import solver
     from source.neuralnet import ADAE
-    model = ADAE(seed=0)
+    model = ADAE(SHORT.model, seed=0)
     history = solver.train(model, digit1, RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "steps"),
                            solver.TrainingConfig(epoch=100, steps=8, batch=64)).history
     assert [h["step"] for h in history] == [6, 8] and [h["epoch"] for h in history] == [1, 2]
@@ -275,7 +275,7 @@ def test_flags_table_lists_every_flag_of_the_parser():
 
 def test_cli_anomaly_protocol(tmp_path):
     """--anomaly 3 through the command line: nine normal digits, digit 3's test images are the anomalies."""
-    code = run.main(["--anomaly", "3", "--epoch", "0", "--data", "embedded",
+    code = run.main(["--anomaly", "3", "--epoch", "0", "--data", "embedded", *SMALL_NET,
                      "--results", str(tmp_path / "r"), "--logdir", str(tmp_path / "c")])
     assert code == 0
     summary = json.loads((tmp_path / "r" / "embedded_anomaly3" / "summary.json").read_text())

@@ -20,13 +20,13 @@ def test_signal_during_the_last_epochs_extras_is_honoured(digit1, tmp_path, monk
     progress that checkpoint's loop state holds."""
     run = RunDir(str(tmp_path / "c"), str(tmp_path / "r"), "late")
     signal_on_call(evaluation, "validation_health", signal.SIGINT, 2)   # the second (the last) epoch's evaluation
-    model = ADAE(seed=0)
+    model = ADAE(SHORT.model, seed=0)
     with pytest.raises(Interrupted) as caught:
         solver.train(model, digit1, run, solver.TrainingConfig(epoch=2, batch=128))
     model.close()
     assert caught.value.checkpoint.endswith("model.ckpt-6") and caught.value.signum == signal.SIGINT
     monkeypatch.undo()
-    model = ADAE(seed=0)
+    model = ADAE(SHORT.model, seed=0)
     progress = solver.train(model, digit1, run, solver.TrainingConfig(epoch=2, batch=128), resume=True)
     assert [h["step"] for h in progress.history] == [3, 6] and model.sess.run(model.global_step) == 6
     assert [p["step"] for p in progress.curve] == [3, 6] and progress == solver.Progress.of_state(run.read_state())
